@@ -1,0 +1,7 @@
+//! atlas-restore-runner: turns restore commands into MongoDB Atlas restore jobs, safely.
+//!
+//! Layout: a pure core ([`command`], [`outcome`]) with no I/O, and adapters at the edges
+//! ([`atlas`]) behind small traits so the core is tested without them.
+
+pub mod command;
+pub mod outcome;

@@ -1,0 +1,4 @@
+//! Test support shared by the integration tests. Each test crate uses a different part.
+#![allow(dead_code)]
+
+pub mod schema;
