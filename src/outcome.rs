@@ -1,0 +1,195 @@
+//! The outcome of a command: what every trigger answers and what is published.
+//! Pure data: no I/O.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Machine-readable code of one problem with a command (CONTRACT section 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    Required,
+    UnknownField,
+    ReadOnlyField,
+    InvalidType,
+    InvalidFormat,
+    OutOfRange,
+    OutOfWindow,
+    Conflict,
+    UnsupportedMethod,
+    NotAllowedWithMethod,
+    MalformedJson,
+    BodyTooLarge,
+    UnknownEvent,
+    ApproverNotAllowed,
+    SelfApproval,
+    ProtectedTarget,
+    UnresolvedTarget,
+    KeyReused,
+    SnapshotNotFound,
+}
+
+impl ErrorCode {
+    /// Approval-policy problems turn a webhook's 400 into a 403.
+    pub fn is_policy(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::ApproverNotAllowed | ErrorCode::SelfApproval | ErrorCode::ProtectedTarget
+        )
+    }
+}
+
+/// One problem with a command: `field` is a JSON Pointer into the command (RFC 6901).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub field: String,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(field: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Problem { field: field.into(), code, message: message.into() }
+    }
+}
+
+/// What happened to a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OutcomeKind {
+    Submitted,
+    DryRun,
+    Rejected,
+    Failed,
+    Unknown,
+    Duplicate,
+    Queued,
+}
+
+impl OutcomeKind {
+    /// Whether the idempotency key stays held after this outcome (CONTRACT section 3).
+    /// Keys that are not kept are released so a corrected command can use them.
+    pub fn keeps_key(self) -> bool {
+        matches!(self, OutcomeKind::Submitted | OutcomeKind::Unknown | OutcomeKind::Queued)
+    }
+
+    /// Whether this outcome is published to the topic.
+    pub fn is_published(self) -> bool {
+        !matches!(self, OutcomeKind::Duplicate | OutcomeKind::Queued)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Submitted => "SUBMITTED",
+            OutcomeKind::DryRun => "DRY_RUN",
+            OutcomeKind::Rejected => "REJECTED",
+            OutcomeKind::Failed => "FAILED",
+            OutcomeKind::Unknown => "UNKNOWN",
+            OutcomeKind::Duplicate => "DUPLICATE",
+            OutcomeKind::Queued => "QUEUED",
+        }
+    }
+}
+
+/// Which kind of caller sent the command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Webhook,
+    Schedule,
+    Direct,
+    Event,
+}
+
+/// What Atlas said, as far as the outcome needs it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AtlasSummary {
+    pub http_status: Option<u16>,
+    pub jobs: Vec<JobSummary>,
+    pub error_code: Option<String>,
+    pub detail: Option<String>,
+    pub reason: Option<String>,
+    pub reconciled: bool,
+}
+
+/// One restore job as the outcome reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSummary {
+    pub id: String,
+    pub batch_id: Option<String>,
+    pub status_name: Option<String>,
+    pub target_cluster_name: Option<String>,
+}
+
+/// Every command ends in one outcome (CONTRACT section 3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    pub outcome: OutcomeKind,
+    pub request_id: Option<String>,
+    pub trigger: Trigger,
+    pub group_id: Option<String>,
+    pub cluster_name: Option<String>,
+    pub backup_type: Option<String>,
+    /// The exact body sent to Atlas, or that would have been sent.
+    pub restore: Option<Value>,
+    pub atlas: Option<AtlasSummary>,
+    pub errors: Vec<Problem>,
+    pub requested_by: Option<String>,
+    pub approved_by: Option<String>,
+    pub reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// For `DUPLICATE`: the first outcome under this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<Box<Outcome>>,
+    /// On the webhook path: `false` when publishing the outcome failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_submitted_unknown_and_queued_keep_the_key() {
+        use OutcomeKind::*;
+        let kept: Vec<_> = [Submitted, DryRun, Rejected, Failed, Unknown, Duplicate, Queued]
+            .into_iter()
+            .filter(|k| k.keeps_key())
+            .collect();
+        assert_eq!(kept, vec![Submitted, Unknown, Queued]);
+    }
+
+    #[test]
+    fn duplicate_and_queued_are_not_published() {
+        use OutcomeKind::*;
+        let silent: Vec<_> = [Submitted, DryRun, Rejected, Failed, Unknown, Duplicate, Queued]
+            .into_iter()
+            .filter(|k| !k.is_published())
+            .collect();
+        assert_eq!(silent, vec![Duplicate, Queued]);
+    }
+
+    #[test]
+    fn codes_and_kinds_serialise_as_the_contract_spells_them() {
+        assert_eq!(serde_json::to_value(ErrorCode::NotAllowedWithMethod).unwrap(), "NOT_ALLOWED_WITH_METHOD");
+        assert_eq!(serde_json::to_value(ErrorCode::KeyReused).unwrap(), "KEY_REUSED");
+        assert_eq!(serde_json::to_value(OutcomeKind::DryRun).unwrap(), "DRY_RUN");
+        assert_eq!(OutcomeKind::DryRun.as_str(), "DRY_RUN");
+        assert_eq!(serde_json::to_value(Trigger::Webhook).unwrap(), "webhook");
+    }
+
+    #[test]
+    fn policy_codes_are_exactly_the_three_of_the_contract() {
+        assert!(ErrorCode::SelfApproval.is_policy());
+        assert!(ErrorCode::ApproverNotAllowed.is_policy());
+        assert!(ErrorCode::ProtectedTarget.is_policy());
+        assert!(!ErrorCode::UnknownField.is_policy());
+        assert!(!ErrorCode::KeyReused.is_policy());
+    }
+}
