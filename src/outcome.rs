@@ -50,7 +50,11 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(field: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Self {
-        Problem { field: field.into(), code, message: message.into() }
+        Problem {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -71,7 +75,10 @@ impl OutcomeKind {
     /// Whether the idempotency key stays held after this outcome (CONTRACT section 3).
     /// Keys that are not kept are released so a corrected command can use them.
     pub fn keeps_key(self) -> bool {
-        matches!(self, OutcomeKind::Submitted | OutcomeKind::Unknown | OutcomeKind::Queued)
+        matches!(
+            self,
+            OutcomeKind::Submitted | OutcomeKind::Unknown | OutcomeKind::Queued
+        )
     }
 
     /// Whether this outcome is published to the topic.
@@ -158,28 +165,41 @@ mod tests {
     #[test]
     fn only_submitted_unknown_and_queued_keep_the_key() {
         use OutcomeKind::*;
-        let kept: Vec<_> = [Submitted, DryRun, Rejected, Failed, Unknown, Duplicate, Queued]
-            .into_iter()
-            .filter(|k| k.keeps_key())
-            .collect();
+        let kept: Vec<_> = [
+            Submitted, DryRun, Rejected, Failed, Unknown, Duplicate, Queued,
+        ]
+        .into_iter()
+        .filter(|k| k.keeps_key())
+        .collect();
         assert_eq!(kept, vec![Submitted, Unknown, Queued]);
     }
 
     #[test]
     fn duplicate_and_queued_are_not_published() {
         use OutcomeKind::*;
-        let silent: Vec<_> = [Submitted, DryRun, Rejected, Failed, Unknown, Duplicate, Queued]
-            .into_iter()
-            .filter(|k| !k.is_published())
-            .collect();
+        let silent: Vec<_> = [
+            Submitted, DryRun, Rejected, Failed, Unknown, Duplicate, Queued,
+        ]
+        .into_iter()
+        .filter(|k| !k.is_published())
+        .collect();
         assert_eq!(silent, vec![Duplicate, Queued]);
     }
 
     #[test]
     fn codes_and_kinds_serialise_as_the_contract_spells_them() {
-        assert_eq!(serde_json::to_value(ErrorCode::NotAllowedWithMethod).unwrap(), "NOT_ALLOWED_WITH_METHOD");
-        assert_eq!(serde_json::to_value(ErrorCode::KeyReused).unwrap(), "KEY_REUSED");
-        assert_eq!(serde_json::to_value(OutcomeKind::DryRun).unwrap(), "DRY_RUN");
+        assert_eq!(
+            serde_json::to_value(ErrorCode::NotAllowedWithMethod).unwrap(),
+            "NOT_ALLOWED_WITH_METHOD"
+        );
+        assert_eq!(
+            serde_json::to_value(ErrorCode::KeyReused).unwrap(),
+            "KEY_REUSED"
+        );
+        assert_eq!(
+            serde_json::to_value(OutcomeKind::DryRun).unwrap(),
+            "DRY_RUN"
+        );
         assert_eq!(OutcomeKind::DryRun.as_str(), "DRY_RUN");
         assert_eq!(serde_json::to_value(Trigger::Webhook).unwrap(), "webhook");
     }

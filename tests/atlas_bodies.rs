@@ -29,19 +29,70 @@ fn every_shape() -> Vec<(&'static str, Value)> {
     let automated_by_id = json!({"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterId": SNAPSHOT});
     let pit = now().timestamp_millis() - 3_600_000;
     vec![
-        ("snapshot, automated", command(json!({"snapshotId": SNAPSHOT.to_uppercase(), "delivery": automated}), Value::Null)),
-        ("snapshot, automated by id", command(json!({"snapshotId": SNAPSHOT, "delivery": automated_by_id}), Value::Null)),
-        ("checkpoint", command(json!({"checkpointId": SNAPSHOT, "delivery": automated}), Value::Null)),
-        ("oplog", command(json!({"oplogTs": "2026-11-28T10:00:00.5Z", "oplogInc": 3, "delivery": automated}), Value::Null)),
-        ("point in time", command(json!({"pointInTimeUTCMillis": pit, "delivery": automated}), Value::Null)),
-        ("minutesAgo", command(json!({"delivery": automated}), json!({"minutesAgo": 15}))),
-        ("latestSnapshot, automated", command(json!({"delivery": automated}), json!("latestSnapshot"))),
-        ("download", command(json!({"snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP"}}), Value::Null)),
+        (
+            "snapshot, automated",
+            command(
+                json!({"snapshotId": SNAPSHOT.to_uppercase(), "delivery": automated}),
+                Value::Null,
+            ),
+        ),
+        (
+            "snapshot, automated by id",
+            command(
+                json!({"snapshotId": SNAPSHOT, "delivery": automated_by_id}),
+                Value::Null,
+            ),
+        ),
+        (
+            "checkpoint",
+            command(
+                json!({"checkpointId": SNAPSHOT, "delivery": automated}),
+                Value::Null,
+            ),
+        ),
+        (
+            "oplog",
+            command(
+                json!({"oplogTs": "2026-11-28T10:00:00.5Z", "oplogInc": 3, "delivery": automated}),
+                Value::Null,
+            ),
+        ),
+        (
+            "point in time",
+            command(
+                json!({"pointInTimeUTCMillis": pit, "delivery": automated}),
+                Value::Null,
+            ),
+        ),
+        (
+            "minutesAgo",
+            command(json!({"delivery": automated}), json!({"minutesAgo": 15})),
+        ),
+        (
+            "latestSnapshot, automated",
+            command(json!({"delivery": automated}), json!("latestSnapshot")),
+        ),
+        (
+            "download",
+            command(
+                json!({"snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP"}}),
+                Value::Null,
+            ),
+        ),
         (
             "download with options",
-            command(json!({"snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP", "expirationHours": 4, "maxDownloads": 2}}), Value::Null),
+            command(
+                json!({"snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP", "expirationHours": 4, "maxDownloads": 2}}),
+                Value::Null,
+            ),
         ),
-        ("latestSnapshot, download", command(json!({"delivery": {"methodName": "HTTP"}}), json!("latestSnapshot"))),
+        (
+            "latestSnapshot, download",
+            command(
+                json!({"delivery": {"methodName": "HTTP"}}),
+                json!("latestSnapshot"),
+            ),
+        ),
     ]
 }
 
@@ -49,13 +100,27 @@ fn every_shape() -> Vec<(&'static str, Value)> {
 fn every_body_validates_against_backup_restore_job() {
     let latest = ObjectId::parse(SNAPSHOT).unwrap();
     for (case, command) in every_shape() {
-        let parsed = RestoreCommand::from_value(&command, now()).unwrap_or_else(|p| panic!("{case}: {p:?}"));
+        let parsed =
+            RestoreCommand::from_value(&command, now()).unwrap_or_else(|p| panic!("{case}: {p:?}"));
         let RestoreSpec::Legacy(spec) = &parsed.restore;
         let body = spec.resolve(now(), Some(&latest)).unwrap().atlas_body();
-        assert_eq!(violations("BackupRestoreJob", &body), Vec::<String>::new(), "{case}: {body}");
-        for pointer in ["/snapshotId", "/checkpointId", "/delivery/targetGroupId", "/delivery/targetClusterId"] {
+        assert_eq!(
+            violations("BackupRestoreJob", &body),
+            Vec::<String>::new(),
+            "{case}: {body}"
+        );
+        for pointer in [
+            "/snapshotId",
+            "/checkpointId",
+            "/delivery/targetGroupId",
+            "/delivery/targetClusterId",
+        ] {
             if let Some(id) = body.pointer(pointer).and_then(Value::as_str) {
-                assert_eq!(id, id.to_lowercase(), "{case}: {pointer} is sent in lower case");
+                assert_eq!(
+                    id,
+                    id.to_lowercase(),
+                    "{case}: {pointer} is sent in lower case"
+                );
             }
         }
     }
@@ -82,18 +147,36 @@ fn bodies_are_exactly_what_was_asked_for() {
 #[test]
 fn read_only_and_writable_fields_follow_the_openapi_definition() {
     let spec = openapi();
-    for (component, pointer) in [("BackupRestoreJob", "/restore"), ("BackupRestoreJobDelivery", "/restore/delivery")] {
-        let properties = spec["components"]["schemas"][component]["properties"].as_object().unwrap();
+    for (component, pointer) in [
+        ("BackupRestoreJob", "/restore"),
+        ("BackupRestoreJobDelivery", "/restore/delivery"),
+    ] {
+        let properties = spec["components"]["schemas"][component]["properties"]
+            .as_object()
+            .unwrap();
         for (name, property) in properties {
             let mut sample = every_shape()[0].1.clone();
             sample.pointer_mut(pointer).unwrap()[name] = json!("x");
-            let problems = RestoreCommand::from_value(&sample, now()).err().unwrap_or_default();
+            let problems = RestoreCommand::from_value(&sample, now())
+                .err()
+                .unwrap_or_default();
             let at = format!("{pointer}/{name}");
-            let codes: Vec<ErrorCode> = problems.iter().filter(|p| p.field == at).map(|p| p.code).collect();
+            let codes: Vec<ErrorCode> = problems
+                .iter()
+                .filter(|p| p.field == at)
+                .map(|p| p.code)
+                .collect();
             if property["readOnly"] == json!(true) {
-                assert_eq!(codes, vec![ErrorCode::ReadOnlyField], "{at} is read-only in the OpenAPI definition");
+                assert_eq!(
+                    codes,
+                    vec![ErrorCode::ReadOnlyField],
+                    "{at} is read-only in the OpenAPI definition"
+                );
             } else {
-                assert!(!codes.contains(&ErrorCode::UnknownField), "{at} is writable in the OpenAPI definition: {codes:?}");
+                assert!(
+                    !codes.contains(&ErrorCode::UnknownField),
+                    "{at} is writable in the OpenAPI definition: {codes:?}"
+                );
             }
         }
     }
@@ -134,8 +217,20 @@ fn different_restores_have_different_fingerprints_and_run_time_points_stay_unres
     assert_eq!(unique.len(), fingerprints.len());
 
     let minutes = RestoreCommand::from_value(&every_shape()[5].1, now()).unwrap();
-    let later = RestoreCommand::from_value(&every_shape()[5].1, now() + chrono::Duration::minutes(10)).unwrap();
-    assert_eq!(minutes.fingerprint(), later.fingerprint(), "a schedule's command means the same at any run");
-    assert_eq!(minutes.canonical()["restorePoint"], json!({"minutesAgo": 15}));
-    assert_eq!(minutes.canonical()["restore"].get("pointInTimeUTCMillis"), None);
+    let later =
+        RestoreCommand::from_value(&every_shape()[5].1, now() + chrono::Duration::minutes(10))
+            .unwrap();
+    assert_eq!(
+        minutes.fingerprint(),
+        later.fingerprint(),
+        "a schedule's command means the same at any run"
+    );
+    assert_eq!(
+        minutes.canonical()["restorePoint"],
+        json!({"minutesAgo": 15})
+    );
+    assert_eq!(
+        minutes.canonical()["restore"].get("pointInTimeUTCMillis"),
+        None
+    );
 }

@@ -22,7 +22,10 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_and_drops_whitespace() {
         let value = json!({"b": [1, {"d": true, "c": null}], "a": "x"});
-        assert_eq!(canonical_json(&value), r#"{"a":"x","b":[1,{"c":null,"d":true}]}"#);
+        assert_eq!(
+            canonical_json(&value),
+            r#"{"a":"x","b":[1,{"c":null,"d":true}]}"#
+        );
     }
 
     #[test]

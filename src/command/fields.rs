@@ -35,11 +35,23 @@ pub(crate) struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     /// `value` as an object, or an `INVALID_TYPE` problem at `at`.
-    pub fn of(value: &'a Value, at: &str, what: &str, problems: &mut Problems) -> Option<Fields<'a>> {
+    pub fn of(
+        value: &'a Value,
+        at: &str,
+        what: &str,
+        problems: &mut Problems,
+    ) -> Option<Fields<'a>> {
         match value {
-            Value::Object(map) => Some(Fields { map, at: at.to_owned() }),
+            Value::Object(map) => Some(Fields {
+                map,
+                at: at.to_owned(),
+            }),
             other => {
-                problems.add(at, ErrorCode::InvalidType, format!("{what} must be a JSON object, not {}", type_name(other)));
+                problems.add(
+                    at,
+                    ErrorCode::InvalidType,
+                    format!("{what} must be a JSON object, not {}", type_name(other)),
+                );
                 None
             }
         }
@@ -71,13 +83,21 @@ impl<'a> Fields<'a> {
                     ErrorCode::ReadOnlyField,
                     format!("\"{name}\" is set by Atlas and cannot be sent; remove it"),
                 );
-            } else if let Some((_, hint)) = rules.elsewhere.iter().find(|(field, _)| field == name) {
-                problems.add(at, ErrorCode::UnknownField, format!("\"{name}\" is not a field here: {hint}"));
+            } else if let Some((_, hint)) = rules.elsewhere.iter().find(|(field, _)| field == name)
+            {
+                problems.add(
+                    at,
+                    ErrorCode::UnknownField,
+                    format!("\"{name}\" is not a field here: {hint}"),
+                );
             } else {
                 let shown = shorten(name, 64);
                 let message = match closest(name, rules.writable) {
                     Some(known) => format!("unknown field \"{shown}\"; did you mean \"{known}\"?"),
-                    None => format!("unknown field \"{shown}\"; accepted here: {}", rules.writable.join(", ")),
+                    None => format!(
+                        "unknown field \"{shown}\"; accepted here: {}",
+                        rules.writable.join(", ")
+                    ),
                 };
                 problems.add(at, ErrorCode::UnknownField, message);
             }
@@ -107,7 +127,11 @@ impl<'a> Fields<'a> {
                 if let Some(value) = number.as_i64() {
                     Some(value)
                 } else if number.is_u64() {
-                    problems.add(self.pointer(name), ErrorCode::OutOfRange, format!("\"{name}\" is far too large"));
+                    problems.add(
+                        self.pointer(name),
+                        ErrorCode::OutOfRange,
+                        format!("\"{name}\" is far too large"),
+                    );
                     None
                 } else {
                     problems.add(
@@ -122,7 +146,10 @@ impl<'a> Fields<'a> {
                 problems.add(
                     self.pointer(name),
                     ErrorCode::InvalidType,
-                    format!("\"{name}\" must be a whole number, not {}", type_name(other)),
+                    format!(
+                        "\"{name}\" must be a whole number, not {}",
+                        type_name(other)
+                    ),
                 );
                 None
             }
@@ -158,7 +185,10 @@ impl<'a> Fields<'a> {
             problems.add(
                 self.pointer(name),
                 ErrorCode::InvalidFormat,
-                format!("\"{name}\" must be {expected}; got \"{}\"", shorten(text, 80)),
+                format!(
+                    "\"{name}\" must be {expected}; got \"{}\"",
+                    shorten(text, 80)
+                ),
             );
         }
         parsed
@@ -168,7 +198,11 @@ impl<'a> Fields<'a> {
     pub fn require(&self, name: &str, why: &str, problems: &mut Problems) -> bool {
         let present = self.has(name);
         if !present {
-            problems.add(self.pointer(name), ErrorCode::Required, format!("\"{name}\" is required{why}"));
+            problems.add(
+                self.pointer(name),
+                ErrorCode::Required,
+                format!("\"{name}\" is required{why}"),
+            );
         }
         present
     }
@@ -185,7 +219,12 @@ fn closest(name: &str, known: &[&'static str]) -> Option<&'static str> {
     }
     known
         .iter()
-        .map(|k| (edit_distance(&name.to_ascii_lowercase(), &k.to_ascii_lowercase()), *k))
+        .map(|k| {
+            (
+                edit_distance(&name.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                *k,
+            )
+        })
         .filter(|(distance, _)| *distance <= 2)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, k)| k)

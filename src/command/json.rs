@@ -124,7 +124,8 @@ mod tests {
 
     #[test]
     fn a_duplicate_key_is_refused_at_any_depth() {
-        let err = parse_strict(br#"{"restore": {"snapshotId": "a", "snapshotId": "b"}}"#).unwrap_err();
+        let err =
+            parse_strict(br#"{"restore": {"snapshotId": "a", "snapshotId": "b"}}"#).unwrap_err();
         assert!(err.contains("duplicate field \"snapshotId\""), "{err}");
         assert!(parse_strict(br#"{"a": 1, "a": 1}"#).is_err());
     }
@@ -132,7 +133,10 @@ mod tests {
     #[test]
     fn valid_documents_read_as_serde_json_would() {
         let text = br#"{"a": [1, -2, 3.5, "x", null, true], "b": {"c": {}}}"#;
-        assert_eq!(parse_strict(text).unwrap(), serde_json::from_slice::<Value>(text).unwrap());
+        assert_eq!(
+            parse_strict(text).unwrap(),
+            serde_json::from_slice::<Value>(text).unwrap()
+        );
     }
 
     #[test]
@@ -140,7 +144,11 @@ mod tests {
         assert!(parse_strict(br#"{"a": 1} x"#).is_err());
         assert!(parse_strict(b"").is_err());
         let deep = "[".repeat(100_000) + &"]".repeat(100_000);
-        assert!(parse_strict(deep.as_bytes()).unwrap_err().contains("recursion limit"));
+        assert!(
+            parse_strict(deep.as_bytes())
+                .unwrap_err()
+                .contains("recursion limit")
+        );
     }
 
     #[test]

@@ -27,7 +27,14 @@ static OPLOG_TS_PATTERN: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 const RESTORE_RULES: FieldRules = FieldRules {
-    writable: &["snapshotId", "checkpointId", "oplogTs", "oplogInc", "pointInTimeUTCMillis", "delivery"],
+    writable: &[
+        "snapshotId",
+        "checkpointId",
+        "oplogTs",
+        "oplogInc",
+        "pointInTimeUTCMillis",
+        "delivery",
+    ],
     read_only: &[
         "batchId",
         "clusterId",
@@ -44,23 +51,58 @@ const RESTORE_RULES: FieldRules = FieldRules {
         "timestamp",
     ],
     elsewhere: &[
-        ("deliveryType", "it is a Cloud Backup field; set \"backupType\": \"cloud\" for a Cloud Backup restore"),
+        (
+            "deliveryType",
+            "it is a Cloud Backup field; set \"backupType\": \"cloud\" for a Cloud Backup restore",
+        ),
         (
             "pointInTimeUTCSeconds",
             "it is a Cloud Backup field (seconds); a legacy restore takes \"pointInTimeUTCMillis\" (milliseconds), or set \"backupType\": \"cloud\"",
         ),
-        ("targetClusterName", "in a legacy restore the target goes in \"delivery\": /restore/delivery/targetClusterName"),
-        ("targetGroupId", "in a legacy restore the target goes in \"delivery\": /restore/delivery/targetGroupId"),
-        ("targetClusterId", "in a legacy restore the target goes in \"delivery\": /restore/delivery/targetClusterId"),
-        ("methodName", "it belongs in \"delivery\": /restore/delivery/methodName"),
-        ("restorePoint", "\"restorePoint\" belongs at the top level of the command, beside \"restore\""),
+        (
+            "targetClusterName",
+            "in a legacy restore the target goes in \"delivery\": /restore/delivery/targetClusterName",
+        ),
+        (
+            "targetGroupId",
+            "in a legacy restore the target goes in \"delivery\": /restore/delivery/targetGroupId",
+        ),
+        (
+            "targetClusterId",
+            "in a legacy restore the target goes in \"delivery\": /restore/delivery/targetClusterId",
+        ),
+        (
+            "methodName",
+            "it belongs in \"delivery\": /restore/delivery/methodName",
+        ),
+        (
+            "restorePoint",
+            "\"restorePoint\" belongs at the top level of the command, beside \"restore\"",
+        ),
     ],
 };
 
 const DELIVERY_RULES: FieldRules = FieldRules {
-    writable: &["methodName", "targetGroupId", "targetClusterName", "targetClusterId", "expirationHours", "maxDownloads"],
-    read_only: &["authHeader", "authValue", "expires", "statusName", "url", "urlV2"],
-    elsewhere: &[("deliveryType", "it is a Cloud Backup field; set \"backupType\": \"cloud\" for a Cloud Backup restore")],
+    writable: &[
+        "methodName",
+        "targetGroupId",
+        "targetClusterName",
+        "targetClusterId",
+        "expirationHours",
+        "maxDownloads",
+    ],
+    read_only: &[
+        "authHeader",
+        "authValue",
+        "expires",
+        "statusName",
+        "url",
+        "urlV2",
+    ],
+    elsewhere: &[(
+        "deliveryType",
+        "it is a Cloud Backup field; set \"backupType\": \"cloud\" for a Cloud Backup restore",
+    )],
 };
 
 const TARGET_FIELDS: [&str; 3] = ["targetGroupId", "targetClusterName", "targetClusterId"];
@@ -106,15 +148,27 @@ pub struct DownloadOptions {
 /// Point-in-time kinds exist only for automated restores, so a download carries a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LegacyRestoreSpec {
-    Automated { point: RestorePointChoice<LegacyPoint>, target: AutomatedTarget },
-    Download { snapshot: RestorePointChoice<ObjectId>, options: DownloadOptions },
+    Automated {
+        point: RestorePointChoice<LegacyPoint>,
+        target: AutomatedTarget,
+    },
+    Download {
+        snapshot: RestorePointChoice<ObjectId>,
+        options: DownloadOptions,
+    },
 }
 
 /// A legacy restore with every choice made: exactly what is sent to Atlas.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LegacyRestoreJob {
-    Automated { point: LegacyPoint, target: AutomatedTarget },
-    Download { snapshot_id: ObjectId, options: DownloadOptions },
+    Automated {
+        point: LegacyPoint,
+        target: AutomatedTarget,
+    },
+    Download {
+        snapshot_id: ObjectId,
+        options: DownloadOptions,
+    },
 }
 
 /// Why a run-time restore point could not be chosen.
@@ -128,32 +182,56 @@ impl LegacyRestoreSpec {
     /// Whether resolving needs the newest completed snapshot of the source cluster.
     pub fn needs_latest_snapshot(&self) -> bool {
         match self {
-            LegacyRestoreSpec::Automated { point, .. } => matches!(point, RestorePointChoice::AtRunTime(RunTimePoint::LatestSnapshot)),
-            LegacyRestoreSpec::Download { snapshot, .. } => matches!(snapshot, RestorePointChoice::AtRunTime(_)),
+            LegacyRestoreSpec::Automated { point, .. } => matches!(
+                point,
+                RestorePointChoice::AtRunTime(RunTimePoint::LatestSnapshot)
+            ),
+            LegacyRestoreSpec::Download { snapshot, .. } => {
+                matches!(snapshot, RestorePointChoice::AtRunTime(_))
+            }
         }
     }
 
     /// Fixes the restore point: `latestSnapshot` becomes `latest_snapshot`, `minutesAgo` becomes
     /// `pointInTimeUTCMillis` counted back from `now`.
-    pub fn resolve(&self, now: DateTime<Utc>, latest_snapshot: Option<&ObjectId>) -> Result<LegacyRestoreJob, ResolveError> {
-        let latest = || latest_snapshot.cloned().ok_or(ResolveError::NoCompletedSnapshot);
+    pub fn resolve(
+        &self,
+        now: DateTime<Utc>,
+        latest_snapshot: Option<&ObjectId>,
+    ) -> Result<LegacyRestoreJob, ResolveError> {
+        let latest = || {
+            latest_snapshot
+                .cloned()
+                .ok_or(ResolveError::NoCompletedSnapshot)
+        };
         Ok(match self {
             LegacyRestoreSpec::Automated { point, target } => {
                 let point = match point {
                     RestorePointChoice::Given(point) => point.clone(),
-                    RestorePointChoice::AtRunTime(RunTimePoint::LatestSnapshot) => LegacyPoint::Snapshot(latest()?),
-                    RestorePointChoice::AtRunTime(RunTimePoint::MinutesAgo(minutes)) => LegacyPoint::PointInTime {
-                        utc_millis: (now - Duration::minutes(i64::from(minutes.get()))).timestamp_millis(),
-                    },
+                    RestorePointChoice::AtRunTime(RunTimePoint::LatestSnapshot) => {
+                        LegacyPoint::Snapshot(latest()?)
+                    }
+                    RestorePointChoice::AtRunTime(RunTimePoint::MinutesAgo(minutes)) => {
+                        LegacyPoint::PointInTime {
+                            utc_millis: (now - Duration::minutes(i64::from(minutes.get())))
+                                .timestamp_millis(),
+                        }
+                    }
                 };
-                LegacyRestoreJob::Automated { point, target: target.clone() }
+                LegacyRestoreJob::Automated {
+                    point,
+                    target: target.clone(),
+                }
             }
             LegacyRestoreSpec::Download { snapshot, options } => {
                 let snapshot_id = match snapshot {
                     RestorePointChoice::Given(id) => id.clone(),
                     RestorePointChoice::AtRunTime(_) => latest()?,
                 };
-                LegacyRestoreJob::Download { snapshot_id, options: *options }
+                LegacyRestoreJob::Download {
+                    snapshot_id,
+                    options: *options,
+                }
             }
         })
     }
@@ -193,17 +271,25 @@ impl LegacyRestoreJob {
     /// The exact `BackupRestoreJob` body for Atlas: writable fields only, ids in lower case.
     pub fn atlas_body(&self) -> Value {
         match self {
-            LegacyRestoreJob::Automated { point, target } => body(Some(point), automated_delivery(target)),
-            LegacyRestoreJob::Download { snapshot_id, options } => {
-                body(Some(&LegacyPoint::Snapshot(snapshot_id.clone())), download_delivery(options))
+            LegacyRestoreJob::Automated { point, target } => {
+                body(Some(point), automated_delivery(target))
             }
+            LegacyRestoreJob::Download {
+                snapshot_id,
+                options,
+            } => body(
+                Some(&LegacyPoint::Snapshot(snapshot_id.clone())),
+                download_delivery(options),
+            ),
         }
     }
 
     pub fn point(&self) -> LegacyPoint {
         match self {
             LegacyRestoreJob::Automated { point, .. } => point.clone(),
-            LegacyRestoreJob::Download { snapshot_id, .. } => LegacyPoint::Snapshot(snapshot_id.clone()),
+            LegacyRestoreJob::Download { snapshot_id, .. } => {
+                LegacyPoint::Snapshot(snapshot_id.clone())
+            }
         }
     }
 }
@@ -219,7 +305,10 @@ struct BodyWire<'a> {
     oplog_ts: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     oplog_inc: Option<PositiveInt32>,
-    #[serde(rename = "pointInTimeUTCMillis", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "pointInTimeUTCMillis",
+        skip_serializing_if = "Option::is_none"
+    )]
     point_in_time_utc_millis: Option<i64>,
     delivery: DeliveryWire<'a>,
 }
@@ -278,11 +367,16 @@ fn body(point: Option<&LegacyPoint>, delivery: DeliveryWire<'_>) -> Value {
     match point {
         Some(LegacyPoint::Snapshot(id)) => wire.snapshot_id = Some(id),
         Some(LegacyPoint::Checkpoint(id)) => wire.checkpoint_id = Some(id),
-        Some(LegacyPoint::Oplog { timestamp, increment }) => {
+        Some(LegacyPoint::Oplog {
+            timestamp,
+            increment,
+        }) => {
             wire.oplog_ts = Some(timestamp);
             wire.oplog_inc = Some(*increment);
         }
-        Some(LegacyPoint::PointInTime { utc_millis }) => wire.point_in_time_utc_millis = Some(*utc_millis),
+        Some(LegacyPoint::PointInTime { utc_millis }) => {
+            wire.point_in_time_utc_millis = Some(*utc_millis)
+        }
         None => {}
     }
     serde_json::to_value(wire).unwrap_or(Value::Null)
@@ -307,8 +401,17 @@ pub(crate) fn validate(
     fields.refuse_unlisted(&RESTORE_RULES, problems);
 
     let delivery = read_delivery(&fields, problems);
-    let method = delivery.as_ref().and_then(|delivery| read_method(delivery, problems));
-    let point = read_point(&fields, method, run_time_point, run_time_point_given, now, problems);
+    let method = delivery
+        .as_ref()
+        .and_then(|delivery| read_method(delivery, problems));
+    let point = read_point(
+        &fields,
+        method,
+        run_time_point,
+        run_time_point_given,
+        now,
+        problems,
+    );
 
     match method? {
         Method::Automated => {
@@ -319,7 +422,9 @@ pub(crate) fn validate(
         Method::Download => {
             let options = read_download_options(delivery.as_ref()?, problems);
             let snapshot = match point? {
-                RestorePointChoice::Given(LegacyPoint::Snapshot(id)) => RestorePointChoice::Given(id),
+                RestorePointChoice::Given(LegacyPoint::Snapshot(id)) => {
+                    RestorePointChoice::Given(id)
+                }
                 RestorePointChoice::AtRunTime(RunTimePoint::LatestSnapshot) => {
                     RestorePointChoice::AtRunTime(RunTimePoint::LatestSnapshot)
                 }
@@ -332,16 +437,29 @@ pub(crate) fn validate(
 }
 
 fn read_delivery<'a>(fields: &Fields<'a>, problems: &mut Problems) -> Option<Fields<'a>> {
-    if !fields.require("delivery", ": it says how the restore is delivered", problems) {
+    if !fields.require(
+        "delivery",
+        ": it says how the restore is delivered",
+        problems,
+    ) {
         return None;
     }
-    let delivery = Fields::of(fields.get("delivery")?, "/restore/delivery", "\"delivery\"", problems)?;
+    let delivery = Fields::of(
+        fields.get("delivery")?,
+        "/restore/delivery",
+        "\"delivery\"",
+        problems,
+    )?;
     delivery.refuse_unlisted(&DELIVERY_RULES, problems);
     Some(delivery)
 }
 
 fn read_method(delivery: &Fields<'_>, problems: &mut Problems) -> Option<Method> {
-    if !delivery.require("methodName", ": \"AUTOMATED_RESTORE\" or \"HTTP\"", problems) {
+    if !delivery.require(
+        "methodName",
+        ": \"AUTOMATED_RESTORE\" or \"HTTP\"",
+        problems,
+    ) {
         return None;
     }
     let name = delivery.string("methodName", problems)?;
@@ -352,8 +470,14 @@ fn read_method(delivery: &Fields<'_>, problems: &mut Problems) -> Option<Method>
         other => {
             let shown = super::json::shorten(other, 40);
             let hint = match other.to_ascii_uppercase().as_str() {
-                "AUTOMATED_RESTORE" | "HTTP" => format!("; method names are upper case: \"{}\"", other.to_ascii_uppercase()),
-                "DOWNLOAD" => "; a legacy download is \"HTTP\" (\"download\" is a Cloud Backup deliveryType)".to_owned(),
+                "AUTOMATED_RESTORE" | "HTTP" => format!(
+                    "; method names are upper case: \"{}\"",
+                    other.to_ascii_uppercase()
+                ),
+                "DOWNLOAD" => {
+                    "; a legacy download is \"HTTP\" (\"download\" is a Cloud Backup deliveryType)"
+                        .to_owned()
+                }
                 "QUERY" | "CLIENT_PIT_HTTP" | "THIRD_PARTY_COPY" | "CLIENT_PIT_SCP" | "SCP" => {
                     "; Atlas lists it but does not accept it when creating a restore job".to_owned()
                 }
@@ -396,13 +520,28 @@ fn read_point(
         kinds.push("restorePoint");
     }
 
-    let snapshot = fields.parsed("snapshotId", ObjectId::parse, "24 hexadecimal digits", problems);
-    let checkpoint = fields.parsed("checkpointId", ObjectId::parse, "24 hexadecimal digits", problems);
+    let snapshot = fields.parsed(
+        "snapshotId",
+        ObjectId::parse,
+        "24 hexadecimal digits",
+        problems,
+    );
+    let checkpoint = fields.parsed(
+        "checkpointId",
+        ObjectId::parse,
+        "24 hexadecimal digits",
+        problems,
+    );
     let oplog = read_oplog(fields, now, problems);
     let point_in_time = read_point_in_time(fields, now, problems);
 
     if method == Some(Method::Download) {
-        for name in ["checkpointId", "oplogTs", "oplogInc", "pointInTimeUTCMillis"] {
+        for name in [
+            "checkpointId",
+            "oplogTs",
+            "oplogInc",
+            "pointInTimeUTCMillis",
+        ] {
             if fields.has(name) {
                 problems.add(
                     fields.pointer(name),
@@ -445,14 +584,21 @@ fn read_point(
             problems.add(
                 at,
                 ErrorCode::Conflict,
-                format!("exactly one restore point is allowed, got {}", kinds.join(", ")),
+                format!(
+                    "exactly one restore point is allowed, got {}",
+                    kinds.join(", ")
+                ),
             );
             None
         }
     }
 }
 
-fn read_oplog(fields: &Fields<'_>, now: DateTime<Utc>, problems: &mut Problems) -> Option<LegacyPoint> {
+fn read_oplog(
+    fields: &Fields<'_>,
+    now: DateTime<Utc>,
+    problems: &mut Problems,
+) -> Option<LegacyPoint> {
     let (has_ts, has_inc) = (fields.has("oplogTs"), fields.has("oplogInc"));
     if has_ts && !has_inc {
         fields.require("oplogInc", ": oplogTs and oplogInc go together", problems);
@@ -469,7 +615,11 @@ fn read_oplog(fields: &Fields<'_>, now: DateTime<Utc>, problems: &mut Problems) 
     if let Some(ts) = &timestamp
         && DateTime::parse_from_rfc3339(ts).is_ok_and(|at| at.with_timezone(&Utc) > now)
     {
-        problems.add(fields.pointer("oplogTs"), ErrorCode::OutOfWindow, format!("oplogTs {ts} is in the future"));
+        problems.add(
+            fields.pointer("oplogTs"),
+            ErrorCode::OutOfWindow,
+            format!("oplogTs {ts} is in the future"),
+        );
     }
     let increment = fields.integer("oplogInc", problems).and_then(|value| {
         let increment = PositiveInt32::new(value);
@@ -482,10 +632,17 @@ fn read_oplog(fields: &Fields<'_>, now: DateTime<Utc>, problems: &mut Problems) 
         }
         increment
     });
-    Some(LegacyPoint::Oplog { timestamp: timestamp?, increment: increment? })
+    Some(LegacyPoint::Oplog {
+        timestamp: timestamp?,
+        increment: increment?,
+    })
 }
 
-fn read_point_in_time(fields: &Fields<'_>, now: DateTime<Utc>, problems: &mut Problems) -> Option<i64> {
+fn read_point_in_time(
+    fields: &Fields<'_>,
+    now: DateTime<Utc>,
+    problems: &mut Problems,
+) -> Option<i64> {
     let millis = fields.integer("pointInTimeUTCMillis", problems)?;
     let at = fields.pointer("pointInTimeUTCMillis");
     if millis < MIN_POINT_IN_TIME_MILLIS {
@@ -502,7 +659,11 @@ fn read_point_in_time(fields: &Fields<'_>, now: DateTime<Utc>, problems: &mut Pr
     let earliest = (now - POINT_IN_TIME_WINDOW).timestamp_millis();
     let latest = now.timestamp_millis();
     if millis > latest {
-        problems.add(at, ErrorCode::OutOfWindow, format!("pointInTimeUTCMillis {millis} is in the future (now is {latest})"));
+        problems.add(
+            at,
+            ErrorCode::OutOfWindow,
+            format!("pointInTimeUTCMillis {millis} is in the future (now is {latest})"),
+        );
         None
     } else if millis < earliest {
         problems.add(
@@ -522,20 +683,39 @@ fn read_target(delivery: &Fields<'_>, problems: &mut Problems) -> Option<Automat
             problems.add(
                 delivery.pointer(name),
                 ErrorCode::NotAllowedWithMethod,
-                format!("\"{name}\" applies only to a download (\"HTTP\"), not to \"AUTOMATED_RESTORE\""),
+                format!(
+                    "\"{name}\" applies only to a download (\"HTTP\"), not to \"AUTOMATED_RESTORE\""
+                ),
             );
         }
     }
-    delivery.require("targetGroupId", " with \"AUTOMATED_RESTORE\": the project of the cluster to overwrite", problems);
-    let group_id = delivery.parsed("targetGroupId", ObjectId::parse, "24 hexadecimal digits", problems);
+    delivery.require(
+        "targetGroupId",
+        " with \"AUTOMATED_RESTORE\": the project of the cluster to overwrite",
+        problems,
+    );
+    let group_id = delivery.parsed(
+        "targetGroupId",
+        ObjectId::parse,
+        "24 hexadecimal digits",
+        problems,
+    );
     let name = delivery.parsed(
         "targetClusterName",
         ClusterName::parse,
         "a cluster name: letters, digits and '-', starting with a letter or digit, at most 64 characters",
         problems,
     );
-    let id = delivery.parsed("targetClusterId", ObjectId::parse, "24 hexadecimal digits", problems);
-    let cluster = match (delivery.has("targetClusterName"), delivery.has("targetClusterId")) {
+    let id = delivery.parsed(
+        "targetClusterId",
+        ObjectId::parse,
+        "24 hexadecimal digits",
+        problems,
+    );
+    let cluster = match (
+        delivery.has("targetClusterName"),
+        delivery.has("targetClusterId"),
+    ) {
         (true, true) => {
             problems.add(
                 delivery.at.clone(),
@@ -555,10 +735,16 @@ fn read_target(delivery: &Fields<'_>, problems: &mut Problems) -> Option<Automat
         (true, false) => name.map(TargetCluster::Name),
         (false, true) => id.map(TargetCluster::Id),
     };
-    Some(AutomatedTarget { group_id: group_id?, cluster: cluster? })
+    Some(AutomatedTarget {
+        group_id: group_id?,
+        cluster: cluster?,
+    })
 }
 
-fn read_download_options(delivery: &Fields<'_>, problems: &mut Problems) -> Option<DownloadOptions> {
+fn read_download_options(
+    delivery: &Fields<'_>,
+    problems: &mut Problems,
+) -> Option<DownloadOptions> {
     for name in TARGET_FIELDS {
         if delivery.has(name) {
             problems.add(
@@ -570,7 +756,11 @@ fn read_download_options(delivery: &Fields<'_>, problems: &mut Problems) -> Opti
     }
     let mut positive = |name: &str| -> Result<Option<PositiveInt32>, ()> {
         let Some(value) = delivery.integer(name, problems) else {
-            return if delivery.has(name) { Err(()) } else { Ok(None) };
+            return if delivery.has(name) {
+                Err(())
+            } else {
+                Ok(None)
+            };
         };
         match PositiveInt32::new(value) {
             Some(count) => Ok(Some(count)),
@@ -586,5 +776,8 @@ fn read_download_options(delivery: &Fields<'_>, problems: &mut Problems) -> Opti
     };
     let expiration_hours = positive("expirationHours");
     let max_downloads = positive("maxDownloads");
-    Some(DownloadOptions { expiration_hours: expiration_hours.ok()?, max_downloads: max_downloads.ok()? })
+    Some(DownloadOptions {
+        expiration_hours: expiration_hours.ok()?,
+        max_downloads: max_downloads.ok()?,
+    })
 }

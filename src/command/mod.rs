@@ -12,7 +12,10 @@ use serde_json::Value;
 
 pub use canonical::{canonical_json, fingerprint};
 use fields::{FieldRules, Fields, Problems};
-pub use legacy::{AutomatedTarget, DownloadOptions, LegacyPoint, LegacyRestoreJob, LegacyRestoreSpec, TargetCluster};
+pub use legacy::{
+    AutomatedTarget, DownloadOptions, LegacyPoint, LegacyRestoreJob, LegacyRestoreSpec,
+    TargetCluster,
+};
 pub use values::{ClusterName, IdempotencyKey, MinutesAgo, ObjectId, PositiveInt32};
 
 use crate::outcome::{ErrorCode, Problem};
@@ -32,9 +35,15 @@ const COMMAND_RULES: FieldRules = FieldRules {
     ],
     read_only: &[],
     elsewhere: &[
-        ("snapshotId", "the restore point goes inside \"restore\": /restore/snapshotId"),
+        (
+            "snapshotId",
+            "the restore point goes inside \"restore\": /restore/snapshotId",
+        ),
         ("delivery", "it goes inside \"restore\": /restore/delivery"),
-        ("pointInTimeUTCMillis", "the restore point goes inside \"restore\": /restore/pointInTimeUTCMillis"),
+        (
+            "pointInTimeUTCMillis",
+            "the restore point goes inside \"restore\": /restore/pointInTimeUTCMillis",
+        ),
     ],
 };
 
@@ -108,8 +117,13 @@ impl RestoreCommand {
     /// Parses the bytes of a command: malformed JSON (including a duplicate key) is one
     /// `MALFORMED_JSON` problem; otherwise see [`RestoreCommand::from_value`].
     pub fn parse(bytes: &[u8], now: DateTime<Utc>) -> Result<RestoreCommand, Vec<Problem>> {
-        let value = json::parse_strict(bytes)
-            .map_err(|error| vec![Problem::new("", ErrorCode::MalformedJson, format!("the command is not valid JSON: {error}"))])?;
+        let value = json::parse_strict(bytes).map_err(|error| {
+            vec![Problem::new(
+                "",
+                ErrorCode::MalformedJson,
+                format!("the command is not valid JSON: {error}"),
+            )]
+        })?;
         RestoreCommand::from_value(&value, now)
     }
 
@@ -129,8 +143,14 @@ impl RestoreCommand {
         let (backup_type, restore, run_time_point) = match &self.restore {
             RestoreSpec::Legacy(spec) => {
                 let point = match spec {
-                    LegacyRestoreSpec::Automated { point: RestorePointChoice::AtRunTime(point), .. }
-                    | LegacyRestoreSpec::Download { snapshot: RestorePointChoice::AtRunTime(point), .. } => Some(*point),
+                    LegacyRestoreSpec::Automated {
+                        point: RestorePointChoice::AtRunTime(point),
+                        ..
+                    }
+                    | LegacyRestoreSpec::Download {
+                        snapshot: RestorePointChoice::AtRunTime(point),
+                        ..
+                    } => Some(*point),
                     _ => None,
                 };
                 (BackupType::Legacy, spec.canonical_body(), point)
@@ -155,12 +175,21 @@ impl RestoreCommand {
     }
 }
 
-fn read_command(value: &Value, now: DateTime<Utc>, problems: &mut Problems) -> Option<RestoreCommand> {
+fn read_command(
+    value: &Value,
+    now: DateTime<Utc>,
+    problems: &mut Problems,
+) -> Option<RestoreCommand> {
     let fields = Fields::of(value, "", "the command", problems)?;
     fields.refuse_unlisted(&COMMAND_RULES, problems);
 
     fields.require("groupId", ": the project of the source cluster", problems);
-    let group_id = fields.parsed("groupId", ObjectId::parse, "24 hexadecimal digits", problems);
+    let group_id = fields.parsed(
+        "groupId",
+        ObjectId::parse,
+        "24 hexadecimal digits",
+        problems,
+    );
     fields.require("clusterName", ": the source cluster", problems);
     let cluster_name = fields.parsed(
         "clusterName",
@@ -184,13 +213,17 @@ fn read_command(value: &Value, now: DateTime<Utc>, problems: &mut Problems) -> O
     fields.require("restore", ": the Atlas restore job body", problems);
     let restore = match (backup_type?, fields.get("restore")) {
         (BackupType::Legacy, Some(restore)) => {
-            legacy::validate(restore, run_time_point, run_time_point_given, now, problems).map(RestoreSpec::Legacy)
+            legacy::validate(restore, run_time_point, run_time_point_given, now, problems)
+                .map(RestoreSpec::Legacy)
         }
         (_, None) => None,
     };
 
     Some(RestoreCommand {
-        source: SourceCluster { group_id: group_id?, cluster_name: cluster_name? },
+        source: SourceCluster {
+            group_id: group_id?,
+            cluster_name: cluster_name?,
+        },
         restore: restore?,
         idempotency_key,
         requested_by: requested_by.ok()?,
@@ -219,7 +252,10 @@ fn read_backup_type(fields: &Fields<'_>, problems: &mut Problems) -> Option<Back
             problems.add(
                 fields.pointer("backupType"),
                 ErrorCode::InvalidFormat,
-                format!("\"backupType\" must be \"legacy\" or \"cloud\"; got {}", json::shorten(&value.to_string(), 40)),
+                format!(
+                    "\"backupType\" must be \"legacy\" or \"cloud\"; got {}",
+                    json::shorten(&value.to_string(), 40)
+                ),
             );
             None
         }
@@ -228,7 +264,10 @@ fn read_backup_type(fields: &Fields<'_>, problems: &mut Problems) -> Option<Back
 
 /// Reads `restorePoint`; the flag says whether one was given at all, even if invalid, so that
 /// conflicts with restore-point fields in `restore` are still reported.
-fn read_run_time_point(fields: &Fields<'_>, problems: &mut Problems) -> (Option<RunTimePoint>, bool) {
+fn read_run_time_point(
+    fields: &Fields<'_>,
+    problems: &mut Problems,
+) -> (Option<RunTimePoint>, bool) {
     let Some(value) = fields.get("restorePoint") else {
         return (None, false);
     };
@@ -270,7 +309,12 @@ fn read_run_time_point(fields: &Fields<'_>, problems: &mut Problems) -> (Option<
 }
 
 /// An optional free-text field of at most `max` characters; `Err` when it was given but invalid.
-fn read_text(fields: &Fields<'_>, name: &str, max: usize, problems: &mut Problems) -> Result<Option<String>, ()> {
+fn read_text(
+    fields: &Fields<'_>,
+    name: &str,
+    max: usize,
+    problems: &mut Problems,
+) -> Result<Option<String>, ()> {
     if !fields.has(name) {
         return Ok(None);
     }

@@ -85,7 +85,10 @@ impl MinutesAgo {
     pub const MAX: u16 = 1439;
 
     pub fn new(minutes: u64) -> Option<MinutesAgo> {
-        (1..=u64::from(Self::MAX)).contains(&minutes).then(|| MinutesAgo(minutes as u16))
+        u16::try_from(minutes)
+            .ok()
+            .filter(|m| (1..=Self::MAX).contains(m))
+            .map(MinutesAgo)
     }
 
     pub fn get(self) -> u16 {
@@ -100,7 +103,10 @@ pub struct PositiveInt32(i32);
 
 impl PositiveInt32 {
     pub fn new(value: i64) -> Option<PositiveInt32> {
-        (1..=i64::from(i32::MAX)).contains(&value).then(|| PositiveInt32(value as i32))
+        i32::try_from(value)
+            .ok()
+            .filter(|v| *v >= 1)
+            .map(PositiveInt32)
     }
 
     pub fn get(self) -> i32 {
@@ -114,8 +120,19 @@ mod tests {
 
     #[test]
     fn object_ids_are_24_hex_digits_in_either_case_and_kept_lower_case() {
-        assert_eq!(ObjectId::parse("5E2211C17A3E5A48F5497DE3").unwrap().as_str(), "5e2211c17a3e5a48f5497de3");
-        for bad in ["", "5e2211c17a3e5a48f5497de", "5e2211c17a3e5a48f5497de3a", "5e2211c17a3e5a48f5497dg3", " 5e2211c17a3e5a48f5497de3"] {
+        assert_eq!(
+            ObjectId::parse("5E2211C17A3E5A48F5497DE3")
+                .unwrap()
+                .as_str(),
+            "5e2211c17a3e5a48f5497de3"
+        );
+        for bad in [
+            "",
+            "5e2211c17a3e5a48f5497de",
+            "5e2211c17a3e5a48f5497de3a",
+            "5e2211c17a3e5a48f5497dg3",
+            " 5e2211c17a3e5a48f5497de3",
+        ] {
             assert!(ObjectId::parse(bad).is_none(), "{bad:?} must be refused");
         }
     }
@@ -123,9 +140,22 @@ mod tests {
     #[test]
     fn cluster_names_follow_atlas_pattern_and_length() {
         for good in ["orders", "Orders-2", "a", "0-x", &"a".repeat(64)] {
-            assert!(ClusterName::parse(good).is_some(), "{good:?} must be accepted");
+            assert!(
+                ClusterName::parse(good).is_some(),
+                "{good:?} must be accepted"
+            );
         }
-        for bad in ["", "-orders", "orders/x", "..", "orders%2F", "or ders", "ordérs", "orders_1", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "-orders",
+            "orders/x",
+            "..",
+            "orders%2F",
+            "or ders",
+            "ordérs",
+            "orders_1",
+            &"a".repeat(65),
+        ] {
             assert!(ClusterName::parse(bad).is_none(), "{bad:?} must be refused");
         }
     }
@@ -151,7 +181,10 @@ mod tests {
     fn positive_int32_bounds() {
         assert!(PositiveInt32::new(0).is_none());
         assert!(PositiveInt32::new(-1).is_none());
-        assert_eq!(PositiveInt32::new(i64::from(i32::MAX)).unwrap().get(), i32::MAX);
+        assert_eq!(
+            PositiveInt32::new(i64::from(i32::MAX)).unwrap().get(),
+            i32::MAX
+        );
         assert!(PositiveInt32::new(i64::from(i32::MAX) + 1).is_none());
     }
 }
