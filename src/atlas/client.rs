@@ -1,0 +1,790 @@
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diqwest::{DigestAuthSession, WithDigestAuth};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use url::Url;
+
+use super::credentials::AtlasCredentials;
+use super::model::{ApiError, Cluster, Page, RestoreJob, Snapshot};
+use crate::command::{ObjectId, SourceCluster};
+use crate::secret::Secret;
+
+const USER_AGENT: &str = concat!("atlas-restore-runner/", env!("CARGO_PKG_VERSION"));
+/// Atlas's largest page.
+const PAGE_SIZE: usize = 500;
+/// Reading more pages than this is refused rather than slowly read in a Lambda.
+const MAX_PAGES: usize = 20;
+/// Answers larger than this are not read.
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// A service-account token is renewed this long before it expires.
+const TOKEN_RENEWAL_MARGIN: Duration = Duration::from_secs(60);
+
+/// How the client talks to Atlas.
+#[derive(Clone, Debug)]
+pub struct AtlasClientConfig {
+    /// `https://cloud.mongodb.com` in production; may carry a path prefix.
+    pub base_url: Url,
+    /// Ask Atlas to wrap answers in `{"status", "content"}` (`envelope=true`).
+    pub envelope: bool,
+    /// Ask Atlas for pretty-printed answers (`pretty=true`).
+    pub pretty: bool,
+    /// The longest one request may take; always cut to the time left before the deadline.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// First wait of the exponential backoff (doubled each retry, at most `backoff_max`).
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// No attempt is started with less time than this left before the deadline.
+    pub min_attempt_time: Duration,
+}
+
+impl AtlasClientConfig {
+    pub fn new(base_url: Url) -> AtlasClientConfig {
+        AtlasClientConfig {
+            base_url,
+            envelope: false,
+            pretty: false,
+            request_timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(5),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(20),
+            min_attempt_time: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What came of asking Atlas to create a restore job: the answer classes of CONTRACT section 4.
+/// The client has already re-sent where that is safe (429, failures before sending).
+#[derive(Clone, Debug, PartialEq)]
+pub enum CreateAnswer {
+    /// 2xx with a readable page: the job(s) Atlas created (several sharing a `batchId` for a
+    /// sharded cluster).
+    Created {
+        http_status: u16,
+        jobs: Vec<RestoreJob>,
+    },
+    /// Atlas refused the request (4xx other than 401, or 429 until the deadline): no job exists.
+    Refused { http_status: u16, error: ApiError },
+    /// 401 (or a service account's token refused): fetch the credentials again and send once more.
+    Unauthorized { http_status: u16, error: ApiError },
+    /// 503: reconcile; if no job exists, wait `retry_after` and send again while time allows.
+    Unavailable {
+        error: ApiError,
+        retry_after: Option<Duration>,
+    },
+    /// The request may have reached Atlas and no usable answer came back (another 5xx, a
+    /// timeout or reset after sending, an unreadable 2xx): reconcile, never send again.
+    Ambiguous {
+        http_status: Option<u16>,
+        reason: String,
+        error: Option<ApiError>,
+    },
+    /// The request never reached Atlas (connection, DNS, TLS or token failures until the
+    /// deadline): no job exists.
+    NotSent { reason: String },
+}
+
+/// A read from Atlas that did not succeed. Reads are retried where that is safe.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum AtlasError {
+    #[error("Atlas answered HTTP {status}: {}", .error.summary())]
+    Api { status: u16, error: ApiError },
+    #[error(
+        "Atlas refused the credentials (HTTP {status}): check the API key or service account in ATLAS_SECRET_ID, its Project Owner role, and Atlas's API access list ({})",
+        .error.summary()
+    )]
+    Unauthorized { status: u16, error: ApiError },
+    #[error("no usable answer from Atlas before the deadline: {0}")]
+    NoAnswer(String),
+    #[error("Atlas answered HTTP {status} with a body that could not be read: {reason}")]
+    Unreadable { status: u16, reason: String },
+    #[error("more than {0} results to read; stopped rather than read an incomplete list")]
+    TooManyResults(usize),
+}
+
+/// The Atlas Admin API client. Build it once per Lambda instance and share it: it keeps the
+/// connection pool, the Digest nonce (so a warm instance answers Atlas's challenge without
+/// another round trip) and the service account's token.
+pub struct AtlasClient {
+    http: reqwest::Client,
+    config: AtlasClientConfig,
+    auth: RwLock<Arc<Auth>>,
+}
+
+enum Auth {
+    Digest(DigestAuthSession),
+    OAuth {
+        client_id: String,
+        client_secret: Secret,
+        token: Mutex<Option<Token>>,
+    },
+}
+
+struct Token {
+    value: Secret,
+    renew_at: Instant,
+}
+
+/// One attempt's failure to get an answer.
+enum SendError {
+    /// Nothing reached Atlas's API: safe to send again.
+    NotSent(String),
+    /// Failed after the request may have been sent.
+    AfterSending(String),
+    /// The credentials were refused while getting a token (the API request was not sent).
+    TokenRefused { status: u16, error: ApiError },
+}
+
+/// One answer: status and body, unwrapped from Atlas's envelope when one was asked for.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    body: Result<Vec<u8>, String>,
+}
+
+impl Answer {
+    fn error(&self) -> ApiError {
+        match &self.body {
+            Ok(body) => ApiError::from_body(self.status, body),
+            Err(reason) => ApiError {
+                error: Some(self.status),
+                reason: Some(reason.clone()),
+                ..ApiError::default()
+            },
+        }
+    }
+
+    fn json<T: DeserializeOwned>(&self) -> Result<T, String> {
+        let body = self.body.as_ref().map_err(Clone::clone)?;
+        serde_json::from_slice(body).map_err(|e| format!("not the expected JSON: {e}"))
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+impl AtlasClient {
+    pub fn new(
+        config: AtlasClientConfig,
+        credentials: AtlasCredentials,
+    ) -> Result<AtlasClient, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(config.connect_timeout)
+            // A redirected POST could be re-sent as something else: Atlas does not redirect
+            // its API, so a redirect is an answer to report, not to follow.
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(50))
+            .build()?;
+        Ok(AtlasClient {
+            http,
+            config,
+            auth: RwLock::new(Arc::new(Auth::from(credentials))),
+        })
+    }
+
+    /// Replaces the credentials (after the secret was fetched again): drops the Digest nonce
+    /// and the token of the old ones.
+    pub fn set_credentials(&self, credentials: AtlasCredentials) {
+        let auth = Arc::new(Auth::from(credentials));
+        match self.auth.write() {
+            Ok(mut guard) => *guard = auth,
+            Err(poisoned) => *poisoned.into_inner() = auth,
+        }
+    }
+
+    /// `POST /api/atlas/v1.0/groups/{groupId}/clusters/{clusterName}/restoreJobs`.
+    /// Re-sends only after a 429 and after failures before sending, while `deadline` allows.
+    pub async fn create_legacy_restore_job(
+        &self,
+        source: &SourceCluster,
+        body: &Value,
+        deadline: Instant,
+    ) -> CreateAnswer {
+        let url = self.api_url(&restore_jobs_path(source), &[]);
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let answer = match self.send(Method::POST, &url, Some(&bytes), deadline).await {
+                Ok(answer) => answer,
+                Err(SendError::NotSent(reason)) => {
+                    if self.wait_to_retry(attempt, None, deadline).await {
+                        continue;
+                    }
+                    return CreateAnswer::NotSent { reason };
+                }
+                Err(SendError::AfterSending(reason)) => {
+                    return CreateAnswer::Ambiguous {
+                        http_status: None,
+                        reason,
+                        error: None,
+                    };
+                }
+                Err(SendError::TokenRefused { status, error }) => {
+                    return CreateAnswer::Unauthorized {
+                        http_status: status,
+                        error,
+                    };
+                }
+            };
+            return match answer.status {
+                200..=299 => match answer.json::<Page<RestoreJob>>() {
+                    Ok(page) if !page.results.is_empty() => CreateAnswer::Created {
+                        http_status: answer.status,
+                        jobs: page.results,
+                    },
+                    Ok(_) => CreateAnswer::Ambiguous {
+                        http_status: Some(answer.status),
+                        reason: format!(
+                            "Atlas answered HTTP {} with a page holding no job",
+                            answer.status
+                        ),
+                        error: None,
+                    },
+                    Err(reason) => CreateAnswer::Ambiguous {
+                        http_status: Some(answer.status),
+                        reason: format!(
+                            "Atlas answered HTTP {} with a body that could not be read: {reason}",
+                            answer.status
+                        ),
+                        error: None,
+                    },
+                },
+                401 => CreateAnswer::Unauthorized {
+                    http_status: 401,
+                    error: answer.error(),
+                },
+                429 => {
+                    if self
+                        .wait_to_retry(attempt, answer.retry_after, deadline)
+                        .await
+                    {
+                        continue;
+                    }
+                    CreateAnswer::Refused {
+                        http_status: 429,
+                        error: answer.error(),
+                    }
+                }
+                503 => CreateAnswer::Unavailable {
+                    error: answer.error(),
+                    retry_after: answer.retry_after,
+                },
+                400..=499 => CreateAnswer::Refused {
+                    http_status: answer.status,
+                    error: answer.error(),
+                },
+                status => CreateAnswer::Ambiguous {
+                    http_status: Some(status),
+                    reason: format!("Atlas answered HTTP {status}"),
+                    error: Some(answer.error()),
+                },
+            };
+        }
+    }
+
+    /// The source cluster's legacy restore jobs, every page; with `created_since`, only jobs
+    /// created at or after it (and any whose creation time cannot be read, so nothing that might
+    /// match is left out).
+    pub async fn list_restore_jobs(
+        &self,
+        source: &SourceCluster,
+        created_since: Option<DateTime<Utc>>,
+        deadline: Instant,
+    ) -> Result<Vec<RestoreJob>, AtlasError> {
+        let jobs: Vec<RestoreJob> = self
+            .get_all_pages(&restore_jobs_path(source), &[], deadline)
+            .await?;
+        Ok(match created_since {
+            None => jobs,
+            Some(since) => jobs
+                .into_iter()
+                .filter(|job| {
+                    job.created
+                        .as_deref()
+                        .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+                        .is_none_or(|created| created.with_timezone(&Utc) >= since)
+                })
+                .collect(),
+        })
+    }
+
+    /// `GET .../restoreJobs/{jobId}`.
+    pub async fn get_restore_job(
+        &self,
+        source: &SourceCluster,
+        job_id: &str,
+        deadline: Instant,
+    ) -> Result<RestoreJob, AtlasError> {
+        let mut path = restore_jobs_path(source);
+        path.push(job_id.to_owned());
+        self.get_json(&self.api_url(&path, &[]), deadline).await
+    }
+
+    /// The source cluster's completed legacy snapshots (`completed=true`), every page.
+    pub async fn list_completed_snapshots(
+        &self,
+        source: &SourceCluster,
+        deadline: Instant,
+    ) -> Result<Vec<Snapshot>, AtlasError> {
+        let path = cluster_path(source, "snapshots");
+        let snapshots: Vec<Snapshot> = self
+            .get_all_pages(&path, &[("completed", "true")], deadline)
+            .await?;
+        Ok(snapshots
+            .into_iter()
+            .filter(|s| s.complete != Some(false))
+            .collect())
+    }
+
+    /// The project's clusters (`id` and `name`), every page.
+    pub async fn list_clusters(
+        &self,
+        group_id: &ObjectId,
+        deadline: Instant,
+    ) -> Result<Vec<Cluster>, AtlasError> {
+        let path = vec![
+            "api".into(),
+            "atlas".into(),
+            "v1.0".into(),
+            "groups".into(),
+            group_id.to_string(),
+            "clusters".into(),
+        ];
+        self.get_all_pages(&path, &[], deadline).await
+    }
+
+    /// An authenticated GET of any path under the base URL, for endpoints this client has no
+    /// method for (and for proving the authentication against other servers).
+    pub async fn get_value(&self, path: &[&str], deadline: Instant) -> Result<Value, AtlasError> {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        self.get_json(&self.api_url(&path, &[]), deadline).await
+    }
+
+    async fn get_all_pages<T: DeserializeOwned>(
+        &self,
+        path: &[String],
+        query: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<Vec<T>, AtlasError> {
+        let mut all = Vec::new();
+        for page_number in 1..=MAX_PAGES {
+            let page_text = page_number.to_string();
+            let items = PAGE_SIZE.to_string();
+            let mut paged: Vec<(&str, &str)> = query.to_vec();
+            paged.extend([
+                ("itemsPerPage", items.as_str()),
+                ("pageNum", page_text.as_str()),
+            ]);
+            let page: Page<T> = self.get_json(&self.api_url(path, &paged), deadline).await?;
+            let count = page.results.len();
+            all.extend(page.results);
+            let complete = count < PAGE_SIZE
+                || page
+                    .total_count
+                    .is_some_and(|total| all.len() as u64 >= total);
+            if complete {
+                return Ok(all);
+            }
+        }
+        Err(AtlasError::TooManyResults(PAGE_SIZE * MAX_PAGES))
+    }
+
+    /// A GET, retried while the deadline allows after anything but a definite answer: reads
+    /// change nothing, so sending them again is always safe.
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        deadline: Instant,
+    ) -> Result<T, AtlasError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (retry_after, failure) = match self.send(Method::GET, url, None, deadline).await {
+                Err(SendError::NotSent(reason) | SendError::AfterSending(reason)) => {
+                    (None, AtlasError::NoAnswer(reason))
+                }
+                Err(SendError::TokenRefused { status, error }) => {
+                    return Err(AtlasError::Unauthorized { status, error });
+                }
+                Ok(answer) => match answer.status {
+                    200..=299 => {
+                        return answer.json().map_err(|reason| AtlasError::Unreadable {
+                            status: answer.status,
+                            reason,
+                        });
+                    }
+                    401 => {
+                        return Err(AtlasError::Unauthorized {
+                            status: 401,
+                            error: answer.error(),
+                        });
+                    }
+                    429 | 500..=599 => (
+                        answer.retry_after,
+                        AtlasError::Api {
+                            status: answer.status,
+                            error: answer.error(),
+                        },
+                    ),
+                    status => {
+                        return Err(AtlasError::Api {
+                            status,
+                            error: answer.error(),
+                        });
+                    }
+                },
+            };
+            if !self.wait_to_retry(attempt, retry_after, deadline).await {
+                return Err(failure);
+            }
+        }
+    }
+
+    /// Sends one request with the current credentials and reads the whole answer.
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&[u8]>,
+        deadline: Instant,
+    ) -> Result<Answer, SendError> {
+        let Some(timeout) = self.time_for_attempt(deadline) else {
+            return Err(SendError::NotSent(
+                "the invocation's deadline leaves no time to call Atlas".into(),
+            ));
+        };
+        let auth = match self.auth.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        let mut request = self
+            .http
+            .request(method, url.clone())
+            .header(ACCEPT, "application/json")
+            .timeout(timeout);
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        let response = match auth.as_ref() {
+            Auth::Digest(session) => request
+                .send_digest_auth(session)
+                .await
+                .map_err(classify_digest_error)?,
+            Auth::OAuth { .. } => {
+                let token = self.bearer_token(&auth, deadline).await?;
+                let response = request
+                    .bearer_auth(token.expose())
+                    .send()
+                    .await
+                    .map_err(classify_send_error)?;
+                if response.status() == StatusCode::UNAUTHORIZED {
+                    auth.forget_token().await;
+                }
+                response
+            }
+        };
+        Ok(self.read_answer(response).await)
+    }
+
+    async fn read_answer(&self, mut response: reqwest::Response) -> Answer {
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let mut body = Vec::new();
+        let read = loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() > MAX_BODY_BYTES => {
+                    break Err(format!("the answer is larger than {MAX_BODY_BYTES} bytes"));
+                }
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break Ok(body),
+                Err(error) => break Err(format!("the answer broke off: {}", describe(&error))),
+            }
+        };
+        if !self.config.envelope || status != 200 {
+            return Answer {
+                status,
+                retry_after,
+                body: read,
+            };
+        }
+        match read.as_deref().map(unwrap_envelope) {
+            Ok(Ok((status, body))) => Answer {
+                status,
+                retry_after,
+                body: Ok(body),
+            },
+            Ok(Err(reason)) => Answer {
+                status,
+                retry_after,
+                body: Err(reason),
+            },
+            Err(reason) => Answer {
+                status,
+                retry_after,
+                body: Err(reason.clone()),
+            },
+        }
+    }
+
+    /// The service account's token, fetched when there is none or it expires within a minute.
+    async fn bearer_token(&self, auth: &Auth, deadline: Instant) -> Result<Secret, SendError> {
+        let Auth::OAuth {
+            client_id,
+            client_secret,
+            token,
+        } = auth
+        else {
+            return Err(SendError::NotSent("no service account configured".into()));
+        };
+        let mut cached = token.lock().await;
+        if let Some(current) = cached.as_ref()
+            && Instant::now() < current.renew_at
+        {
+            return Ok(current.value.clone());
+        }
+        let timeout = self.time_for_attempt(deadline).ok_or_else(|| {
+            SendError::NotSent("the invocation's deadline leaves no time to get a token".into())
+        })?;
+        let url = self.base_url_with(&["api".into(), "oauth".into(), "token".into()]);
+        let response = self
+            .http
+            .post(url)
+            .basic_auth(client_id, Some(client_secret.expose()))
+            .header(ACCEPT, "application/json")
+            .form(&[("grant_type", "client_credentials")])
+            .timeout(timeout)
+            .send()
+            .await
+            // The token request creates nothing, so whatever happened to it, the API request
+            // itself was not sent.
+            .map_err(|error| {
+                SendError::NotSent(format!(
+                    "getting a service-account token failed: {}",
+                    describe(&error)
+                ))
+            })?;
+        let answer = self.read_answer(response).await;
+        match answer.status {
+            200..=299 => {
+                let parsed: TokenAnswer = answer.json().map_err(|reason| {
+                    SendError::NotSent(format!("the token answer could not be read: {reason}"))
+                })?;
+                let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
+                let value = Secret::new(parsed.access_token);
+                *cached = Some(Token {
+                    value: value.clone(),
+                    renew_at: Instant::now() + lifetime.saturating_sub(TOKEN_RENEWAL_MARGIN),
+                });
+                Ok(value)
+            }
+            400 | 401 | 403 => Err(SendError::TokenRefused {
+                status: answer.status,
+                error: oauth_error(&answer),
+            }),
+            status => Err(SendError::NotSent(format!(
+                "the token endpoint answered HTTP {status}: {}",
+                oauth_error(&answer).summary()
+            ))),
+        }
+    }
+
+    /// Waits before attempt `attempt + 1`: at least `retry_after`, else exponential backoff.
+    /// Returns false, without waiting, when the deadline would not leave time for the attempt.
+    async fn wait_to_retry(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        deadline: Instant,
+    ) -> bool {
+        let backoff = self
+            .config
+            .backoff_base
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(self.config.backoff_max);
+        let wait = retry_after.map_or(backoff, |asked| asked.max(backoff));
+        if Instant::now() + wait + self.config.min_attempt_time > deadline {
+            return false;
+        }
+        tokio::time::sleep(wait).await;
+        true
+    }
+
+    fn time_for_attempt(&self, deadline: Instant) -> Option<Duration> {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        (left >= self.config.min_attempt_time).then(|| left.min(self.config.request_timeout))
+    }
+
+    fn api_url(&self, path: &[String], query: &[(&str, &str)]) -> Url {
+        let mut url = self.base_url_with(path);
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in query {
+                pairs.append_pair(name, value);
+            }
+            if self.config.envelope {
+                pairs.append_pair("envelope", "true");
+            }
+            if self.config.pretty {
+                pairs.append_pair("pretty", "true");
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        url
+    }
+
+    /// The base URL with `segments` appended, each percent-encoded as one path segment.
+    fn base_url_with(&self, segments: &[String]) -> Url {
+        let mut url = self.config.base_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        url
+    }
+}
+
+impl From<AtlasCredentials> for Auth {
+    fn from(credentials: AtlasCredentials) -> Auth {
+        match credentials {
+            AtlasCredentials::ApiKey {
+                public_key,
+                private_key,
+            } => Auth::Digest(DigestAuthSession::new(public_key, private_key.expose())),
+            AtlasCredentials::ServiceAccount {
+                client_id,
+                client_secret,
+            } => Auth::OAuth {
+                client_id,
+                client_secret,
+                token: Mutex::new(None),
+            },
+        }
+    }
+}
+
+impl Auth {
+    async fn forget_token(&self) {
+        if let Auth::OAuth { token, .. } = self {
+            *token.lock().await = None;
+        }
+    }
+}
+
+fn restore_jobs_path(source: &SourceCluster) -> Vec<String> {
+    cluster_path(source, "restoreJobs")
+}
+
+fn cluster_path(source: &SourceCluster, leaf: &str) -> Vec<String> {
+    vec![
+        "api".into(),
+        "atlas".into(),
+        "v1.0".into(),
+        "groups".into(),
+        source.group_id.to_string(),
+        "clusters".into(),
+        source.cluster_name.to_string(),
+        leaf.into(),
+    ]
+}
+
+/// Atlas's `envelope=true` answers carry the real status in the body: a single resource as
+/// `{"status", "content"}`, a list as the page itself with `status` added.
+fn unwrap_envelope(body: &[u8]) -> Result<(u16, Vec<u8>), String> {
+    let Ok(Value::Object(mut envelope)) = serde_json::from_slice::<Value>(body) else {
+        return Err("not an Atlas envelope: not a JSON object".into());
+    };
+    let status = envelope
+        .remove("status")
+        .and_then(|s| s.as_u64())
+        .and_then(|s| u16::try_from(s).ok())
+        .ok_or("not an Atlas envelope: no numeric \"status\"")?;
+    let content = envelope
+        .remove("content")
+        .unwrap_or(Value::Object(envelope));
+    Ok((
+        status,
+        serde_json::to_vec(&content).map_err(|e| e.to_string())?,
+    ))
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+/// OAuth errors use `{error, error_description}`, not `ApiError`; keep them readable as one.
+fn oauth_error(answer: &Answer) -> ApiError {
+    #[derive(Deserialize)]
+    struct OAuthError {
+        error: String,
+        #[serde(default)]
+        error_description: Option<String>,
+    }
+    match answer.json::<OAuthError>() {
+        Ok(oauth) => ApiError {
+            error: Some(answer.status),
+            error_code: Some(oauth.error),
+            detail: oauth.error_description,
+            ..ApiError::default()
+        },
+        Err(_) => answer.error(),
+    }
+}
+
+fn classify_send_error(error: reqwest::Error) -> SendError {
+    if error.is_connect() {
+        SendError::NotSent(describe(&error))
+    } else {
+        SendError::AfterSending(describe(&error))
+    }
+}
+
+fn classify_digest_error(error: diqwest::error::Error) -> SendError {
+    match error {
+        diqwest::error::Error::Reqwest(error) => classify_send_error(error),
+        // Every other failure happens while answering the challenge, before the
+        // authenticated request is sent.
+        other => SendError::NotSent(format!(
+            "the Digest challenge could not be answered: {other}"
+        )),
+    }
+}
+
+/// A reqwest error with its causes, which say what actually failed (refused, reset, timed out).
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if error.is_timeout() {
+        text.push_str(" (timed out)");
+    }
+    text
+}
