@@ -40,6 +40,16 @@ impl ErrorCode {
     }
 }
 
+impl std::fmt::Display for ErrorCode {
+    /// The code as the contract spells it (`NOT_ALLOWED_WITH_METHOD`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(code)) => f.write_str(&code),
+            _ => write!(f, "{self:?}"),
+        }
+    }
+}
+
 /// One problem with a command: `field` is a JSON Pointer into the command (RFC 6901).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
