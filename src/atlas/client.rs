@@ -499,10 +499,11 @@ impl AtlasClient {
                 response
             }
         };
-        Ok(self.read_answer(response).await)
+        Ok(self.read_answer(response, self.config.envelope).await)
     }
 
-    async fn read_answer(&self, mut response: reqwest::Response) -> Answer {
+    /// Reads the whole answer; `enveloped` when the request asked for Atlas's envelope.
+    async fn read_answer(&self, mut response: reqwest::Response, enveloped: bool) -> Answer {
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let mut body = Vec::new();
@@ -516,7 +517,7 @@ impl AtlasClient {
                 Err(error) => break Err(format!("the answer broke off: {}", describe(&error))),
             }
         };
-        if !self.config.envelope || status != 200 {
+        if !enveloped || status != 200 {
             return Answer {
                 status,
                 retry_after,
@@ -579,7 +580,7 @@ impl AtlasClient {
                     describe(&error)
                 ))
             })?;
-        let answer = self.read_answer(response).await;
+        let answer = self.read_answer(response, false).await;
         match answer.status {
             200..=299 => {
                 let parsed: TokenAnswer = answer.json().map_err(|reason| {
