@@ -43,6 +43,9 @@ fn download() -> Value {
     json!({"groupId": GROUP, "clusterName": "orders", "restore": {"snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP"}}})
 }
 
+/// A named case: edits to the valid example and the problems they must cause.
+type Case = (&'static str, Vec<Edit>, Vec<(&'static str, ErrorCode)>);
+
 enum Edit {
     Set(&'static str, Value),
     Remove(&'static str),
@@ -101,7 +104,7 @@ fn the_contract_example_and_a_download_are_valid() {
 
 #[test]
 fn unknown_and_read_only_fields_are_named_never_dropped() {
-    let cases: Vec<(&str, Vec<Edit>, Vec<(&str, ErrorCode)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "misspelled snapshotID",
             vec![

@@ -1,4 +1,6 @@
 //! Test support shared by the integration tests. Each test crate uses a different part.
 #![allow(dead_code)]
 
+pub mod atlas_double;
+pub mod python_server;
 pub mod schema;

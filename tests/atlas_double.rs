@@ -1,0 +1,1747 @@
+//! The Atlas double's own tests: authentication like Atlas, the restore-job rules, faults,
+//! envelopes, paging, and answers that validate against MongoDB's OpenAPI definition.
+mod support;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use diqwest::{Credentials, DigestAuthSession, WithDigestAuth};
+use md5::{Digest, Md5};
+use reqwest::header::HeaderMap;
+use reqwest::{Client, Method};
+use serde_json::{Value, json};
+use support::atlas_double::{AtlasDouble, Fault, RecordedAuth, Route};
+use support::schema::violations;
+
+const PUBLIC_KEY: &str = "qwertyui";
+const PRIVATE_KEY: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+const CLIENT_ID: &str = "mdb_sa_id_0123456789abcdef01234567";
+const CLIENT_SECRET: &str = "mdb_sa_sk_secret";
+const GROUP: &str = "5f1c6b1e2a9b4f3d8c7e6a01";
+const TARGET_GROUP: &str = "5f1c6b1e2a9b4f3d8c7e6a02";
+const EMPTY_GROUP: &str = "5f1c6b1e2a9b4f3d8c7e6a03";
+const RS: &str = "Cluster0";
+const RS_ID: &str = "5f1c6b1e2a9b4f3d8c7e6a11";
+const SHARDED: &str = "Sharded0";
+const SHARDED_ID: &str = "5f1c6b1e2a9b4f3d8c7e6a12";
+const TARGET: &str = "Target0";
+const TARGET_ID: &str = "5f1c6b1e2a9b4f3d8c7e6a13";
+const SNAP_RS: &str = "5f1c6b1e2a9b4f3d8c7e6b01";
+const SNAP_SHARDED: &str = "5f1c6b1e2a9b4f3d8c7e6b02";
+const SNAP_TARGET: &str = "5f1c6b1e2a9b4f3d8c7e6b03";
+const SHARDS: usize = 3;
+
+fn at(hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, hour, 0, 0).unwrap()
+}
+
+async fn populated() -> AtlasDouble {
+    let double = AtlasDouble::start().await;
+    double.add_api_key(PUBLIC_KEY, PRIVATE_KEY);
+    double.add_service_account(CLIENT_ID, CLIENT_SECRET);
+    double.add_cluster(GROUP, RS, RS_ID, 0);
+    double.add_cluster(GROUP, SHARDED, SHARDED_ID, SHARDS);
+    double.add_cluster(TARGET_GROUP, TARGET, TARGET_ID, 0);
+    double.add_group(EMPTY_GROUP);
+    double.add_snapshot(GROUP, RS, SNAP_RS, at(1), true);
+    double.add_snapshot(GROUP, SHARDED, SNAP_SHARDED, at(1), true);
+    double.add_snapshot(TARGET_GROUP, TARGET, SNAP_TARGET, at(1), true);
+    double
+}
+
+fn jobs_path(group: &str, cluster: &str) -> String {
+    format!("/api/atlas/v1.0/groups/{group}/clusters/{cluster}/restoreJobs")
+}
+
+fn http_body(snapshot: &str) -> Value {
+    json!({"snapshotId": snapshot, "delivery": {"methodName": "HTTP", "expirationHours": 2, "maxDownloads": 1}})
+}
+
+fn automated_body(snapshot: &str) -> Value {
+    json!({
+        "snapshotId": snapshot,
+        "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": TARGET_GROUP, "targetClusterName": TARGET},
+    })
+}
+
+fn assert_valid(component: &str, body: &Value) {
+    assert_eq!(
+        violations(component, body),
+        Vec::<String>::new(),
+        "{component}: {body}"
+    );
+}
+
+fn assert_api_error(answer: &Answer, status: u16, code: &str) {
+    assert_eq!(answer.status, status, "{}", answer.text);
+    let body = answer.json();
+    assert_eq!(body["error"], status, "{body}");
+    assert_eq!(body["errorCode"], code, "{body}");
+    assert!(
+        body["detail"].is_string() && body["reason"].is_string(),
+        "{body}"
+    );
+    assert_valid("ApiError", &body);
+}
+
+fn md5_hex(text: &str) -> String {
+    hex::encode(Md5::digest(text.as_bytes()))
+}
+
+/// An `Authorization: Digest` value computed by hand.
+fn digest_header(
+    password: &str,
+    method: &str,
+    uri: &str,
+    nonce: &str,
+    nc: u32,
+    cnonce: &str,
+) -> String {
+    let ha1 = md5_hex(&format!("{PUBLIC_KEY}:MMS Public API:{password}"));
+    let ha2 = md5_hex(&format!("{method}:{uri}"));
+    let nc = format!("{nc:08x}");
+    let response = md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
+    format!(
+        "Digest username=\"{PUBLIC_KEY}\", realm=\"MMS Public API\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         algorithm=MD5, qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{response}\""
+    )
+}
+
+fn challenge_param(headers: &HeaderMap, name: &str) -> Option<String> {
+    let header = headers.get("www-authenticate")?.to_str().ok()?;
+    let start = header.find(&format!("{name}="))? + name.len() + 1;
+    let rest = header[start..].trim_start_matches('"');
+    let end = rest.find(['"', ',']).unwrap_or(rest.len());
+    Some(rest[..end].to_owned())
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    async fn from(response: reqwest::Response) -> Answer {
+        Answer {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+/// A populated double and a client holding a bearer token (one token request already made).
+struct Fixture {
+    double: AtlasDouble,
+    client: Client,
+    token: String,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let double = populated().await;
+        let client = Client::new();
+        let answer = request_token(&client, &double, CLIENT_ID, CLIENT_SECRET).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        let token = answer.json()["access_token"].as_str().unwrap().to_owned();
+        Fixture {
+            double,
+            client,
+            token,
+        }
+    }
+
+    fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.double.base_url())
+    }
+
+    async fn try_send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Result<Answer> {
+        let mut request = self
+            .client
+            .request(method, self.url(path_and_query))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Ok(Answer::from(request.send().await?).await)
+    }
+
+    async fn post(&self, path_and_query: &str, body: &Value) -> Answer {
+        self.try_send(Method::POST, path_and_query, Some(body))
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, path_and_query: &str) -> Answer {
+        self.try_send(Method::GET, path_and_query, None)
+            .await
+            .unwrap()
+    }
+
+    async fn create(&self, cluster: &str, body: &Value) -> Answer {
+        self.post(&jobs_path(GROUP, cluster), body).await
+    }
+}
+
+async fn request_token(client: &Client, double: &AtlasDouble, id: &str, secret: &str) -> Answer {
+    let response = client
+        .post(format!("{}/api/oauth/token", double.base_url()))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    Answer::from(response).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Digest
+
+#[tokio::test]
+async fn digest_session_is_challenged_once_then_pre_emptive() {
+    let double = populated().await;
+    let client = Client::new();
+    let session = DigestAuthSession::new(PUBLIC_KEY, PRIVATE_KEY);
+    let url = format!("{}{}", double.base_url(), jobs_path(GROUP, RS));
+
+    let first = client
+        .post(&url)
+        .json(&http_body(SNAP_RS))
+        .send_digest_auth(&session)
+        .await
+        .unwrap();
+    let first = Answer::from(first).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_valid("PaginatedRestoreJobView", &first.json());
+    let requests = double.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].auth, RecordedAuth::None);
+    assert_eq!(requests[0].status, Some(401));
+    assert_eq!(
+        requests[0].body,
+        serde_json::to_vec(&http_body(SNAP_RS)).unwrap()
+    );
+    let valid = RecordedAuth::Digest {
+        user: PUBLIC_KEY.into(),
+        valid: true,
+        stale: false,
+    };
+    assert_eq!(requests[1].auth, valid);
+    assert_eq!(requests[1].status, Some(200));
+    assert_eq!(double.challenges(), 1);
+
+    let second = client.get(&url).send_digest_auth(&session).await.unwrap();
+    assert_eq!(second.status(), 200);
+    let requests = double.requests();
+    assert_eq!(
+        requests.len(),
+        3,
+        "the second call is one pre-emptive request"
+    );
+    assert_eq!(requests[2].auth, valid);
+    assert_eq!(requests[2].route, Some(Route::ListRestoreJobs));
+    assert_eq!(double.challenges(), 1);
+    assert_eq!(double.created_jobs(), 1);
+    assert_eq!(double.authenticated_posts(Route::CreateRestoreJob), 1);
+}
+
+#[tokio::test]
+async fn the_challenge_looks_like_atlas() {
+    let double = populated().await;
+    let response = Client::new()
+        .get(format!("{}{}", double.base_url(), jobs_path(GROUP, RS)))
+        .send()
+        .await
+        .unwrap();
+    let answer = Answer::from(response).await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let header = answer.header("www-authenticate").unwrap();
+    let nonce = challenge_param(&answer.headers, "nonce").unwrap();
+    assert_eq!(
+        header,
+        format!(
+            "Digest realm=\"MMS Public API\", domain=\"\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\", stale=false"
+        )
+    );
+    assert_eq!(
+        answer.json(),
+        json!({"detail": "You are not authorized for this resource.", "error": 401,
+               "errorCode": "NOT_AUTHORIZED", "parameters": [], "reason": "Unauthorized"})
+    );
+    assert_valid("ApiError", &answer.json());
+    assert_eq!(double.authenticated_posts(Route::ListRestoreJobs), 0);
+}
+
+#[tokio::test]
+async fn a_wrong_private_key_gets_401_not_stale_and_nothing_is_created() {
+    let double = populated().await;
+    let response = Client::new()
+        .post(format!("{}{}", double.base_url(), jobs_path(GROUP, RS)))
+        .json(&http_body(SNAP_RS))
+        .send_digest_auth(Credentials::new(PUBLIC_KEY, "not-the-key"))
+        .await
+        .unwrap();
+    let answer = Answer::from(response).await;
+    assert_api_error(&answer, 401, "NOT_AUTHORIZED");
+    assert_eq!(
+        challenge_param(&answer.headers, "stale").as_deref(),
+        Some("false")
+    );
+    let requests = double.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[1].auth,
+        RecordedAuth::Digest {
+            user: PUBLIC_KEY.into(),
+            valid: false,
+            stale: false
+        }
+    );
+    assert_eq!(double.created_jobs(), 0);
+    assert_eq!(double.authenticated_posts(Route::CreateRestoreJob), 0);
+    assert_eq!(double.challenges(), 2);
+}
+
+#[tokio::test]
+async fn an_unknown_public_key_is_rejected() {
+    let double = populated().await;
+    let response = Client::new()
+        .get(format!("{}{}", double.base_url(), jobs_path(GROUP, RS)))
+        .send_digest_auth(Credentials::new("nobody", PRIVATE_KEY))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(double.authenticated_posts(Route::ListRestoreJobs), 0);
+}
+
+#[tokio::test]
+async fn expired_nonces_get_stale_true_and_the_session_recovers() {
+    let double = populated().await;
+    let client = Client::new();
+    let session = DigestAuthSession::new(PUBLIC_KEY, PRIVATE_KEY);
+    let url = format!("{}{}", double.base_url(), jobs_path(GROUP, RS));
+    assert_eq!(
+        client
+            .get(&url)
+            .send_digest_auth(&session)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(double.requests().len(), 2);
+
+    double.expire_nonces();
+    let answer = client.get(&url).send_digest_auth(&session).await.unwrap();
+    assert_eq!(answer.status(), 200, "the session recovers");
+    let requests = double.requests();
+    // pre-emptive with the stale nonce, then a fresh handshake (diqwest drops its cache on 401)
+    assert_eq!(requests.len(), 5);
+    assert_eq!(
+        requests[2].auth,
+        RecordedAuth::Digest {
+            user: PUBLIC_KEY.into(),
+            valid: false,
+            stale: true
+        }
+    );
+    assert_eq!(requests[2].status, Some(401));
+    assert_eq!(requests[4].status, Some(200));
+    assert_eq!(double.authenticated_posts(Route::ListRestoreJobs), 2);
+}
+
+#[tokio::test]
+async fn a_correct_answer_with_an_old_nonce_gets_a_stale_challenge() {
+    let double = populated().await;
+    double.set_nonce_ttl(Duration::from_millis(50));
+    let client = Client::new();
+    let path = jobs_path(GROUP, RS);
+    let url = format!("{}{path}", double.base_url());
+    let first = client.get(&url).send().await.unwrap();
+    let nonce = challenge_param(first.headers(), "nonce").unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let header = digest_header(PRIVATE_KEY, "GET", &path, &nonce, 1, "c1");
+    let answer = Answer::from(
+        client
+            .get(&url)
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_api_error(&answer, 401, "NOT_AUTHORIZED");
+    assert_eq!(
+        challenge_param(&answer.headers, "stale").as_deref(),
+        Some("true")
+    );
+    let fresh = challenge_param(&answer.headers, "nonce").unwrap();
+    assert_ne!(fresh, nonce);
+
+    double.set_nonce_ttl(Duration::from_secs(300));
+    let header = digest_header(PRIVATE_KEY, "GET", &path, &fresh, 1, "c1");
+    let answer = client
+        .get(&url)
+        .header("authorization", header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+}
+
+#[tokio::test]
+async fn replayed_nonce_counts_are_rejected_and_increasing_ones_accepted() {
+    let double = populated().await;
+    let client = Client::new();
+    let path = format!("{}?pageNum=1", jobs_path(GROUP, RS));
+    let url = format!("{}{path}", double.base_url());
+    let nonce = challenge_param(client.get(&url).send().await.unwrap().headers(), "nonce").unwrap();
+    let send = |header: String| {
+        let request = client.get(&url).header("authorization", header);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+
+    let first = digest_header(PRIVATE_KEY, "GET", &path, &nonce, 1, "aaaa");
+    assert_eq!(send(first.clone()).await, 200);
+    assert_eq!(
+        send(first).await,
+        401,
+        "the very same header again is a replay"
+    );
+    assert_eq!(
+        double.requests().last().unwrap().auth,
+        RecordedAuth::Digest {
+            user: PUBLIC_KEY.into(),
+            valid: false,
+            stale: false
+        }
+    );
+    assert_eq!(
+        send(digest_header(PRIVATE_KEY, "GET", &path, &nonce, 2, "aaaa")).await,
+        200
+    );
+    assert_eq!(
+        send(digest_header(PRIVATE_KEY, "GET", &path, &nonce, 3, "bbbb")).await,
+        200
+    );
+    // diqwest's session repeats nc=1 with a new cnonce: accepted unless strict.
+    assert_eq!(
+        send(digest_header(PRIVATE_KEY, "GET", &path, &nonce, 1, "cccc")).await,
+        200
+    );
+
+    double.set_strict_nonce_count(true);
+    assert_eq!(
+        send(digest_header(PRIVATE_KEY, "GET", &path, &nonce, 3, "dddd")).await,
+        401
+    );
+    assert_eq!(
+        send(digest_header(PRIVATE_KEY, "GET", &path, &nonce, 4, "dddd")).await,
+        200
+    );
+    assert_eq!(double.authenticated_posts(Route::ListRestoreJobs), 5);
+}
+
+#[tokio::test]
+async fn the_digest_uri_must_be_the_request_target_and_quoted_commas_parse() {
+    let double = populated().await;
+    let client = Client::new();
+    let path = jobs_path(GROUP, RS);
+    let url = format!("{}{path}", double.base_url());
+    let nonce = challenge_param(client.get(&url).send().await.unwrap().headers(), "nonce").unwrap();
+
+    let other_uri = digest_header(
+        PRIVATE_KEY,
+        "GET",
+        &jobs_path(GROUP, SHARDED),
+        &nonce,
+        1,
+        "x",
+    );
+    let status = client
+        .get(&url)
+        .header("authorization", other_uri)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    let wrong_method = digest_header(PRIVATE_KEY, "POST", &path, &nonce, 2, "x");
+    let status = client
+        .get(&url)
+        .header("authorization", wrong_method)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+
+    let quoted = digest_header(PRIVATE_KEY, "GET", &path, &nonce, 3, "a, b=c");
+    let status = client
+        .get(&url)
+        .header("authorization", quoted)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200, "a comma inside quotes is part of the value");
+    // A quoted-pair: the hash covers the unescaped value `x"y`.
+    let escaped = digest_header(PRIVATE_KEY, "GET", &path, &nonce, 4, "x\"y")
+        .replace("\"x\"y\"", "\"x\\\"y\"");
+    let status = client
+        .get(&url)
+        .header("authorization", escaped)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200, "backslash escapes inside quotes are undone");
+
+    let unknown_nonce = digest_header(PRIVATE_KEY, "GET", &path, "0123456789abcdef", 1, "x");
+    let status = client
+        .get(&url)
+        .header("authorization", unknown_nonce)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn malformed_and_basic_authorization_are_challenged() {
+    let double = populated().await;
+    let client = Client::new();
+    let url = format!("{}{}", double.base_url(), jobs_path(GROUP, RS));
+    let status = client
+        .get(&url)
+        .header("authorization", "Digest username=\"x\", realm")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 401);
+    assert!(
+        status
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("Digest ")
+    );
+    let status = client
+        .get(&url)
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 401);
+    let requests = double.requests();
+    assert_eq!(requests[0].auth, RecordedAuth::Malformed);
+    assert_eq!(
+        requests[1].auth,
+        RecordedAuth::Basic {
+            client_id: CLIENT_ID.into(),
+            valid: false
+        }
+    );
+    assert_eq!(double.challenges(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// OAuth
+
+#[tokio::test]
+async fn a_service_account_gets_a_bearer_token_that_works_until_revoked() {
+    let double = populated().await;
+    let client = Client::new();
+    let answer = request_token(&client, &double, CLIENT_ID, CLIENT_SECRET).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let body = answer.json();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    let token = body["access_token"].as_str().unwrap();
+    assert!(token.len() >= 32);
+    let token_request = &double.requests()[0];
+    assert_eq!(token_request.route, Some(Route::Token));
+    assert_eq!(
+        token_request.auth,
+        RecordedAuth::Basic {
+            client_id: CLIENT_ID.into(),
+            valid: true
+        }
+    );
+    assert_eq!(token_request.body, b"grant_type=client_credentials");
+    assert_eq!(double.authenticated_posts(Route::Token), 1);
+
+    let url = format!(
+        "{}/api/atlas/v1.0/groups/{GROUP}/clusters",
+        double.base_url()
+    );
+    let answer = Answer::from(client.get(&url).bearer_auth(token).send().await.unwrap()).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["totalCount"], 2);
+    assert_eq!(
+        double.requests()[1].auth,
+        RecordedAuth::Bearer { valid: true }
+    );
+    assert_eq!(double.challenges(), 0);
+
+    double.revoke_tokens();
+    let answer = Answer::from(client.get(&url).bearer_auth(token).send().await.unwrap()).await;
+    assert_api_error(&answer, 401, "NOT_AUTHORIZED");
+    assert_eq!(
+        double.requests()[2].auth,
+        RecordedAuth::Bearer { valid: false }
+    );
+    assert_eq!(double.authenticated_posts(Route::ListClusters), 1);
+}
+
+#[tokio::test]
+async fn tokens_expire_after_their_ttl() {
+    let double = populated().await;
+    double.set_token_ttl(Duration::from_millis(600));
+    let client = Client::new();
+    let body = request_token(&client, &double, CLIENT_ID, CLIENT_SECRET)
+        .await
+        .json();
+    assert_eq!(body["expires_in"], 1, "rounded up to whole seconds");
+    let token = body["access_token"].as_str().unwrap();
+    let url = format!(
+        "{}/api/atlas/v1.0/groups/{GROUP}/clusters",
+        double.base_url()
+    );
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth("made-up")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn token_errors_use_the_oauth_shape() {
+    let double = populated().await;
+    let client = Client::new();
+    let answer = request_token(&client, &double, CLIENT_ID, "wrong").await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.json()["error"], "invalid_client");
+    assert!(answer.json()["error_description"].is_string());
+    assert!(answer.json().get("errorCode").is_none());
+    assert_eq!(
+        double.requests()[0].auth,
+        RecordedAuth::Basic {
+            client_id: CLIENT_ID.into(),
+            valid: false
+        }
+    );
+    let answer = request_token(&client, &double, "unknown", CLIENT_SECRET).await;
+    assert_eq!(answer.json()["error"], "invalid_client");
+
+    let response = client
+        .post(format!("{}/api/oauth/token", double.base_url()))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
+    let answer = Answer::from(response).await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["error"], "unsupported_grant_type");
+
+    let response = client
+        .post(format!("{}/api/oauth/token", double.base_url()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(double.requests()[3].auth, RecordedAuth::None);
+    assert_eq!(
+        double.authenticated_posts(Route::Token),
+        1,
+        "only the wrong grant was processed"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creating restore jobs
+
+#[tokio::test]
+async fn a_replica_set_restore_creates_one_job_as_atlas_answers_it() {
+    let fixture = Fixture::new().await;
+    let sent = http_body(SNAP_RS);
+    let before = Utc::now() - chrono::Duration::seconds(1);
+    let answer = fixture.create(RS, &sent).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let page = answer.json();
+    assert_valid("PaginatedRestoreJobView", &page);
+    assert_eq!(page["totalCount"], 1);
+    assert_eq!(page["links"][0]["rel"], "self");
+    let job = &page["results"][0];
+    let id = job["id"].as_str().unwrap();
+    assert!(
+        id.len() == 24
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(job["clusterId"], RS_ID);
+    assert_eq!(job["clusterName"], RS);
+    assert_eq!(job["groupId"], GROUP);
+    assert_eq!(job["snapshotId"], SNAP_RS);
+    assert_eq!(job["statusName"], "IN_PROGRESS");
+    assert_eq!(job["encryptionEnabled"], false);
+    assert_eq!(job["pointInTime"], false);
+    assert!(job.get("batchId").is_none());
+    let created = DateTime::parse_from_rfc3339(job["created"].as_str().unwrap()).unwrap();
+    assert!(created >= before && created <= Utc::now());
+    assert_eq!(job["timestamp"]["increment"], 1);
+    assert_eq!(job["timestamp"]["date"], "2026-03-01T01:00:00Z");
+    let delivery = &job["delivery"];
+    assert_eq!(delivery["methodName"], "HTTP");
+    assert_eq!(delivery["statusName"], "NOT_STARTED");
+    assert_eq!(delivery["expirationHours"], 2);
+    assert_eq!(delivery["maxDownloads"], 1);
+    assert!(
+        delivery["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&fixture.double.base_url())
+    );
+    assert!(delivery["urlV2"].is_string());
+
+    assert_eq!(fixture.double.jobs(), vec![job.clone()]);
+    assert_eq!(fixture.double.job_request_body(id), Some(sent));
+    assert_eq!(fixture.double.created_jobs(), 1);
+    assert_eq!(
+        fixture.double.authenticated_posts(Route::CreateRestoreJob),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_sharded_restore_creates_one_job_per_shard_plus_config_in_one_batch() {
+    let fixture = Fixture::new().await;
+    let answer = fixture.create(SHARDED, &automated_body(SNAP_SHARDED)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let page = answer.json();
+    assert_valid("PaginatedRestoreJobView", &page);
+    let jobs = page["results"].as_array().unwrap();
+    assert_eq!(jobs.len(), SHARDS + 1);
+    assert_eq!(page["totalCount"], SHARDS + 1);
+    let batch = jobs[0]["batchId"].as_str().unwrap();
+    assert!(jobs.iter().all(|j| j["batchId"] == batch));
+    let mut ids: Vec<&str> = jobs.iter().map(|j| j["id"].as_str().unwrap()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), SHARDS + 1);
+    assert_eq!(jobs[0]["delivery"]["targetGroupId"], TARGET_GROUP);
+    assert_eq!(jobs[0]["delivery"]["targetClusterName"], TARGET);
+    assert!(jobs[0]["delivery"].get("url").is_none());
+    assert_eq!(fixture.double.created_jobs(), SHARDS + 1);
+    assert_eq!(
+        fixture.double.authenticated_posts(Route::CreateRestoreJob),
+        1
+    );
+
+    let listed = fixture
+        .get(&format!("{}?batchId={batch}", jobs_path(GROUP, SHARDED)))
+        .await
+        .json();
+    assert_eq!(listed["totalCount"], SHARDS + 1);
+    let none = fixture
+        .get(&format!(
+            "{}?batchId=0123456789abcdef01234567",
+            jobs_path(GROUP, SHARDED)
+        ))
+        .await
+        .json();
+    assert_eq!(none["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn point_in_time_kinds_are_automated_only_and_flagged() {
+    let fixture = Fixture::new().await;
+    let target = json!({"methodName": "AUTOMATED_RESTORE", "targetGroupId": TARGET_GROUP, "targetClusterId": TARGET_ID});
+    let hour_ago = Utc::now().timestamp_millis() - 3_600_000;
+    let answer = fixture
+        .create(
+            RS,
+            &json!({"pointInTimeUTCMillis": hour_ago, "delivery": target}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let job = &answer.json()["results"][0];
+    assert_eq!(job["pointInTime"], true);
+    assert_eq!(
+        job.get("pointInTimeUTCMillis"),
+        None,
+        "writeOnly fields are not echoed"
+    );
+    let restored_to =
+        chrono::DateTime::parse_from_rfc3339(job["timestamp"]["date"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        restored_to.timestamp_millis(),
+        hour_ago,
+        "the timestamp carries the point in time"
+    );
+    assert_eq!(job["delivery"]["targetClusterId"], TARGET_ID);
+    assert_valid("PaginatedRestoreJobView", &answer.json());
+
+    let oplog = json!({"oplogTs": "2026-03-01T00:30:00Z", "oplogInc": 3, "delivery": target});
+    let answer = fixture.create(RS, &oplog).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json()["results"][0]["timestamp"]["increment"], 3);
+    let checkpoint = json!({"checkpointId": "5f1c6b1e2a9b4f3d8c7e6c01", "delivery": target});
+    assert_eq!(fixture.create(SHARDED, &checkpoint).await.status, 200);
+
+    let two_days_ago = Utc::now().timestamp_millis() - 48 * 3_600_000;
+    let cases = [
+        json!({"pointInTimeUTCMillis": two_days_ago, "delivery": target}),
+        json!({"pointInTimeUTCMillis": hour_ago, "delivery": {"methodName": "HTTP"}}),
+        json!({"checkpointId": "5f1c6b1e2a9b4f3d8c7e6c01", "delivery": {"methodName": "HTTP"}}),
+        json!({"oplogTs": "2026-03-01T00:30:00Z", "delivery": target}),
+        json!({"oplogTs": "2026-03-01T00:30:00Z", "oplogInc": 0, "delivery": target}),
+    ];
+    for body in cases {
+        assert_api_error(&fixture.create(RS, &body).await, 400, "INVALID_ATTRIBUTE");
+    }
+    assert_eq!(fixture.double.created_jobs(), 1 + 1 + SHARDS + 1);
+}
+
+#[tokio::test]
+async fn atlas_rules_are_enforced_and_nothing_is_created_on_error() {
+    let fixture = Fixture::new().await;
+    let http = json!({"methodName": "HTTP"});
+    let automated = |extra: Value| {
+        let mut delivery = json!({"methodName": "AUTOMATED_RESTORE"});
+        delivery
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"snapshotId": SNAP_RS, "delivery": delivery})
+    };
+    let cases: Vec<(&str, &str, Value, u16, &str)> = vec![
+        (
+            "ffffffffffffffffffffffff",
+            RS,
+            http_body(SNAP_RS),
+            404,
+            "GROUP_NOT_FOUND",
+        ),
+        (
+            GROUP,
+            "NoSuchCluster",
+            http_body(SNAP_RS),
+            404,
+            "CLUSTER_NOT_FOUND",
+        ),
+        (
+            GROUP,
+            RS,
+            json!({"snapshotId": SNAP_RS}),
+            400,
+            "INVALID_ATTRIBUTE",
+        ),
+        (
+            GROUP,
+            RS,
+            json!({"snapshotId": SNAP_RS, "delivery": {}}),
+            400,
+            "INVALID_ATTRIBUTE",
+        ),
+        (
+            GROUP,
+            RS,
+            json!({"snapshotId": SNAP_RS, "delivery": {"methodName": "DOWNLOAD"}}),
+            400,
+            "INVALID_ATTRIBUTE",
+        ),
+        (
+            GROUP,
+            RS,
+            json!({"snapshotId": SNAP_RS, "delivery": {"methodName": "QUERY"}}),
+            400,
+            "INVALID_ATTRIBUTE",
+        ),
+        (
+            GROUP,
+            RS,
+            json!({"delivery": http}),
+            400,
+            "INVALID_ATTRIBUTE",
+        ),
+        (
+            GROUP,
+            RS,
+            json!({"checkPointId": "5f1c6b1e2a9b4f3d8c7e6c01", "delivery": http}),
+            400,
+            "INVALID_ATTRIBUTE",
+        ),
+        (
+            GROUP,
+            RS,
+            json!({"snapshotId": SNAP_RS, "pointInTimeUTCMillis": Utc::now().timestamp_millis(), "delivery": http}),
+            400,
+            "INVALID_ATTRIBUTE",
+        ),
+        (
+            GROUP,
+            RS,
+            json!({"snapshotId": SNAP_SHARDED, "delivery": http}),
+            404,
+            "SNAPSHOT_NOT_FOUND",
+        ),
+        (
+            GROUP,
+            RS,
+            json!({"snapshotId": "0123456789abcdef01234567", "delivery": http}),
+            404,
+            "SNAPSHOT_NOT_FOUND",
+        ),
+        (
+            GROUP,
+            RS,
+            automated(json!({"targetClusterName": TARGET})),
+            400,
+            "INVALID_ATTRIBUTE",
+        ),
+        (
+            GROUP,
+            RS,
+            automated(json!({"targetGroupId": TARGET_GROUP})),
+            400,
+            "INVALID_ATTRIBUTE",
+        ),
+        (
+            GROUP,
+            RS,
+            automated(json!({"targetGroupId": TARGET_GROUP, "targetClusterName": "Nope"})),
+            404,
+            "CLUSTER_NOT_FOUND",
+        ),
+        (
+            GROUP,
+            RS,
+            automated(
+                json!({"targetGroupId": TARGET_GROUP, "targetClusterId": "0123456789abcdef01234567"}),
+            ),
+            404,
+            "CLUSTER_NOT_FOUND",
+        ),
+        (
+            GROUP,
+            RS,
+            automated(json!({"targetGroupId": TARGET_GROUP, "targetClusterName": RS})),
+            404,
+            "CLUSTER_NOT_FOUND",
+        ),
+        (
+            GROUP,
+            RS,
+            automated(
+                json!({"targetGroupId": "ffffffffffffffffffffffff", "targetClusterName": TARGET}),
+            ),
+            404,
+            "GROUP_NOT_FOUND",
+        ),
+        (
+            GROUP,
+            RS,
+            json!({"snapshotId": SNAP_RS, "delivery": {"methodName": "HTTP", "maxDownloads": 0}}),
+            400,
+            "INVALID_ATTRIBUTE",
+        ),
+    ];
+    for (group, cluster, body, status, code) in cases {
+        let answer = fixture.post(&jobs_path(group, cluster), &body).await;
+        assert_api_error(&answer, status, code);
+    }
+    let not_json = fixture
+        .client
+        .post(fixture.url(&jobs_path(GROUP, RS)))
+        .bearer_auth(&fixture.token)
+        .header("content-type", "application/json")
+        .body("{\"snapshotId\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_api_error(&Answer::from(not_json).await, 400, "INVALID_JSON");
+    assert_eq!(fixture.double.created_jobs(), 0);
+    assert_eq!(
+        fixture.double.authenticated_posts(Route::CreateRestoreJob),
+        19
+    );
+
+    // Unknown fields are ignored, like Atlas ignores a misspelled checkPointId.
+    let mut body = automated(json!({"targetGroupId": TARGET_GROUP, "targetClusterName": TARGET}));
+    body["checkPointId"] = json!("5f1c6b1e2a9b4f3d8c7e6c01");
+    body["deliveryType"] = json!("automated");
+    let answer = fixture.post(&jobs_path(GROUP, RS), &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(answer.json()["results"][0].get("checkPointId").is_none());
+    assert_eq!(fixture.double.created_jobs(), 1);
+}
+
+#[tokio::test]
+async fn path_segments_are_percent_decoded() {
+    let fixture = Fixture::new().await;
+    fixture
+        .double
+        .add_cluster(GROUP, "Cluster-0", "5f1c6b1e2a9b4f3d8c7e6a14", 0);
+    fixture
+        .double
+        .add_snapshot(GROUP, "Cluster-0", "5f1c6b1e2a9b4f3d8c7e6b04", at(2), true);
+    let answer = fixture
+        .create("Cluster%2D0", &http_body("5f1c6b1e2a9b4f3d8c7e6b04"))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json()["results"][0]["clusterName"], "Cluster-0");
+    let recorded = fixture.double.requests_on(Route::CreateRestoreJob);
+    assert!(
+        recorded[0].path.contains("Cluster%2D0"),
+        "{}",
+        recorded[0].path
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading jobs, snapshots and clusters
+
+#[tokio::test]
+async fn get_one_job_reflects_status_changes() {
+    let fixture = Fixture::new().await;
+    let created = fixture.create(RS, &http_body(SNAP_RS)).await.json();
+    let id = created["results"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("{}/{id}", jobs_path(GROUP, RS));
+    let job = fixture.get(&path).await;
+    assert_eq!(job.status, 200);
+    assert_eq!(job.json(), created["results"][0]);
+    assert_valid("BackupRestoreJob", &job.json());
+
+    fixture
+        .double
+        .set_job_status(&id, "FINISHED", Some("READY"));
+    let job = fixture.get(&path).await.json();
+    assert_eq!(job["statusName"], "FINISHED");
+    assert_eq!(job["delivery"]["statusName"], "READY");
+    assert_eq!(fixture.double.jobs()[0]["statusName"], "FINISHED");
+
+    let missing = fixture
+        .get(&format!(
+            "{}/0123456789abcdef01234567",
+            jobs_path(GROUP, RS)
+        ))
+        .await;
+    assert_api_error(&missing, 404, "RESTORE_JOB_NOT_FOUND");
+    let other_cluster = fixture
+        .get(&format!("{}/{id}", jobs_path(GROUP, SHARDED)))
+        .await;
+    assert_api_error(&other_cluster, 404, "RESTORE_JOB_NOT_FOUND");
+    assert_eq!(fixture.double.authenticated_posts(Route::GetRestoreJob), 4);
+}
+
+#[tokio::test]
+async fn job_lists_are_paged_newest_first() {
+    let fixture = Fixture::new().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let page = fixture.create(RS, &http_body(SNAP_RS)).await.json();
+        ids.push(page["results"][0]["id"].as_str().unwrap().to_owned());
+    }
+    fixture.create(SHARDED, &http_body(SNAP_SHARDED)).await;
+    ids.reverse();
+    let path = jobs_path(GROUP, RS);
+
+    let all = fixture.get(&path).await.json();
+    assert_valid("PaginatedRestoreJobView", &all);
+    assert_eq!(all["totalCount"], 5);
+    let listed: Vec<&str> = all["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ids);
+
+    let first = fixture.get(&format!("{path}?itemsPerPage=2")).await.json();
+    assert_eq!(first["results"].as_array().unwrap().len(), 2);
+    assert_eq!(first["results"][0]["id"], ids[0]);
+    assert_eq!(first["totalCount"], 5);
+    assert!(
+        first["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["rel"] == "next")
+    );
+    let last = fixture
+        .get(&format!("{path}?itemsPerPage=2&pageNum=3"))
+        .await
+        .json();
+    assert_eq!(last["results"].as_array().unwrap().len(), 1);
+    assert_eq!(last["results"][0]["id"], ids[4]);
+    assert!(
+        !last["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["rel"] == "next")
+    );
+    let beyond = fixture
+        .get(&format!("{path}?itemsPerPage=2&pageNum=4"))
+        .await
+        .json();
+    assert_eq!(beyond["results"], json!([]));
+    let uncounted = fixture
+        .get(&format!("{path}?includeCount=false"))
+        .await
+        .json();
+    assert!(uncounted.get("totalCount").is_none());
+    assert_valid("PaginatedRestoreJobView", &uncounted);
+
+    assert_eq!(
+        fixture
+            .get(&format!("{path}?itemsPerPage=500"))
+            .await
+            .status,
+        200
+    );
+    for bad in [
+        "itemsPerPage=501",
+        "itemsPerPage=0",
+        "pageNum=0",
+        "includeCount=maybe",
+        "batchId=xyz",
+    ] {
+        assert_api_error(
+            &fixture.get(&format!("{path}?{bad}")).await,
+            400,
+            "INVALID_QUERY_PARAMETER",
+        );
+    }
+    assert_api_error(
+        &fixture.get(&jobs_path(GROUP, "Nope")).await,
+        404,
+        "CLUSTER_NOT_FOUND",
+    );
+}
+
+#[tokio::test]
+async fn snapshots_are_listed_newest_first_completed_by_default() {
+    let fixture = Fixture::new().await;
+    let double = &fixture.double;
+    double.add_snapshot(GROUP, RS, "5f1c6b1e2a9b4f3d8c7e6b11", at(5), true);
+    double.add_snapshot(GROUP, RS, "5f1c6b1e2a9b4f3d8c7e6b12", at(3), true);
+    double.add_snapshot(GROUP, RS, "5f1c6b1e2a9b4f3d8c7e6b13", at(6), false);
+    let path = format!("/api/atlas/v1.0/groups/{GROUP}/clusters/{RS}/snapshots");
+    let ids = |page: &Value| -> Vec<String> {
+        page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let completed = fixture.get(&format!("{path}?completed=true")).await.json();
+    assert_valid("PaginatedSnapshotView", &completed);
+    assert_eq!(
+        ids(&completed),
+        [
+            "5f1c6b1e2a9b4f3d8c7e6b11",
+            "5f1c6b1e2a9b4f3d8c7e6b12",
+            SNAP_RS
+        ]
+    );
+    assert_eq!(completed["totalCount"], 3);
+    let first = &completed["results"][0];
+    assert_eq!(first["clusterId"], RS_ID);
+    assert_eq!(first["clusterName"], RS);
+    assert_eq!(first["groupId"], GROUP);
+    assert_eq!(first["complete"], true);
+    assert_eq!(first["created"]["date"], "2026-03-01T05:00:00Z");
+    assert!(first["expires"].is_string());
+
+    assert_eq!(ids(&fixture.get(&path).await.json()), ids(&completed));
+    let all = fixture.get(&format!("{path}?completed=all")).await.json();
+    assert_eq!(ids(&all)[0], "5f1c6b1e2a9b4f3d8c7e6b13");
+    assert_eq!(all["totalCount"], 4);
+    let incomplete = fixture.get(&format!("{path}?completed=false")).await.json();
+    assert_eq!(ids(&incomplete), ["5f1c6b1e2a9b4f3d8c7e6b13"]);
+    let paged = fixture
+        .get(&format!("{path}?itemsPerPage=1&pageNum=2"))
+        .await
+        .json();
+    assert_eq!(ids(&paged), ["5f1c6b1e2a9b4f3d8c7e6b12"]);
+    assert_valid("PaginatedSnapshotView", &paged);
+    assert_eq!(fixture.double.authenticated_posts(Route::ListSnapshots), 5);
+}
+
+#[tokio::test]
+async fn clusters_are_listed_per_project() {
+    let fixture = Fixture::new().await;
+    let page = fixture
+        .get(&format!("/api/atlas/v1.0/groups/{GROUP}/clusters"))
+        .await;
+    assert_eq!(page.status, 200);
+    let page = page.json();
+    assert_eq!(page["totalCount"], 2);
+    assert_eq!(page["results"][0]["id"], RS_ID);
+    assert_eq!(page["results"][0]["name"], RS);
+    assert_eq!(page["results"][0]["groupId"], GROUP);
+    assert_eq!(page["results"][0]["clusterType"], "REPLICASET");
+    assert_eq!(page["results"][1]["clusterType"], "SHARDED");
+    let empty = fixture
+        .get(&format!("/api/atlas/v1.0/groups/{EMPTY_GROUP}/clusters"))
+        .await
+        .json();
+    assert_eq!(empty["results"], json!([]));
+    let unknown = fixture
+        .get("/api/atlas/v1.0/groups/ffffffffffffffffffffffff/clusters")
+        .await;
+    assert_api_error(&unknown, 404, "GROUP_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods() {
+    let fixture = Fixture::new().await;
+    assert_api_error(
+        &fixture.get("/api/atlas/v1.0/groups").await,
+        404,
+        "RESOURCE_NOT_FOUND",
+    );
+    assert_api_error(&fixture.get("/nowhere").await, 404, "RESOURCE_NOT_FOUND");
+    let delete = fixture
+        .try_send(Method::DELETE, &jobs_path(GROUP, RS), None)
+        .await
+        .unwrap();
+    assert_api_error(&delete, 405, "METHOD_NOT_ALLOWED");
+    let put = fixture
+        .try_send(
+            Method::PUT,
+            &format!("/api/atlas/v1.0/groups/{GROUP}/clusters"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(put.status, 405);
+    assert_eq!(fixture.double.requests().last().unwrap().route, None);
+    // Atlas paths are authenticated before routing.
+    let anonymous = fixture
+        .client
+        .get(fixture.url("/api/atlas/v1.0/groups"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelope and pretty printing
+
+#[tokio::test]
+async fn envelope_and_pretty_keep_digest_working() {
+    let double = populated().await;
+    let client = Client::new();
+    let session = DigestAuthSession::new(PUBLIC_KEY, PRIVATE_KEY);
+    let path = format!("{}?envelope=true&pretty=true", jobs_path(GROUP, RS));
+    let url = format!("{}{path}", double.base_url());
+    let response = client
+        .post(&url)
+        .json(&http_body(SNAP_RS))
+        .send_digest_auth(&session)
+        .await
+        .unwrap();
+    let answer = Answer::from(response).await;
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer.text.contains("\n  "),
+        "pretty printed: {}",
+        answer.text
+    );
+    let body = answer.json();
+    assert_eq!(body["status"], 200, "a page carries the status itself");
+    assert_eq!(body["results"].as_array().unwrap().len(), 1);
+    assert_valid("PaginatedRestoreJobView", &body);
+    let requests = double.requests();
+    assert_eq!(
+        requests[0].status,
+        Some(401),
+        "the challenge is never enveloped"
+    );
+    assert_eq!(
+        requests[1].query.as_deref(),
+        Some("envelope=true&pretty=true")
+    );
+    let authorization = &requests[1]
+        .headers
+        .iter()
+        .find(|(n, _)| n == "authorization")
+        .unwrap()
+        .1;
+    assert!(
+        authorization.contains(&format!("uri=\"{path}\"")),
+        "{authorization}"
+    );
+
+    let missing = format!(
+        "{}{}?envelope=true",
+        double.base_url(),
+        jobs_path(GROUP, "Nope")
+    );
+    let answer = Answer::from(
+        client
+            .get(&missing)
+            .send_digest_auth(&session)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    let body = answer.json();
+    assert_eq!(body["status"], 404);
+    assert_eq!(body["content"]["errorCode"], "CLUSTER_NOT_FOUND");
+    assert_valid("ApiError", &body["content"]);
+    assert!(!answer.text.contains('\n'), "not pretty unless asked");
+
+    let id = double.jobs()[0]["id"].as_str().unwrap().to_owned();
+    let one = format!(
+        "{}{}/{id}?envelope=true",
+        double.base_url(),
+        jobs_path(GROUP, RS)
+    );
+    let body = Answer::from(client.get(&one).send_digest_auth(&session).await.unwrap())
+        .await
+        .json();
+    assert_eq!(body["status"], 200);
+    assert_eq!(body["content"]["id"], id.as_str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults
+
+#[tokio::test]
+async fn a_status_fault_answers_an_api_error_with_retry_after_and_processes_nothing() {
+    let fixture = Fixture::new().await;
+    fixture.double.push_fault(
+        Route::CreateRestoreJob,
+        Fault::Status {
+            status: 429,
+            error_code: "RATE_LIMITED".into(),
+            retry_after: Some(7),
+        },
+    );
+    fixture.double.push_fault(
+        Route::CreateRestoreJob,
+        Fault::Status {
+            status: 503,
+            error_code: "UNEXPECTED_ERROR".into(),
+            retry_after: None,
+        },
+    );
+    let first = fixture.create(RS, &http_body(SNAP_RS)).await;
+    assert_api_error(&first, 429, "RATE_LIMITED");
+    assert_eq!(first.json()["reason"], "Too Many Requests");
+    assert_eq!(first.header("retry-after"), Some("7"));
+    let second = fixture.create(RS, &http_body(SNAP_RS)).await;
+    assert_api_error(&second, 503, "UNEXPECTED_ERROR");
+    assert_eq!(second.header("retry-after"), None);
+    assert_eq!(fixture.double.created_jobs(), 0);
+    assert_eq!(
+        fixture.double.authenticated_posts(Route::CreateRestoreJob),
+        0
+    );
+    assert_eq!(fixture.create(RS, &http_body(SNAP_RS)).await.status, 200);
+    assert_eq!(fixture.double.created_jobs(), 1);
+    let ok = fixture.get(&jobs_path(GROUP, RS)).await;
+    assert_eq!(ok.header("retry-after"), None);
+}
+
+#[tokio::test]
+async fn faults_are_fifo_per_route_and_skip_challenged_requests() {
+    let double = populated().await;
+    double.push_fault(
+        Route::ListClusters,
+        Fault::Status {
+            status: 500,
+            error_code: "UNEXPECTED_ERROR".into(),
+            retry_after: None,
+        },
+    );
+    double.push_fault(
+        Route::CreateRestoreJob,
+        Fault::Status {
+            status: 503,
+            error_code: "SERVICE_UNAVAILABLE".into(),
+            retry_after: Some(1),
+        },
+    );
+    let client = Client::new();
+    let session = DigestAuthSession::new(PUBLIC_KEY, PRIVATE_KEY);
+    let create = format!("{}{}", double.base_url(), jobs_path(GROUP, RS));
+    let answer = client
+        .post(&create)
+        .json(&http_body(SNAP_RS))
+        .send_digest_auth(&session)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status(),
+        503,
+        "the challenge did not consume the fault"
+    );
+    assert_eq!(double.requests()[0].status, Some(401));
+    assert_eq!(double.pending_faults(), 1);
+    let clusters = format!(
+        "{}/api/atlas/v1.0/groups/{GROUP}/clusters",
+        double.base_url()
+    );
+    assert_eq!(
+        client
+            .get(&clusters)
+            .send_digest_auth(&session)
+            .await
+            .unwrap()
+            .status(),
+        500
+    );
+    assert_eq!(
+        client
+            .get(&clusters)
+            .send_digest_auth(&session)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(double.pending_faults(), 0);
+    assert_eq!(double.authenticated_posts(Route::ListClusters), 1);
+}
+
+#[tokio::test]
+async fn non_json_answers_with_and_without_processing() {
+    let fixture = Fixture::new().await;
+    fixture.double.push_fault(
+        Route::CreateRestoreJob,
+        Fault::NonJson {
+            status: 502,
+            body: "<html>Bad Gateway</html>".into(),
+            process: false,
+        },
+    );
+    fixture.double.push_fault(
+        Route::CreateRestoreJob,
+        Fault::NonJson {
+            status: 200,
+            body: "OK".into(),
+            process: true,
+        },
+    );
+    let first = fixture.create(RS, &http_body(SNAP_RS)).await;
+    assert_eq!(first.status, 502);
+    assert_eq!(first.text, "<html>Bad Gateway</html>");
+    assert!(
+        first
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert_eq!(fixture.double.created_jobs(), 0);
+    let second = fixture.create(RS, &http_body(SNAP_RS)).await;
+    assert_eq!((second.status, second.text.as_str()), (200, "OK"));
+    assert_eq!(fixture.double.created_jobs(), 1);
+    assert_eq!(
+        fixture.double.authenticated_posts(Route::CreateRestoreJob),
+        1
+    );
+}
+
+/// Polls `condition` every 10 ms for up to 5 s.
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn delay_then_process_creates_only_after_the_delay() {
+    let fixture = Fixture::new().await;
+    let delay = Duration::from_millis(800);
+    fixture
+        .double
+        .push_fault(Route::CreateRestoreJob, Fault::DelayThenProcess(delay));
+    let request = fixture
+        .client
+        .post(fixture.url(&jobs_path(GROUP, RS)))
+        .bearer_auth(&fixture.token)
+        .json(&http_body(SNAP_RS));
+    let started = Instant::now();
+    let pending = tokio::spawn(async move { request.send().await.unwrap().status().as_u16() });
+    wait_until("the body is received", || {
+        fixture
+            .double
+            .requests_on(Route::CreateRestoreJob)
+            .iter()
+            .any(|r| !r.body.is_empty())
+    })
+    .await;
+    assert!(
+        started.elapsed() < delay,
+        "the machine is too slow for this test"
+    );
+    assert_eq!(fixture.double.created_jobs(), 0, "still delaying");
+    assert_eq!(pending.await.unwrap(), 200);
+    assert!(started.elapsed() >= delay);
+    assert_eq!(fixture.double.created_jobs(), 1);
+}
+
+#[tokio::test]
+async fn process_then_delay_creates_before_answering() {
+    let fixture = Fixture::new().await;
+    let delay = Duration::from_millis(800);
+    fixture
+        .double
+        .push_fault(Route::CreateRestoreJob, Fault::ProcessThenDelay(delay));
+    let request = fixture
+        .client
+        .post(fixture.url(&jobs_path(GROUP, RS)))
+        .bearer_auth(&fixture.token)
+        .json(&http_body(SNAP_RS));
+    let started = Instant::now();
+    let pending = tokio::spawn(async move { request.send().await.unwrap().status().as_u16() });
+    wait_until("the job is created", || fixture.double.created_jobs() == 1).await;
+    assert!(
+        started.elapsed() < delay,
+        "the machine is too slow for this test"
+    );
+    assert!(!pending.is_finished(), "the answer is held back");
+    assert_eq!(fixture.double.requests().last().unwrap().status, None);
+    assert_eq!(pending.await.unwrap(), 200);
+    assert!(started.elapsed() >= delay);
+    assert_eq!(fixture.double.requests().last().unwrap().status, Some(200));
+}
+
+#[tokio::test]
+async fn drop_before_body_closes_without_reading_or_creating() {
+    let fixture = Fixture::new().await;
+    fixture
+        .double
+        .push_fault(Route::CreateRestoreJob, Fault::DropBeforeBody);
+    let error = fixture
+        .try_send(
+            Method::POST,
+            &jobs_path(GROUP, RS),
+            Some(&http_body(SNAP_RS)),
+        )
+        .await;
+    assert!(
+        error.is_err(),
+        "the connection was closed without an answer"
+    );
+    assert_eq!(fixture.double.created_jobs(), 0);
+    assert_eq!(
+        fixture.double.authenticated_posts(Route::CreateRestoreJob),
+        0
+    );
+    let recorded = fixture.double.requests_on(Route::CreateRestoreJob);
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].status, None);
+    assert!(recorded[0].body.is_empty(), "the body was never read");
+    assert_eq!(recorded[0].auth, RecordedAuth::Bearer { valid: true });
+    assert_eq!(
+        fixture.create(RS, &http_body(SNAP_RS)).await.status,
+        200,
+        "the next request is served"
+    );
+}
+
+#[tokio::test]
+async fn drop_after_body_reads_then_closes_without_creating() {
+    let fixture = Fixture::new().await;
+    fixture
+        .double
+        .push_fault(Route::CreateRestoreJob, Fault::DropAfterBody);
+    let sent = http_body(SNAP_RS);
+    let error = fixture
+        .try_send(Method::POST, &jobs_path(GROUP, RS), Some(&sent))
+        .await;
+    assert!(error.is_err());
+    assert_eq!(fixture.double.created_jobs(), 0);
+    let recorded = fixture.double.requests_on(Route::CreateRestoreJob);
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].status, None);
+    assert_eq!(recorded[0].body, serde_json::to_vec(&sent).unwrap());
+    assert_eq!(
+        fixture.double.authenticated_posts(Route::CreateRestoreJob),
+        0
+    );
+}
+
+#[tokio::test]
+async fn create_then_fail_and_create_then_drop_leave_the_jobs_behind() {
+    let fixture = Fixture::new().await;
+    fixture.double.push_fault(
+        Route::CreateRestoreJob,
+        Fault::CreateThenFail {
+            status: 500,
+            error_code: "UNEXPECTED_ERROR".into(),
+        },
+    );
+    fixture
+        .double
+        .push_fault(Route::CreateRestoreJob, Fault::CreateThenDrop);
+    let failed = fixture.create(RS, &http_body(SNAP_RS)).await;
+    assert_api_error(&failed, 500, "UNEXPECTED_ERROR");
+    assert_eq!(fixture.double.created_jobs(), 1);
+    let dropped = fixture
+        .try_send(
+            Method::POST,
+            &jobs_path(GROUP, SHARDED),
+            Some(&http_body(SNAP_SHARDED)),
+        )
+        .await;
+    assert!(dropped.is_err());
+    assert_eq!(fixture.double.created_jobs(), 1 + SHARDS + 1);
+    assert_eq!(
+        fixture.double.authenticated_posts(Route::CreateRestoreJob),
+        2
+    );
+    assert_eq!(fixture.double.requests().last().unwrap().status, None);
+    let listed = fixture.get(&jobs_path(GROUP, SHARDED)).await.json();
+    assert_eq!(
+        listed["totalCount"],
+        SHARDS + 1,
+        "reconciliation can find the jobs"
+    );
+}
+
+#[tokio::test]
+async fn faults_apply_to_token_requests() {
+    let double = populated().await;
+    double.push_fault(
+        Route::Token,
+        Fault::Status {
+            status: 503,
+            error_code: "SERVICE_UNAVAILABLE".into(),
+            retry_after: Some(2),
+        },
+    );
+    double.push_fault(Route::Token, Fault::CreateThenDrop);
+    let client = Client::new();
+    let wrong = request_token(&client, &double, CLIENT_ID, "wrong").await;
+    assert_eq!(
+        wrong.status, 401,
+        "unauthenticated token requests do not consume faults"
+    );
+    let first = request_token(&client, &double, CLIENT_ID, CLIENT_SECRET).await;
+    assert_eq!(first.status, 503);
+    assert_eq!(first.header("retry-after"), Some("2"));
+    let dropped = client
+        .post(format!("{}/api/oauth/token", double.base_url()))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await;
+    assert!(dropped.is_err());
+    assert_eq!(
+        request_token(&client, &double, CLIENT_ID, CLIENT_SECRET)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(double.authenticated_posts(Route::Token), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle
+
+#[tokio::test]
+async fn dropping_the_double_stops_the_server_and_its_connections() {
+    let double = populated().await;
+    let base = double.base_url();
+    let client = Client::new();
+    let status = client
+        .get(format!("{base}/nowhere"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404, "a pooled keep-alive connection now exists");
+    drop(double);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(client.get(format!("{base}/nowhere")).send().await.is_err());
+    assert!(
+        tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn requests_are_recorded_with_headers_query_and_route() {
+    let fixture = Fixture::new().await;
+    fixture.create(RS, &http_body(SNAP_RS)).await;
+    fixture
+        .get(&format!("{}?itemsPerPage=3", jobs_path(GROUP, RS)))
+        .await;
+    let requests = fixture.double.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[1].method, "POST");
+    assert_eq!(requests[1].path, jobs_path(GROUP, RS));
+    assert_eq!(requests[1].query, None);
+    assert_eq!(requests[1].route, Some(Route::CreateRestoreJob));
+    assert!(
+        requests[1]
+            .headers
+            .iter()
+            .any(|(n, v)| n == "content-type" && v == "application/json")
+    );
+    assert_eq!(requests[2].query.as_deref(), Some("itemsPerPage=3"));
+    assert_eq!(requests[2].route, Some(Route::ListRestoreJobs));
+    assert_eq!(requests[2].status, Some(200));
+}
