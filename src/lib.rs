@@ -4,6 +4,10 @@
 //! ([`atlas`]) so the core is tested without them.
 
 pub mod atlas;
+pub mod aws;
 pub mod command;
+pub mod config;
+pub mod notify;
 pub mod outcome;
+pub mod ports;
 pub mod secret;

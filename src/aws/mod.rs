@@ -1,0 +1,3 @@
+//! AWS adapters, each behind a trait of `crate::ports`.
+
+pub mod sns;

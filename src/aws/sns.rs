@@ -1,0 +1,1 @@
+//! SNS: publishes outcomes to the topic (being written).

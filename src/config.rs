@@ -1,0 +1,223 @@
+//! The environment (CONTRACT section 5), read and checked once at start-up.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use url::Url;
+
+/// How outcomes are written to the topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotifyFormat {
+    /// The outcome JSON itself.
+    Json,
+    /// Amazon Q Developer in chat applications (AWS Chatbot) custom notifications.
+    Chatbot,
+}
+
+/// A cluster that only an approved webhook may overwrite: by name in any project, or in one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtectedCluster {
+    pub group_id: Option<String>,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub atlas_secret_id: String,
+    pub atlas_base_url: Url,
+    pub webhook_secret_id: Option<String>,
+    pub notify_topic_arn: String,
+    pub notify_format: NotifyFormat,
+    pub idempotency_table: String,
+    pub idempotency_ttl: Duration,
+    pub approvers: Vec<String>,
+    pub protected_clusters: Vec<ProtectedCluster>,
+    pub work_queue_url: Option<String>,
+    pub secret_cache_ttl: Duration,
+    pub dry_run: bool,
+    pub follow_jobs: bool,
+    pub follow_interval: Duration,
+    pub follow_max: Duration,
+}
+
+/// What is wrong with the environment; the function does not start.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is required but not set; see the configuration table in the README")]
+    Missing(&'static str),
+    #[error("{name} is {value:?}: {expected}")]
+    Invalid { name: &'static str, value: String, expected: &'static str },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads the given variables (tests pass their own).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let seconds = |name: &'static str, default: u64, max: u64| -> Result<Duration, ConfigError> {
+            match get(name) {
+                None => Ok(Duration::from_secs(default)),
+                Some(text) => text
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=max).contains(s))
+                    .map(Duration::from_secs)
+                    .ok_or(ConfigError::Invalid { name, value: text, expected: "a whole number of seconds, at least 1" }),
+            }
+        };
+        let flag = |name: &'static str| -> Result<bool, ConfigError> {
+            match get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("false") => Ok(false),
+                Some("true") => Ok(true),
+                Some(other) => {
+                    Err(ConfigError::Invalid { name, value: other.to_owned(), expected: "\"true\" or \"false\"" })
+                }
+            }
+        };
+        let list = |name: &str| -> Vec<String> {
+            get(name)
+                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+
+        let atlas_base_url = match get("ATLAS_BASE_URL") {
+            None => Url::parse("https://cloud.mongodb.com").map_err(|_| ConfigError::Missing("ATLAS_BASE_URL"))?,
+            Some(text) => Url::parse(&text)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
+                .ok_or(ConfigError::Invalid {
+                    name: "ATLAS_BASE_URL",
+                    value: text,
+                    expected: "an http(s) URL such as https://cloud.mongodb.com",
+                })?,
+        };
+        let notify_format = match get("NOTIFY_FORMAT").as_deref() {
+            None | Some("json") => NotifyFormat::Json,
+            Some("chatbot") => NotifyFormat::Chatbot,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "NOTIFY_FORMAT",
+                    value: other.to_owned(),
+                    expected: "\"json\" or \"chatbot\"",
+                });
+            }
+        };
+        let protected_clusters = list("PROTECTED_CLUSTERS")
+            .into_iter()
+            .map(|entry| match entry.split_once('/') {
+                Some((group, name)) => ProtectedCluster { group_id: Some(group.to_ascii_lowercase()), name: name.to_owned() },
+                None => ProtectedCluster { group_id: None, name: entry },
+            })
+            .collect();
+        let follow_jobs = flag("FOLLOW_JOBS")?;
+        let work_queue_url = get("WORK_QUEUE_URL");
+        if follow_jobs && work_queue_url.is_none() {
+            return Err(ConfigError::Missing("WORK_QUEUE_URL"));
+        }
+        Ok(Config {
+            atlas_secret_id: required("ATLAS_SECRET_ID")?,
+            atlas_base_url,
+            webhook_secret_id: get("WEBHOOK_SECRET_ID"),
+            notify_topic_arn: required("NOTIFY_TOPIC_ARN")?,
+            notify_format,
+            idempotency_table: required("IDEMPOTENCY_TABLE")?,
+            idempotency_ttl: seconds("IDEMPOTENCY_TTL_SECONDS", 86_400, 365 * 86_400)?,
+            approvers: list("APPROVERS"),
+            protected_clusters,
+            work_queue_url,
+            secret_cache_ttl: seconds("SECRET_CACHE_TTL_SECONDS", 300, 86_400)?,
+            dry_run: flag("DRY_RUN")?,
+            follow_jobs,
+            follow_interval: seconds("FOLLOW_INTERVAL_SECONDS", 300, 900)?,
+            follow_max: seconds("FOLLOW_MAX_HOURS", 48, 24 * 14)?.saturating_mul(3600),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut all: HashMap<String, String> = [
+            ("ATLAS_SECRET_ID", "atlas"),
+            ("NOTIFY_TOPIC_ARN", "arn:aws:sns:eu-west-1:123456789012:outcomes"),
+            ("IDEMPOTENCY_TABLE", "restores"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in pairs {
+            all.insert(k.to_string(), v.to_string());
+        }
+        all
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(config.atlas_base_url.as_str(), "https://cloud.mongodb.com/");
+        assert_eq!(config.notify_format, NotifyFormat::Json);
+        assert_eq!(config.idempotency_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.secret_cache_ttl, Duration::from_secs(300));
+        assert!(config.approvers.is_empty() && config.protected_clusters.is_empty());
+        assert!(!config.dry_run && !config.follow_jobs);
+        assert_eq!(config.follow_interval, Duration::from_secs(300));
+        assert_eq!(config.follow_max, Duration::from_secs(48 * 3600));
+    }
+
+    #[test]
+    fn a_missing_required_variable_is_named() {
+        for name in ["ATLAS_SECRET_ID", "NOTIFY_TOPIC_ARN", "IDEMPOTENCY_TABLE"] {
+            let mut all = vars(&[]);
+            all.remove(name);
+            let error = Config::from_vars(&all).unwrap_err();
+            assert_eq!(error, ConfigError::Missing(name));
+            assert!(error.to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn lists_and_flags_are_read_strictly() {
+        let config = Config::from_vars(&vars(&[
+            ("APPROVERS", " U1, U2 ,,"),
+            ("PROTECTED_CLUSTERS", "orders,5E2211C17A3E5A48F5497DE3/billing"),
+            ("DRY_RUN", "TRUE"),
+            ("NOTIFY_FORMAT", "chatbot"),
+        ]))
+        .unwrap();
+        assert_eq!(config.approvers, vec!["U1", "U2"]);
+        assert_eq!(
+            config.protected_clusters,
+            vec![
+                ProtectedCluster { group_id: None, name: "orders".into() },
+                ProtectedCluster { group_id: Some("5e2211c17a3e5a48f5497de3".into()), name: "billing".into() },
+            ]
+        );
+        assert!(config.dry_run);
+        assert_eq!(config.notify_format, NotifyFormat::Chatbot);
+        for (name, value) in [
+            ("DRY_RUN", "yes"),
+            ("NOTIFY_FORMAT", "xml"),
+            ("IDEMPOTENCY_TTL_SECONDS", "-1"),
+            ("ATLAS_BASE_URL", "cloud.mongodb.com"),
+            ("FOLLOW_INTERVAL_SECONDS", "901"),
+        ] {
+            let error = Config::from_vars(&vars(&[(name, value)])).unwrap_err();
+            assert!(matches!(&error, ConfigError::Invalid { name: n, .. } if *n == name), "{name}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn following_jobs_needs_the_work_queue() {
+        assert_eq!(
+            Config::from_vars(&vars(&[("FOLLOW_JOBS", "true")])).unwrap_err(),
+            ConfigError::Missing("WORK_QUEUE_URL")
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! Rendering outcomes as notifications (being written).
