@@ -10,4 +10,6 @@ pub mod config;
 pub mod notify;
 pub mod outcome;
 pub mod ports;
+pub mod reconcile;
+pub mod runner;
 pub mod secret;

@@ -106,3 +106,80 @@ pub trait Notifier: Send + Sync {
     /// Publishes one outcome (the caller decides which outcomes are published).
     fn publish(&self, outcome: &Outcome) -> impl Future<Output = Result<(), DependencyError>> + Send;
 }
+
+/// The clock, so tests can pin time where they need to.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// The state of one idempotency record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RecordState {
+    /// An attempt is working on the command until `lease_until` (its invocation's deadline).
+    InProgress { lease_until: DateTime<Utc> },
+    /// The command ended in `outcome`; `published` once it reached the topic.
+    Completed { outcome: Box<Outcome>, published: bool },
+}
+
+/// One idempotency record (one key).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    pub fingerprint: String,
+    pub state: RecordState,
+    /// Counts attempts; a write by an attempt that has been superseded is refused.
+    pub attempt: u64,
+    /// When the first attempt started: reconciliation looks for jobs created since then.
+    pub first_started_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What `begin` found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Begin {
+    /// The key was free: this attempt holds it.
+    Started { attempt: u64 },
+    /// An earlier attempt held the key past its lease (it died): this attempt holds it now and
+    /// must reconcile with Atlas, from `first_started_at`, before sending anything.
+    TakenOver { attempt: u64, first_started_at: DateTime<Utc> },
+    /// The key is held by a record this attempt must answer from.
+    Held(IdempotencyRecord),
+}
+
+/// Where idempotency records live (DynamoDB), written with conditions so two attempts never
+/// both believe they hold a key.
+pub trait IdempotencyStore: Send + Sync {
+    /// Takes the key for a new attempt, or says who holds it.
+    fn begin(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Begin, DependencyError>> + Send;
+
+    /// Stores the outcome (not yet published), if `attempt` still holds the key.
+    fn store_outcome(
+        &self,
+        key: &str,
+        attempt: u64,
+        outcome: &Outcome,
+    ) -> impl Future<Output = Result<(), DependencyError>> + Send;
+
+    /// Marks the stored outcome as published.
+    fn mark_published(&self, key: &str) -> impl Future<Output = Result<(), DependencyError>> + Send;
+
+    /// Deletes the record, if `attempt` still holds the key: the key is free again.
+    fn release(&self, key: &str, attempt: u64) -> impl Future<Output = Result<(), DependencyError>> + Send;
+}

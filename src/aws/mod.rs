@@ -1,3 +1,5 @@
 //! AWS adapters, each behind a trait of `crate::ports`.
 
+pub mod idempotency;
+pub mod secrets;
 pub mod sns;

@@ -1,0 +1,219 @@
+//! DynamoDB idempotency records (CONTRACT section 4; item schema in docs/IDEMPOTENCY.md).
+//! Every write is conditional, so two attempts never both hold a key, and an attempt that was
+//! superseded cannot overwrite the record of the one that replaced it.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::outcome::Outcome;
+use crate::ports::{Begin, DependencyError, IdempotencyRecord, IdempotencyStore, RecordState};
+
+const SERVICE: &str = "DynamoDB";
+const IN_PROGRESS: &str = "IN_PROGRESS";
+const COMPLETED: &str = "COMPLETED";
+
+type Item = HashMap<String, AttributeValue>;
+
+pub struct DynamoIdempotencyStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoIdempotencyStore {
+    pub fn new(config: &aws_config::SdkConfig, table: String) -> DynamoIdempotencyStore {
+        DynamoIdempotencyStore { client: Client::new(config), table }
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<IdempotencyRecord>, DependencyError> {
+        let answer = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error("reading the idempotency record", &e))?;
+        answer.item.map(|item| record_from_item(key, &item)).transpose()
+    }
+
+    fn error<E, R>(&self, doing: &str, error: &SdkError<E, R>) -> DependencyError
+    where
+        E: std::error::Error + ProvideErrorMetadata + 'static,
+        R: std::fmt::Debug,
+    {
+        let hint = match error.code() {
+            Some("ResourceNotFoundException") => ": no such table; check IDEMPOTENCY_TABLE",
+            Some("AccessDeniedException") => ": the function's role may not use the table",
+            _ => "",
+        };
+        DependencyError::new(SERVICE, format!("{doing} in table {} failed{hint}: {}", self.table, DisplayErrorContext(error)))
+    }
+}
+
+impl IdempotencyStore for DynamoIdempotencyStore {
+    async fn begin(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Begin, DependencyError> {
+        // A record must outlive its lease, or an attempt still in flight would look expired.
+        let expires_at = expires_at.max(lease_until + chrono::Duration::minutes(5));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", AttributeValue::S(key.to_owned()))
+            .item("fingerprint", AttributeValue::S(fingerprint.to_owned()))
+            .item("status", AttributeValue::S(IN_PROGRESS.into()))
+            .item("attempt", number(1))
+            .item("firstStartedAt", number(now.timestamp_millis()))
+            .item("leaseUntil", number(lease_until.timestamp_millis()))
+            .item("expiration", number(expires_at.timestamp()))
+            // DynamoDB deletes expired items lazily (up to days later): an expired record is free.
+            .condition_expression("attribute_not_exists(id) OR expiration < :now")
+            .expression_attribute_values(":now", number(now.timestamp()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(Begin::Started { attempt: 1 }),
+            Err(error) if !is_condition_failure(&error) => return Err(self.error("taking the idempotency key", &error)),
+            Err(_) => {}
+        }
+
+        let Some(record) = self.read(key).await? else {
+            // Deleted between the write and the read: the caller's retry will find it free.
+            return Err(DependencyError::new(SERVICE, format!("the record of key {key:?} changed while it was read; try again")));
+        };
+        let lease_expired = matches!(record.state, RecordState::InProgress { lease_until } if lease_until < now);
+        if !(lease_expired && record.fingerprint == fingerprint) {
+            return Ok(Begin::Held(record));
+        }
+        // The earlier attempt died holding the key: take it over, unless another attempt just did.
+        let attempt = record.attempt + 1;
+        let takeover = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .update_expression("SET attempt = :attempt, leaseUntil = :lease, expiration = :expiration")
+            .condition_expression("#status = :in_progress AND attempt = :seen")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":attempt", number(attempt as i64))
+            .expression_attribute_values(":seen", number(record.attempt as i64))
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+            .expression_attribute_values(":lease", number(lease_until.timestamp_millis()))
+            .expression_attribute_values(":expiration", number(expires_at.timestamp().max(record.expires_at.timestamp())))
+            .send()
+            .await;
+        match takeover {
+            Ok(_) => Ok(Begin::TakenOver { attempt, first_started_at: record.first_started_at }),
+            Err(error) if is_condition_failure(&error) => match self.read(key).await? {
+                Some(record) => Ok(Begin::Held(record)),
+                None => Err(DependencyError::new(SERVICE, format!("the record of key {key:?} changed while it was taken over; try again"))),
+            },
+            Err(error) => Err(self.error("taking over the idempotency key", &error)),
+        }
+    }
+
+    async fn store_outcome(&self, key: &str, attempt: u64, outcome: &Outcome) -> Result<(), DependencyError> {
+        let json = serde_json::to_string(outcome)
+            .map_err(|e| DependencyError::new(SERVICE, format!("the outcome could not be serialised: {e}")))?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .update_expression("SET #status = :completed, outcome = :outcome, outcomeKind = :kind, published = :false REMOVE leaseUntil")
+            .condition_expression("attempt = :attempt")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.into()))
+            .expression_attribute_values(":outcome", AttributeValue::S(json))
+            .expression_attribute_values(":kind", AttributeValue::S(outcome.outcome.as_str().into()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":attempt", number(attempt as i64))
+            .send()
+            .await
+            .map_err(|error| {
+                if is_condition_failure(&error) {
+                    DependencyError::new(SERVICE, format!("attempt {attempt} no longer holds key {key:?}: a later attempt took it over"))
+                } else {
+                    self.error("storing the outcome", &error)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn mark_published(&self, key: &str) -> Result<(), DependencyError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .update_expression("SET published = :true")
+            .condition_expression("attribute_exists(id)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|error| self.error("marking the outcome published", &error))?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str, attempt: u64) -> Result<(), DependencyError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .condition_expression("attempt = :attempt")
+            .expression_attribute_values(":attempt", number(attempt as i64))
+            .send()
+            .await;
+        match deleted {
+            // Already gone or held by a later attempt: either way not this attempt's to free.
+            Ok(_) => Ok(()),
+            Err(error) if is_condition_failure(&error) => Ok(()),
+            Err(error) => Err(self.error("releasing the idempotency key", &error)),
+        }
+    }
+}
+
+fn number(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    error.code() == Some("ConditionalCheckFailedException")
+}
+
+fn record_from_item(key: &str, item: &Item) -> Result<IdempotencyRecord, DependencyError> {
+    let broken = |what: &str| DependencyError::new(SERVICE, format!("the idempotency record of key {key:?} is malformed: {what}"));
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let integer = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+    let millis = |name: &str| integer(name).and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+    let state = match text("status").as_deref() {
+        Some(IN_PROGRESS) => RecordState::InProgress { lease_until: millis("leaseUntil").ok_or_else(|| broken("no leaseUntil"))? },
+        Some(COMPLETED) => {
+            let outcome: Outcome = serde_json::from_str(&text("outcome").ok_or_else(|| broken("no outcome"))?)
+                .map_err(|e| broken(&format!("unreadable outcome: {e}")))?;
+            let published = item.get("published").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+            RecordState::Completed { outcome: Box::new(outcome), published }
+        }
+        _ => return Err(broken("unknown status")),
+    };
+    Ok(IdempotencyRecord {
+        key: key.to_owned(),
+        fingerprint: text("fingerprint").ok_or_else(|| broken("no fingerprint"))?,
+        state,
+        attempt: integer("attempt").and_then(|a| u64::try_from(a).ok()).ok_or_else(|| broken("no attempt"))?,
+        first_started_at: millis("firstStartedAt").ok_or_else(|| broken("no firstStartedAt"))?,
+        expires_at: integer("expiration")
+            .and_then(|s| Utc.timestamp_opt(s, 0).single())
+            .ok_or_else(|| broken("no expiration"))?,
+    })
+}

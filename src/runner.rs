@@ -1,0 +1,499 @@
+//! The one place that orders the work of a command (CONTRACT sections 3 and 4):
+//! key -> resolve -> submit -> reconcile -> store -> publish, written against `crate::ports`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::atlas::model::{ApiError, RestoreJob};
+use crate::atlas::{AtlasCredentials, AtlasError, CreateAnswer};
+use crate::command::{LegacyRestoreJob, ObjectId, RestoreCommand, RestoreSpec};
+use crate::outcome::{AtlasSummary, ErrorCode, JobSummary, Outcome, OutcomeKind, Problem, Trigger};
+use crate::ports::{Atlas, Begin, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier, RecordState, Secrets};
+use crate::reconcile::find_adoptable;
+
+/// Tunables of the runner (the contract's configuration plus safety margins).
+#[derive(Clone, Debug)]
+pub struct RunnerSettings {
+    /// How long a kept key stays held (`IDEMPOTENCY_TTL_SECONDS`).
+    pub idempotency_ttl: Duration,
+    /// `DRY_RUN=true`: every command is a dry run.
+    pub dry_run: bool,
+    /// Kept back from the invocation's deadline to store and publish the outcome.
+    pub reserve: Duration,
+    /// Kept back from the submission for reconciling an ambiguous answer.
+    pub reconcile_budget: Duration,
+    /// Reconciliation looks this much further back than the attempt's start (clock skew).
+    pub reconcile_margin: Duration,
+    /// Wait before sending again after a 503 without `Retry-After`.
+    pub unavailable_backoff: Duration,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> RunnerSettings {
+        RunnerSettings {
+            idempotency_ttl: Duration::from_secs(86_400),
+            dry_run: false,
+            reserve: Duration::from_secs(3),
+            reconcile_budget: Duration::from_secs(5),
+            reconcile_margin: Duration::from_secs(120),
+            unavailable_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One command to run, as a trigger hands it over.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    pub command: RestoreCommand,
+    /// The idempotency key, which is also the outcome's `requestId`.
+    pub request_id: String,
+    /// Where the key came from, for a `KEY_REUSED` problem: `/idempotencyKey`, or `` when the
+    /// trigger supplied it (a schedule's execution id, an event's id, the fingerprint).
+    pub key_field: &'static str,
+    pub trigger: Trigger,
+    /// The invocation's deadline.
+    pub deadline: DateTime<Utc>,
+}
+
+/// Whether the outcome reached the topic.
+#[derive(Debug)]
+pub enum Publication {
+    Published,
+    /// Publishing failed; the outcome is stored, and a later delivery of the same command
+    /// publishes it. A non-HTTP trigger fails the invocation so that happens.
+    Failed(DependencyError),
+    /// This kind of outcome is not published (`DUPLICATE`, `QUEUED`).
+    NotPublished,
+}
+
+/// What running a command produced.
+#[derive(Debug)]
+pub struct Report {
+    pub outcome: Outcome,
+    pub publication: Publication,
+    /// `DUPLICATE` of an attempt still within its lease: the first may still finish (webhook
+    /// 409). A queue or retrying trigger should try again later rather than drop the event.
+    pub in_flight: bool,
+}
+
+/// Runs commands against Atlas with the idempotency store, secrets and notifier it is given.
+pub struct Runner<A, S, N, I, C> {
+    atlas: A,
+    secrets: S,
+    notifier: N,
+    store: I,
+    clock: C,
+    settings: RunnerSettings,
+    credentials_in_use: Mutex<Option<AtlasCredentials>>,
+}
+
+/// The attempt holding the key.
+struct Attempt {
+    number: u64,
+    started_at: DateTime<Utc>,
+    /// Set when an earlier attempt died holding the key: when it started.
+    earlier_since: Option<DateTime<Utc>>,
+}
+
+enum Reconciled {
+    Adopted(Vec<RestoreJob>),
+    NoneFound,
+    ListFailed(AtlasError),
+}
+
+impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A, S, N, I, C> {
+    pub fn new(atlas: A, secrets: S, notifier: N, store: I, clock: C, settings: RunnerSettings) -> Self {
+        Runner { atlas, secrets, notifier, store, clock, settings, credentials_in_use: Mutex::new(None) }
+    }
+
+    pub fn atlas(&self) -> &A {
+        &self.atlas
+    }
+
+    /// Runs one valid command to its outcome. `Err` is a dependency failure: nothing was sent
+    /// to Atlas by this attempt, or what was sent is recorded for the retry to find.
+    pub async fn run(&self, request: &RunRequest) -> Result<Report, DependencyError> {
+        let started_at = self.clock.now();
+        let fingerprint = request.command.fingerprint();
+        let expires_at = started_at + chrono::Duration::from_std(self.settings.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
+        let begin = self.store.begin(&request.request_id, &fingerprint, started_at, request.deadline, expires_at).await?;
+        let attempt = match begin {
+            Begin::Held(record) => return self.answer_held(request, record, &fingerprint, started_at).await,
+            Begin::Started { attempt } => Attempt { number: attempt, started_at, earlier_since: None },
+            Begin::TakenOver { attempt, first_started_at } => {
+                tracing::warn!(request_id = %request.request_id, attempt, "an earlier attempt died holding the key; reconciling before sending");
+                Attempt { number: attempt, started_at: first_started_at, earlier_since: Some(first_started_at) }
+            }
+        };
+        let outcome = match self.work(request, &attempt).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // Nothing reached Atlas: free the key so the retry starts afresh. If this fails
+                // too, the lease runs out and the retry reconciles before sending.
+                if let Err(release_error) = self.store.release(&request.request_id, attempt.number).await {
+                    tracing::warn!(request_id = %request.request_id, error = %release_error, "could not release the key");
+                }
+                return Err(error);
+            }
+        };
+        self.finish(request, attempt.number, outcome).await
+    }
+
+    /// Publishes an outcome that involves no key (a command refused before it could run).
+    pub async fn publish_only(&self, outcome: Outcome) -> Report {
+        let publication = self.publish(&outcome).await;
+        Report { outcome, publication, in_flight: false }
+    }
+
+    async fn work(&self, request: &RunRequest, attempt: &Attempt) -> Result<Outcome, DependencyError> {
+        let command = &request.command;
+        let RestoreSpec::Legacy(spec) = &command.restore;
+        let dry_run = command.dry_run || self.settings.dry_run;
+        let submit_deadline = self.deadline(request.deadline, self.settings.reserve + self.settings.reconcile_budget);
+        let reconcile_deadline = self.deadline(request.deadline, self.settings.reserve);
+        let run_time_point = spec.point_chosen_at_run_time();
+
+        if !dry_run || spec.needs_latest_snapshot() {
+            self.use_credentials(false).await?;
+        }
+        let latest = if spec.needs_latest_snapshot() {
+            match self.latest_snapshot(command, submit_deadline).await? {
+                Ok(Some(id)) => Some(id),
+                Ok(None) => {
+                    let problem = Problem::new(
+                        "/restorePoint",
+                        ErrorCode::SnapshotNotFound,
+                        format!("{} has no completed legacy snapshot to restore from", command.source.cluster_name),
+                    );
+                    return Ok(self.outcome(request, OutcomeKind::Rejected, attempt.started_at).with_errors(vec![problem]));
+                }
+                Err(error) => return Ok(self.failed_read(request, attempt.started_at, "listing snapshots", error)),
+            }
+        } else {
+            None
+        };
+        // A point chosen at run time is chosen as of the first attempt, so a retry means the same.
+        let Ok(job) = spec.resolve(attempt.started_at, latest.as_ref()) else {
+            let problem = Problem::new("/restorePoint", ErrorCode::SnapshotNotFound, "no completed snapshot to restore from");
+            return Ok(self.outcome(request, OutcomeKind::Rejected, attempt.started_at).with_errors(vec![problem]));
+        };
+        let body = job.atlas_body();
+        if dry_run {
+            return Ok(self.outcome(request, OutcomeKind::DryRun, attempt.started_at).with_restore(&body));
+        }
+        if let Some(since) = attempt.earlier_since {
+            match self.reconcile(command, &job, run_time_point, since, reconcile_deadline).await {
+                Reconciled::Adopted(jobs) => return Ok(self.submitted(request, attempt, &body, None, jobs, true)),
+                Reconciled::ListFailed(error) => {
+                    return Ok(self.unknown(request, attempt, &body, None, format!("an earlier attempt died and its jobs could not be listed: {error}"), None));
+                }
+                Reconciled::NoneFound => {}
+            }
+        }
+        self.submit(request, attempt, &job, &body, run_time_point, submit_deadline, reconcile_deadline).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn submit(
+        &self,
+        request: &RunRequest,
+        attempt: &Attempt,
+        job: &LegacyRestoreJob,
+        body: &Value,
+        run_time_point: bool,
+        submit_deadline: Instant,
+        reconcile_deadline: Instant,
+    ) -> Result<Outcome, DependencyError> {
+        let source = &request.command.source;
+        let mut credentials_refreshed = false;
+        loop {
+            let answer = self.atlas.create_legacy_restore_job(source, body, submit_deadline).await;
+            match answer {
+                CreateAnswer::Created { http_status, jobs } => {
+                    return Ok(self.submitted(request, attempt, body, Some(http_status), jobs, false));
+                }
+                CreateAnswer::Refused { http_status, error } => {
+                    return Ok(self.failed(request, attempt, body, Some(http_status), error));
+                }
+                CreateAnswer::NotSent { reason } => {
+                    let error = ApiError { reason: Some(format!("the request never reached Atlas: {reason}")), ..ApiError::default() };
+                    return Ok(self.failed(request, attempt, body, None, error));
+                }
+                CreateAnswer::Unauthorized { .. } if !credentials_refreshed => {
+                    // The secret may have been rotated: fetch it once more and send once more.
+                    credentials_refreshed = true;
+                    self.use_credentials(true).await?;
+                }
+                CreateAnswer::Unauthorized { http_status, error } => {
+                    return Ok(self.failed(request, attempt, body, Some(http_status), error));
+                }
+                CreateAnswer::Unavailable { error, retry_after } => {
+                    match self.reconcile(&request.command, job, run_time_point, attempt.started_at, reconcile_deadline).await {
+                        Reconciled::Adopted(jobs) => return Ok(self.submitted(request, attempt, body, Some(503), jobs, true)),
+                        Reconciled::ListFailed(list_error) => {
+                            let reason = format!("Atlas answered 503 and its jobs could not be listed: {list_error}");
+                            return Ok(self.unknown(request, attempt, body, Some(503), reason, Some(error)));
+                        }
+                        Reconciled::NoneFound => {
+                            let wait = retry_after.unwrap_or(self.settings.unavailable_backoff);
+                            if Instant::now() + wait + Duration::from_secs(1) >= submit_deadline {
+                                let reason = "Atlas answered 503 and no job was found; no time was left to send again".to_owned();
+                                return Ok(self.unknown(request, attempt, body, Some(503), reason, Some(error)));
+                            }
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }
+                CreateAnswer::Ambiguous { http_status, reason, error } => {
+                    return Ok(
+                        match self.reconcile(&request.command, job, run_time_point, attempt.started_at, reconcile_deadline).await {
+                            Reconciled::Adopted(jobs) => self.submitted(request, attempt, body, http_status, jobs, true),
+                            Reconciled::NoneFound => self.unknown(request, attempt, body, http_status, reason, error),
+                            Reconciled::ListFailed(list_error) => {
+                                let reason = format!("{reason}; listing the cluster's jobs to check also failed: {list_error}");
+                                self.unknown(request, attempt, body, http_status, reason, error)
+                            }
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Stores the outcome, then publishes it, then marks it published (or frees the key).
+    async fn finish(&self, request: &RunRequest, attempt: u64, outcome: Outcome) -> Result<Report, DependencyError> {
+        let key = &request.request_id;
+        if let Err(error) = self.store.store_outcome(key, attempt, &outcome).await {
+            // Not recorded: publish it anyway so no outcome is lost, then fail so the event is
+            // retried; a retry reconciles with Atlas and never sends twice.
+            let _ = self.publish(&outcome).await;
+            if !outcome.outcome.keeps_key() {
+                let _ = self.store.release(key, attempt).await;
+            }
+            return Err(error);
+        }
+        let publication = self.publish(&outcome).await;
+        if matches!(publication, Publication::Published) {
+            let settled = if outcome.outcome.keeps_key() { self.store.mark_published(key).await } else { self.store.release(key, attempt).await };
+            if let Err(error) = settled {
+                tracing::warn!(request_id = %key, %error, "published, but the record could not be updated; a duplicate may publish again");
+            }
+        }
+        Ok(Report { outcome, publication, in_flight: false })
+    }
+
+    async fn answer_held(
+        &self,
+        request: &RunRequest,
+        record: IdempotencyRecord,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Report, DependencyError> {
+        if record.fingerprint != fingerprint {
+            let problem = Problem::new(
+                request.key_field,
+                ErrorCode::KeyReused,
+                format!(
+                    "idempotency key {:?} is held until {} by a different command; use a new key for a new restore",
+                    request.request_id,
+                    record.expires_at.to_rfc3339()
+                ),
+            );
+            let outcome = self.outcome(request, OutcomeKind::Rejected, now).with_errors(vec![problem]);
+            return Ok(self.publish_only(outcome).await);
+        }
+        let mut duplicate = self.outcome(request, OutcomeKind::Duplicate, now);
+        match record.state {
+            RecordState::InProgress { .. } => Ok(Report { outcome: duplicate, publication: Publication::NotPublished, in_flight: true }),
+            RecordState::Completed { outcome: first, published } => {
+                let mut publication = Publication::NotPublished;
+                if !published {
+                    // The first attempt stored its outcome but could not publish it: do it now.
+                    publication = self.publish(&first).await;
+                    if matches!(publication, Publication::Published) {
+                        let settled = if first.outcome.keeps_key() {
+                            self.store.mark_published(&request.request_id).await
+                        } else {
+                            self.store.release(&request.request_id, record.attempt).await
+                        };
+                        if let Err(error) = settled {
+                            tracing::warn!(request_id = %request.request_id, %error, "published the stored outcome, but the record could not be updated");
+                        }
+                    }
+                }
+                duplicate.restore = first.restore.clone();
+                duplicate.first = Some(first);
+                Ok(Report { outcome: duplicate, publication, in_flight: false })
+            }
+        }
+    }
+
+    async fn publish(&self, outcome: &Outcome) -> Publication {
+        if !outcome.outcome.is_published() {
+            return Publication::NotPublished;
+        }
+        match self.notifier.publish(outcome).await {
+            Ok(()) => Publication::Published,
+            Err(error) => {
+                tracing::warn!(request_id = ?outcome.request_id, %error, "publishing the outcome failed");
+                Publication::Failed(error)
+            }
+        }
+    }
+
+    /// Fetches the Atlas credentials (from the cache unless `refresh`) and hands them to the
+    /// client when they changed, so a warm Digest session is kept.
+    async fn use_credentials(&self, refresh: bool) -> Result<(), DependencyError> {
+        let credentials = self.secrets.atlas_credentials(refresh).await?;
+        let mut in_use = self.credentials_in_use.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if in_use.as_ref() != Some(&credentials) {
+            self.atlas.set_credentials(credentials.clone());
+            *in_use = Some(credentials);
+        }
+        Ok(())
+    }
+
+    /// The newest completed snapshot; `Err` inside `Ok` is Atlas's refusal, an outcome.
+    async fn latest_snapshot(
+        &self,
+        command: &RestoreCommand,
+        deadline: Instant,
+    ) -> Result<Result<Option<ObjectId>, AtlasError>, DependencyError> {
+        let mut listed = self.atlas.list_completed_snapshots(&command.source, deadline).await;
+        if matches!(listed, Err(AtlasError::Unauthorized { .. })) {
+            self.use_credentials(true).await?;
+            listed = self.atlas.list_completed_snapshots(&command.source, deadline).await;
+        }
+        Ok(listed.map(|snapshots| {
+            snapshots
+                .into_iter()
+                .filter(|s| s.complete != Some(false))
+                .filter_map(|s| {
+                    let created = s.created.as_ref().and_then(|c| c.date.as_deref()).and_then(|d| DateTime::parse_from_rfc3339(d).ok());
+                    Some((created, s.created.as_ref().and_then(|c| c.increment).unwrap_or(0), ObjectId::parse(&s.id)?))
+                })
+                .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)))
+                .map(|(_, _, id)| id)
+        }))
+    }
+
+    async fn reconcile(
+        &self,
+        command: &RestoreCommand,
+        job: &LegacyRestoreJob,
+        run_time_point: bool,
+        since: DateTime<Utc>,
+        deadline: Instant,
+    ) -> Reconciled {
+        let margin = chrono::Duration::from_std(self.settings.reconcile_margin).unwrap_or(chrono::Duration::minutes(2));
+        match self.atlas.list_restore_jobs(&command.source, Some(since - margin), deadline).await {
+            Err(error) => Reconciled::ListFailed(error),
+            Ok(jobs) => {
+                let adopted = find_adoptable(&jobs, job, run_time_point);
+                if adopted.is_empty() { Reconciled::NoneFound } else { Reconciled::Adopted(adopted) }
+            }
+        }
+    }
+
+    fn deadline(&self, invocation_deadline: DateTime<Utc>, keep_back: Duration) -> Instant {
+        let left = (invocation_deadline - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        Instant::now() + left.saturating_sub(keep_back)
+    }
+
+    fn outcome(&self, request: &RunRequest, kind: OutcomeKind, started_at: DateTime<Utc>) -> Outcome {
+        let command = &request.command;
+        Outcome {
+            outcome: kind,
+            request_id: Some(request.request_id.clone()),
+            trigger: request.trigger,
+            group_id: Some(command.source.group_id.to_string()),
+            cluster_name: Some(command.source.cluster_name.to_string()),
+            backup_type: Some(command.restore.backup_type().as_str().to_owned()),
+            restore: None,
+            atlas: None,
+            errors: Vec::new(),
+            requested_by: command.requested_by.clone(),
+            approved_by: command.approved_by.clone(),
+            reason: command.reason.clone(),
+            started_at,
+            finished_at: self.clock.now(),
+            first: None,
+            notified: None,
+        }
+    }
+
+    fn submitted(&self, request: &RunRequest, attempt: &Attempt, body: &Value, http_status: Option<u16>, jobs: Vec<RestoreJob>, reconciled: bool) -> Outcome {
+        let summary = AtlasSummary { http_status, jobs: jobs.iter().map(job_summary).collect(), reconciled, ..AtlasSummary::default() };
+        self.outcome(request, OutcomeKind::Submitted, attempt.started_at).with_restore(body).with_atlas(summary)
+    }
+
+    fn failed(&self, request: &RunRequest, attempt: &Attempt, body: &Value, http_status: Option<u16>, error: ApiError) -> Outcome {
+        let summary = AtlasSummary { http_status, error_code: error.error_code, detail: error.detail, reason: error.reason, ..AtlasSummary::default() };
+        self.outcome(request, OutcomeKind::Failed, attempt.started_at).with_restore(body).with_atlas(summary)
+    }
+
+    fn unknown(
+        &self,
+        request: &RunRequest,
+        attempt: &Attempt,
+        body: &Value,
+        http_status: Option<u16>,
+        reason: String,
+        error: Option<ApiError>,
+    ) -> Outcome {
+        let error = error.unwrap_or_default();
+        let summary = AtlasSummary {
+            http_status,
+            error_code: error.error_code,
+            detail: error.detail.or(error.reason),
+            reason: Some(reason),
+            ..AtlasSummary::default()
+        };
+        self.outcome(request, OutcomeKind::Unknown, attempt.started_at).with_restore(body).with_atlas(summary)
+    }
+
+    fn failed_read(&self, request: &RunRequest, started_at: DateTime<Utc>, doing: &str, error: AtlasError) -> Outcome {
+        let (http_status, api_error) = match &error {
+            AtlasError::Api { status, error } | AtlasError::Unauthorized { status, error } => (Some(*status), error.clone()),
+            _ => (None, ApiError::default()),
+        };
+        let summary = AtlasSummary {
+            http_status,
+            error_code: api_error.error_code,
+            detail: api_error.detail,
+            reason: Some(format!("{doing} failed: {error}")),
+            ..AtlasSummary::default()
+        };
+        self.outcome(request, OutcomeKind::Failed, started_at).with_atlas(summary)
+    }
+}
+
+fn job_summary(job: &RestoreJob) -> JobSummary {
+    JobSummary {
+        id: job.id.clone(),
+        batch_id: job.batch_id.clone(),
+        status_name: job.status_name.clone(),
+        target_cluster_name: job.delivery.as_ref().and_then(|d| d.target_cluster_name.clone()),
+    }
+}
+
+impl Outcome {
+    fn with_errors(mut self, errors: Vec<Problem>) -> Outcome {
+        self.errors = errors;
+        self
+    }
+
+    fn with_restore(mut self, body: &Value) -> Outcome {
+        self.restore = Some(body.clone());
+        self
+    }
+
+    fn with_atlas(mut self, atlas: AtlasSummary) -> Outcome {
+        self.atlas = Some(atlas);
+        self
+    }
+}
