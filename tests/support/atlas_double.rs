@@ -157,6 +157,11 @@ impl AtlasDouble {
             .insert(public_key.to_owned(), private_key.to_owned());
     }
 
+    /// Deletes an API key (a rotation): requests signed with it get 401 from now on.
+    pub fn remove_api_key(&self, public_key: &str) {
+        self.lock().api_keys.remove(public_key);
+    }
+
     /// A service account for OAuth client credentials.
     pub fn add_service_account(&self, client_id: &str, client_secret: &str) {
         self.lock()
