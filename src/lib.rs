@@ -13,3 +13,4 @@ pub mod ports;
 pub mod reconcile;
 pub mod runner;
 pub mod secret;
+pub mod triggers;
