@@ -1,1 +1,1476 @@
-//! Rendering outcomes as notifications (being written).
+//! Rendering an outcome as what is published to the topic (CONTRACT section 3, "Publishing").
+//! Pure: no I/O. The SNS adapter (`crate::aws::sns`) sends what [`render`] returns.
+//!
+//! What SNS and Amazon Q Developer (AWS Chatbot) accept shapes the rules here:
+//! - `Subject`: printable ASCII, no line breaks, not starting with a space, under 100 characters;
+//! - message attributes: non-empty values of XML-safe characters;
+//! - FIFO `MessageGroupId` / `MessageDeduplicationId`: 1-128 printable ASCII characters;
+//! - Chatbot custom notifications: no `null` where a string belongs, description up to ~8,000
+//!   characters, `additionalContext` values are strings.
+//!
+//! Outcomes carry no secrets, and nothing here adds any.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::config::NotifyFormat;
+use crate::outcome::{AtlasSummary, ErrorCode, JobSummary, Outcome, OutcomeKind};
+
+/// SNS refuses a subject of 100 characters or more.
+pub const SUBJECT_MAX: usize = 99;
+/// Chatbot's limit for a custom notification's description is 8,000 characters; stay below.
+pub const DESCRIPTION_MAX: usize = 7_900;
+/// A readable title; the details belong in the description.
+pub const TITLE_MAX: usize = 250;
+/// SNS FIFO ids (`MessageGroupId`, `MessageDeduplicationId`): at most 128 characters.
+pub const FIFO_ID_MAX: usize = 128;
+
+/// How many jobs / problems / steps are listed before "and N more".
+const LIST_MAX: usize = 25;
+const STEPS_MAX: usize = 5;
+/// Any one value taken from the outcome, in the chat form.
+const VALUE_MAX: usize = 600;
+
+/// What is published for one outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// SNS `Subject`: printable ASCII, under 100 characters.
+    pub subject: String,
+    /// SNS `Message`: the outcome JSON, or the Chatbot custom notification.
+    pub message: String,
+    /// SNS message attributes, all of type `String`; attributes without a value are left out.
+    pub attributes: Vec<(&'static str, String)>,
+    /// FIFO topics only: `groupId/clusterName`.
+    pub message_group_id: Option<String>,
+    /// FIFO topics only: `requestId:OUTCOME`.
+    pub deduplication_id: Option<String>,
+}
+
+/// Renders `outcome` for the topic: `format` chooses the message, `fifo_topic` adds the FIFO ids.
+pub fn render(outcome: &Outcome, format: NotifyFormat, fifo_topic: bool) -> Notification {
+    let facts = Facts::of(outcome);
+    let message = match format {
+        NotifyFormat::Json => outcome_json(outcome),
+        NotifyFormat::Chatbot => chatbot(outcome, &facts).to_string(),
+    };
+    let (message_group_id, deduplication_id) = if fifo_topic {
+        (Some(group_id(outcome)), Some(deduplication_id(outcome)))
+    } else {
+        (None, None)
+    };
+    Notification {
+        subject: ascii_subject(&facts.headline(outcome)),
+        message,
+        attributes: attributes(outcome),
+        message_group_id,
+        deduplication_id,
+    }
+}
+
+fn outcome_json(outcome: &Outcome) -> String {
+    // Serialising derived types, chrono and serde_json values cannot fail; keep a readable
+    // fallback rather than a panic.
+    serde_json::to_string(outcome).unwrap_or_else(|error| {
+        json!({
+            "outcome": outcome.outcome.as_str(),
+            "requestId": outcome.request_id,
+            "error": format!("the outcome could not be serialised: {error}"),
+        })
+        .to_string()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subject
+
+/// Printable ASCII only, whitespace runs (line breaks, tabs) as one space, no leading or trailing
+/// space, at most [`SUBJECT_MAX`] characters (cut between words when possible, marked `...`).
+pub fn ascii_subject(raw: &str) -> String {
+    let mut ascii = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        push_ascii(&mut ascii, c);
+    }
+    // Whitespace runs as one space, none at either end (SNS refuses a leading space).
+    let words: Vec<&str> = ascii.split(' ').filter(|w| !w.is_empty()).collect();
+    shorten_ascii(words.join(" "), SUBJECT_MAX)
+}
+
+/// One character as printable ASCII: itself, a common look-alike, a space for any whitespace
+/// or control character, or `?`.
+fn push_ascii(out: &mut String, c: char) {
+    if c.is_ascii_graphic() {
+        out.push(c);
+        return;
+    }
+    let lookalike = match c {
+        c if c.is_whitespace() || c.is_control() => " ",
+        '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{2032}' => "'",
+        '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{2033}' | '\u{00AB}' | '\u{00BB}' => "\"",
+        '\u{2010}'..='\u{2015}' | '\u{2212}' => "-",
+        '\u{2026}' => "...",
+        '\u{2192}' => "->",
+        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' => "",
+        _ => "?",
+    };
+    out.push_str(lookalike);
+}
+
+/// Cuts an ASCII string to `max` characters, preferring a word boundary, and marks the cut.
+fn shorten_ascii(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    const MARK: &str = "...";
+    let room = max.saturating_sub(MARK.len());
+    // ASCII only: every byte index is a character boundary.
+    let head = text.get(..room).unwrap_or_default();
+    let cut = match head.rfind(' ') {
+        Some(space) if space >= room / 2 => &head[..space],
+        _ => head,
+    };
+    format!("{}{MARK}", cut.trim_end())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attributes
+
+fn attributes(outcome: &Outcome) -> Vec<(&'static str, String)> {
+    let backup_type = outcome.backup_type.as_deref();
+    [
+        ("outcome", Some(outcome.outcome.as_str())),
+        ("trigger", Some(trigger_name(outcome))),
+        ("groupId", outcome.group_id.as_deref()),
+        ("clusterName", outcome.cluster_name.as_deref()),
+        ("backupType", backup_type),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| {
+        let value = attribute_value(value?);
+        (!value.trim().is_empty()).then_some((name, value))
+    })
+    .collect()
+}
+
+fn trigger_name(outcome: &Outcome) -> &'static str {
+    match outcome.trigger {
+        crate::outcome::Trigger::Webhook => "webhook",
+        crate::outcome::Trigger::Schedule => "schedule",
+        crate::outcome::Trigger::Direct => "direct",
+        crate::outcome::Trigger::Event => "event",
+    }
+}
+
+/// SNS attribute values admit XML characters only: tab, LF, CR and U+0020 up, except U+FFFE/U+FFFF.
+fn attribute_value(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            '\u{FFFE}' | '\u{FFFF}' => '\u{FFFD}',
+            c if c < ' ' => '\u{FFFD}',
+            c => c,
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// FIFO ids
+
+fn group_id(outcome: &Outcome) -> String {
+    let part = |value: Option<&str>| value.filter(|v| !v.is_empty()).unwrap_or("-").to_owned();
+    fifo_id(&format!(
+        "{}/{}",
+        part(outcome.group_id.as_deref()),
+        part(outcome.cluster_name.as_deref())
+    ))
+}
+
+fn deduplication_id(outcome: &Outcome) -> String {
+    let request = match outcome.request_id.as_deref().filter(|id| !id.is_empty()) {
+        Some(id) => id.to_owned(),
+        // No key (an event of no known shape): the outcome itself, so a retried publish of the
+        // same outcome is still recognised.
+        None => format!(
+            "outcome-{}",
+            hex::encode(Sha256::digest(outcome_json(outcome)))
+        ),
+    };
+    fifo_id(&format!("{request}:{}", outcome.outcome.as_str()))
+}
+
+/// A valid SNS FIFO id: `raw` itself when it is 1-128 printable ASCII characters (no space);
+/// else a readable prefix (other characters as `_`) and the SHA-256 of `raw`, so that two
+/// different raw ids never map to the same one.
+pub fn fifo_id(raw: &str) -> String {
+    if !raw.is_empty() && raw.len() <= FIFO_ID_MAX && raw.chars().all(|c| c.is_ascii_graphic()) {
+        return raw.to_owned();
+    }
+    let digest = hex::encode(Sha256::digest(raw.as_bytes()));
+    let prefix: String = raw
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .take(FIFO_ID_MAX - digest.len() - 1)
+        .collect();
+    format!("{prefix}~{digest}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the outcome is about
+
+/// The facts a person needs, read once from the outcome.
+struct Facts<'a> {
+    kind: OutcomeKind,
+    source: Option<&'a str>,
+    group: Option<&'a str>,
+    /// The target cluster: its name, else `id <id>`.
+    target: Option<String>,
+    target_group: Option<String>,
+    download: bool,
+    method: Option<String>,
+    restore_point: Option<String>,
+    jobs: &'a [JobSummary],
+    batches: Vec<&'a str>,
+    atlas: Option<&'a AtlasSummary>,
+}
+
+impl<'a> Facts<'a> {
+    fn of(outcome: &'a Outcome) -> Facts<'a> {
+        let restore = outcome.restore.as_ref();
+        let delivery = restore.and_then(|r| r.get("delivery"));
+        // Legacy bodies hold the target in `delivery`; Cloud Backup bodies at the top.
+        let field = |name: &str| -> Option<String> {
+            [delivery, restore]
+                .into_iter()
+                .flatten()
+                .find_map(|object| object.get(name).and_then(scalar_text))
+        };
+        let jobs: &[JobSummary] = outcome.atlas.as_ref().map_or(&[], |a| a.jobs.as_slice());
+        let target = field("targetClusterName")
+            .or_else(|| field("targetClusterId").map(|id| format!("id {id}")))
+            .or_else(|| {
+                jobs.iter()
+                    .find_map(|job| job.target_cluster_name.clone())
+                    .filter(|name| !name.is_empty())
+            });
+        let method = field("methodName").or_else(|| field("deliveryType"));
+        let download = matches!(method.as_deref(), Some("HTTP" | "download"));
+        let mut batches: Vec<&str> = Vec::new();
+        for batch in jobs.iter().filter_map(|job| job.batch_id.as_deref()) {
+            if !batch.is_empty() && !batches.contains(&batch) {
+                batches.push(batch);
+            }
+        }
+        Facts {
+            kind: outcome.outcome,
+            source: outcome.cluster_name.as_deref().filter(|s| !s.is_empty()),
+            group: outcome.group_id.as_deref().filter(|s| !s.is_empty()),
+            target,
+            target_group: field("targetGroupId"),
+            download,
+            method,
+            restore_point: restore.and_then(restore_point),
+            jobs,
+            batches,
+            atlas: outcome.atlas.as_ref(),
+        }
+    }
+
+    /// `restore of orders into orders-drill`, as plain text.
+    fn what(&self) -> String {
+        let mut what = match self.source {
+            Some(source) => format!("restore of {source}"),
+            None => "restore command".to_owned(),
+        };
+        match (&self.target, self.download) {
+            (Some(target), _) => what.push_str(&format!(" into {target}")),
+            (None, true) => what.push_str(" as a download"),
+            (None, false) => {}
+        }
+        what
+    }
+
+    /// `SUBMITTED: restore of orders into orders-drill (approval-7f3a)`.
+    fn headline(&self, outcome: &Outcome) -> String {
+        let mut line = format!("{}: {}", self.kind.as_str(), self.what());
+        if let Some(id) = outcome.request_id.as_deref().filter(|id| !id.is_empty()) {
+            line.push_str(&format!(" ({id})"));
+        }
+        line
+    }
+}
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Which point the restore goes back to, from Atlas's own fields.
+fn restore_point(restore: &Value) -> Option<String> {
+    let text = |name: &str| restore.get(name).and_then(scalar_text);
+    if let Some(millis) = restore.get("pointInTimeUTCMillis").and_then(Value::as_i64) {
+        return Some(match DateTime::<Utc>::from_timestamp_millis(millis) {
+            Some(at) => format!(
+                "point in time {} (pointInTimeUTCMillis {millis})",
+                at.to_rfc3339_opts(SecondsFormat::Millis, true)
+            ),
+            None => format!("pointInTimeUTCMillis {millis}"),
+        });
+    }
+    if let Some(seconds) = restore.get("pointInTimeUTCSeconds").and_then(Value::as_i64) {
+        return Some(match DateTime::<Utc>::from_timestamp(seconds, 0) {
+            Some(at) => format!(
+                "point in time {} (pointInTimeUTCSeconds {seconds})",
+                at.to_rfc3339_opts(SecondsFormat::Secs, true)
+            ),
+            None => format!("pointInTimeUTCSeconds {seconds}"),
+        });
+    }
+    if let Some(ts) = text("oplogTs") {
+        return Some(match text("oplogInc") {
+            Some(inc) => format!("oplog {ts}, increment {inc}"),
+            None => format!("oplog {ts}"),
+        });
+    }
+    if let Some(checkpoint) = text("checkpointId") {
+        return Some(format!("checkpoint {checkpoint}"));
+    }
+    text("snapshotId").map(|snapshot| format!("snapshot {snapshot}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Chatbot custom notification
+
+fn chatbot(outcome: &Outcome, facts: &Facts<'_>) -> Value {
+    let mut content = Map::new();
+    content.insert("textType".into(), json!("client-markdown"));
+    content.insert("title".into(), json!(title(outcome, facts)));
+    content.insert("description".into(), json!(description(outcome, facts)));
+    let steps = next_steps(outcome, facts);
+    if !steps.is_empty() {
+        content.insert("nextSteps".into(), json!(steps));
+    }
+
+    let mut metadata = Map::new();
+    if let Some(id) = outcome.request_id.as_deref().filter(|id| !id.is_empty()) {
+        metadata.insert("threadId".into(), json!(id));
+    }
+    metadata.insert("summary".into(), json!(summary(outcome, facts)));
+    metadata.insert("eventType".into(), json!(outcome.outcome.as_str()));
+    metadata.insert(
+        "additionalContext".into(),
+        Value::Object(additional_context(outcome, facts)),
+    );
+
+    json!({
+        "version": "1.0",
+        "source": "custom",
+        "content": content,
+        "metadata": metadata,
+    })
+}
+
+fn title(outcome: &Outcome, facts: &Facts<'_>) -> String {
+    let source = facts.source.map_or("unknown cluster".to_owned(), code);
+    let route = match (&facts.target, facts.download) {
+        (Some(target), _) => format!("{source} \u{2192} {}", code(target)),
+        (None, true) => format!("{source} (download)"),
+        (None, false) => source,
+    };
+    let atlas_code = facts
+        .atlas
+        .and_then(|a| a.error_code.as_deref())
+        .filter(|c| !c.is_empty());
+    let title = match outcome.outcome {
+        OutcomeKind::Submitted => {
+            let count = facts.jobs.len();
+            let reconciled = if facts.atlas.is_some_and(|a| a.reconciled) {
+                ", found by reconciliation"
+            } else {
+                ""
+            };
+            format!(
+                "Restore submitted: {route} ({count} {}{reconciled})",
+                plural(count, "job", "jobs")
+            )
+        }
+        OutcomeKind::DryRun => format!("Dry run OK: {route} (nothing submitted)"),
+        OutcomeKind::Rejected => {
+            let count = outcome.errors.len();
+            format!(
+                "Restore rejected: {route} ({count} {})",
+                plural(count, "problem", "problems")
+            )
+        }
+        OutcomeKind::Failed => match atlas_code {
+            Some(atlas_code) => format!("Restore failed: Atlas refused {route} ({atlas_code})"),
+            None => format!("Restore failed: Atlas refused {route}"),
+        },
+        OutcomeKind::Unknown => {
+            format!("Restore status UNKNOWN: {route} - check Atlas before retrying")
+        }
+        OutcomeKind::Duplicate => format!("Duplicate request: {route} (already handled)"),
+        OutcomeKind::Queued => format!("Restore queued: {route}"),
+    };
+    shorten(&title, TITLE_MAX)
+}
+
+fn summary(outcome: &Outcome, facts: &Facts<'_>) -> String {
+    let mut summary = facts.headline(outcome);
+    match outcome.outcome {
+        OutcomeKind::Submitted if !facts.jobs.is_empty() => {
+            let ids: Vec<&str> = facts.jobs.iter().map(|j| j.id.as_str()).collect();
+            summary.push_str(&format!(": {}", ids.join(", ")));
+        }
+        OutcomeKind::Rejected if !outcome.errors.is_empty() => {
+            let codes: Vec<String> = outcome.errors.iter().map(|p| p.code.to_string()).collect();
+            summary.push_str(&format!(": {}", codes.join(", ")));
+        }
+        OutcomeKind::Failed | OutcomeKind::Unknown => {
+            if let Some(answer) = facts.atlas.and_then(atlas_answer_plain) {
+                summary.push_str(&format!(": {answer}"));
+            }
+        }
+        _ => {}
+    }
+    shorten(&one_line(&summary), VALUE_MAX)
+}
+
+/// The description, with as many list items (jobs, problems) as fit under Chatbot's limit: the
+/// lines that say who and why are never the ones cut.
+fn description(outcome: &Outcome, facts: &Facts<'_>) -> String {
+    let mut description = String::new();
+    for list_max in [LIST_MAX, 10, 5, 2, 0] {
+        description = description_listing(outcome, facts, list_max);
+        if description.chars().count() <= DESCRIPTION_MAX {
+            return description;
+        }
+    }
+    shorten(&description, DESCRIPTION_MAX)
+}
+
+fn description_listing(outcome: &Outcome, facts: &Facts<'_>, list_max: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    lines.push(opening(outcome, facts));
+
+    // Where from, where to.
+    let mut source = match facts.source {
+        Some(name) => format!("*Source:* {}", code(name)),
+        None => "*Source:* not known (the command did not name a cluster)".to_owned(),
+    };
+    if let Some(group) = facts.group {
+        source.push_str(&format!(" in project {}", code(group)));
+    }
+    if let Some(kind) = outcome.backup_type.as_deref().filter(|s| !s.is_empty()) {
+        source.push_str(&format!(" ({} backup)", text(kind)));
+    }
+    lines.push(source);
+    match (&facts.target, facts.download) {
+        (Some(target), _) => {
+            let mut line = format!("*Target:* {}", code(target));
+            if let Some(group) = &facts.target_group {
+                line.push_str(&format!(" in project {}", code(group)));
+            }
+            lines.push(line);
+        }
+        (None, true) => lines.push("*Target:* none, a download".to_owned()),
+        (None, false) => {}
+    }
+    if let Some(method) = &facts.method {
+        lines.push(format!("*Method:* {}", code(method)));
+    }
+    if let Some(point) = &facts.restore_point {
+        lines.push(format!("*Restore point:* {}", text(point)));
+    }
+
+    // What Atlas did.
+    if !facts.jobs.is_empty() {
+        lines.push(format!("*{}:*", plural(facts.jobs.len(), "Job", "Jobs")));
+        for job in facts.jobs.iter().take(list_max) {
+            lines.push(job_line(job));
+        }
+        if facts.jobs.len() > list_max {
+            lines.push(format!("\u{2022} and {} more", facts.jobs.len() - list_max));
+        }
+    }
+    if !facts.batches.is_empty() {
+        let batches: Vec<String> = facts.batches.iter().map(|b| code(b)).collect();
+        lines.push(format!(
+            "*{}:* {} (a sharded cluster: one job per shard and config server)",
+            plural(facts.batches.len(), "Batch", "Batches"),
+            batches.join(", ")
+        ));
+    }
+    if matches!(outcome.outcome, OutcomeKind::Failed | OutcomeKind::Unknown) {
+        if let Some(answer) = facts.atlas.and_then(atlas_answer_markdown) {
+            lines.push(format!("*Atlas answered:* {answer}"));
+        }
+    }
+
+    // What was wrong.
+    if !outcome.errors.is_empty() {
+        lines.push("*Problems:*".to_owned());
+        for problem in outcome.errors.iter().take(list_max) {
+            let field = if problem.field.is_empty() {
+                "(the whole command)".to_owned()
+            } else {
+                code(&problem.field)
+            };
+            lines.push(format!(
+                "\u{2022} {field} {}: {}",
+                code(&problem.code.to_string()),
+                text(&problem.message)
+            ));
+        }
+        if outcome.errors.len() > list_max {
+            lines.push(format!(
+                "\u{2022} and {} more",
+                outcome.errors.len() - list_max
+            ));
+        }
+    }
+
+    // The exact body of a dry run: what would be sent.
+    if let (OutcomeKind::DryRun, Some(body)) = (outcome.outcome, &outcome.restore) {
+        let body = shorten(&body.to_string().replace('`', "'"), 1_500);
+        lines.push(format!("*Would send:* ```{body}```"));
+    }
+
+    // Who and why.
+    let mut people = Vec::new();
+    if let Some(who) = outcome.requested_by.as_deref().filter(|s| !s.is_empty()) {
+        people.push(format!("*Requested by:* {}", code(who)));
+    }
+    if let Some(who) = outcome.approved_by.as_deref().filter(|s| !s.is_empty()) {
+        people.push(format!("*Approved by:* {}", code(who)));
+    }
+    if !people.is_empty() {
+        lines.push(people.join("  "));
+    }
+    if let Some(reason) = outcome.reason.as_deref().filter(|s| !s.is_empty()) {
+        lines.push(format!("*Reason:* {}", text(reason)));
+    }
+    let mut request = match outcome.request_id.as_deref().filter(|s| !s.is_empty()) {
+        Some(id) => format!("*Request:* {} from {}", code(id), trigger_name(outcome)),
+        None => format!("*Request:* from {}", trigger_name(outcome)),
+    };
+    request.push_str(&format!(
+        ", started {}, finished {}",
+        timestamp(outcome.started_at),
+        timestamp(outcome.finished_at)
+    ));
+    lines.push(request);
+
+    lines.join("\n")
+}
+
+/// The first line: what happened, in a sentence.
+fn opening(outcome: &Outcome, facts: &Facts<'_>) -> String {
+    match outcome.outcome {
+        OutcomeKind::Submitted => {
+            let count = facts.jobs.len();
+            let mut line = format!(
+                "Atlas accepted the restore: {count} {} created.",
+                plural(count, "job", "jobs")
+            );
+            if facts.atlas.is_some_and(|a| a.reconciled) {
+                line.push_str(&format!(
+                    " Atlas's answer was unclear; {} found by reconciliation and adopted.",
+                    plural(count, "the job was", "the jobs were")
+                ));
+            }
+            line
+        }
+        OutcomeKind::DryRun => {
+            "Dry run: the command is valid. Nothing was sent to Atlas.".to_owned()
+        }
+        OutcomeKind::Rejected => {
+            let count = outcome.errors.len();
+            format!(
+                "The command was rejected ({count} {}). Atlas was not asked to restore.",
+                plural(count, "problem", "problems")
+            )
+        }
+        OutcomeKind::Failed => "Atlas refused the restore. No restore job was created.".to_owned(),
+        OutcomeKind::Unknown => "The request may have reached Atlas, but no usable answer came \
+             back and reconciliation found no job. A person must check before anything is sent \
+             again."
+            .to_owned(),
+        OutcomeKind::Duplicate => {
+            "This request was already handled; nothing was sent again.".to_owned()
+        }
+        OutcomeKind::Queued => "The command was accepted and queued for submission.".to_owned(),
+    }
+}
+
+fn job_line(job: &JobSummary) -> String {
+    let mut line = format!("\u{2022} {}", code(&job.id));
+    if let Some(status) = job.status_name.as_deref().filter(|s| !s.is_empty()) {
+        line.push_str(&format!(" {}", text(status)));
+    }
+    if let Some(target) = job.target_cluster_name.as_deref().filter(|s| !s.is_empty()) {
+        line.push_str(&format!(" \u{2192} {}", code(target)));
+    }
+    if let Some(batch) = job.batch_id.as_deref().filter(|s| !s.is_empty()) {
+        line.push_str(&format!(", batch {}", code(batch)));
+    }
+    line
+}
+
+/// `HTTP 400, INVALID_GROUP_ID: detail (reason)`, plain.
+fn atlas_answer_plain(atlas: &AtlasSummary) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(status) = atlas.http_status {
+        parts.push(format!("HTTP {status}"));
+    }
+    if let Some(code) = atlas.error_code.as_deref().filter(|s| !s.is_empty()) {
+        parts.push(code.to_owned());
+    }
+    let mut answer = parts.join(" ");
+    if let Some(detail) = atlas.detail.as_deref().filter(|s| !s.is_empty()) {
+        answer = if answer.is_empty() {
+            detail.to_owned()
+        } else {
+            format!("{answer}: {detail}")
+        };
+    }
+    if let Some(reason) = atlas.reason.as_deref().filter(|s| !s.is_empty()) {
+        answer = if answer.is_empty() {
+            reason.to_owned()
+        } else {
+            format!("{answer} ({reason})")
+        };
+    }
+    (!answer.is_empty()).then_some(answer)
+}
+
+fn atlas_answer_markdown(atlas: &AtlasSummary) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(status) = atlas.http_status {
+        parts.push(format!("HTTP {status}"));
+    }
+    if let Some(error_code) = atlas.error_code.as_deref().filter(|s| !s.is_empty()) {
+        parts.push(code(error_code));
+    }
+    if let Some(detail) = atlas.detail.as_deref().filter(|s| !s.is_empty()) {
+        parts.push(format!("\u{201C}{}\u{201D}", text(detail)));
+    }
+    if let Some(reason) = atlas.reason.as_deref().filter(|s| !s.is_empty()) {
+        parts.push(format!("({})", text(reason)));
+    }
+    if parts.is_empty() {
+        return Some("no usable answer (timeout, reset or unreadable)".to_owned());
+    }
+    Some(parts.join(" "))
+}
+
+fn next_steps(outcome: &Outcome, facts: &Facts<'_>) -> Vec<String> {
+    let key = outcome
+        .request_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(code);
+    let source = facts.source.map_or("the source cluster".to_owned(), code);
+    let project = facts
+        .group
+        .map(|g| format!(" (project {})", code(g)))
+        .unwrap_or_default();
+    let mut steps: Vec<String> = Vec::new();
+    match outcome.outcome {
+        OutcomeKind::Submitted => {
+            let ids: Vec<String> = facts
+                .jobs
+                .iter()
+                .take(LIST_MAX)
+                .map(|j| code(&j.id))
+                .collect();
+            let target = facts.target.as_deref().map_or(source.clone(), code);
+            if ids.is_empty() {
+                steps.push(format!(
+                    "Follow the restore of {target} in the Atlas UI until it ends."
+                ));
+            } else {
+                steps.push(format!(
+                    "Follow {} {} in the Atlas UI (Backup, Restores) or API until {} ends; {target} is overwritten.",
+                    plural(ids.len(), "job", "jobs"),
+                    ids.join(", "),
+                    plural(ids.len(), "it", "every job")
+                ));
+            }
+        }
+        OutcomeKind::DryRun => {
+            let key = key
+                .map(|k| format!(" (the key {k} was released)"))
+                .unwrap_or_default();
+            steps.push(format!(
+                "To restore for real, send the same command without dryRun{key}."
+            ));
+        }
+        OutcomeKind::Rejected => {
+            for problem in &outcome.errors {
+                let step = match problem.code {
+                    ErrorCode::KeyReused => Some(
+                        "Use a new idempotencyKey: this one already belongs to a different command."
+                            .to_owned(),
+                    ),
+                    ErrorCode::SelfApproval => Some(
+                        "Have the command approved by someone other than its requester.".to_owned(),
+                    ),
+                    ErrorCode::ApproverNotAllowed => Some(
+                        "Have the command approved by someone listed in APPROVERS.".to_owned(),
+                    ),
+                    ErrorCode::ProtectedTarget => Some(
+                        "A protected cluster can only be overwritten by an approved webhook request: send it that way, or choose another target."
+                            .to_owned(),
+                    ),
+                    ErrorCode::UnresolvedTarget => Some(
+                        "Check that the target cluster id exists and the runner's Atlas key can read the target project, or give the target by name."
+                            .to_owned(),
+                    ),
+                    ErrorCode::SnapshotNotFound => Some(format!(
+                        "Wait for a completed snapshot of {source}, or give a snapshotId."
+                    )),
+                    _ => None,
+                };
+                if let Some(step) = step.filter(|step| !steps.contains(step)) {
+                    steps.push(step);
+                }
+            }
+            let mut fields: Vec<String> = Vec::new();
+            for problem in outcome.errors.iter().filter(|p| !p.field.is_empty()) {
+                let field = code(&problem.field);
+                if !fields.contains(&field) {
+                    fields.push(field);
+                }
+            }
+            fields.truncate(LIST_MAX);
+            let released = key
+                .map(|k| format!("; the key {k} was released and can be used again"))
+                .unwrap_or_default();
+            let fix = if fields.is_empty() {
+                format!("Fix the command as the problems above say, then send it again{released}.")
+            } else {
+                format!(
+                    "Fix the listed {}: {}, then send the command again{released}.",
+                    plural(fields.len(), "field", "fields"),
+                    fields.join(", ")
+                )
+            };
+            steps.insert(0, fix);
+        }
+        OutcomeKind::Failed => {
+            let atlas = facts.atlas;
+            let error_code = atlas
+                .and_then(|a| a.error_code.as_deref())
+                .filter(|s| !s.is_empty());
+            let detail = atlas
+                .and_then(|a| a.detail.as_deref())
+                .filter(|s| !s.is_empty())
+                .map(text);
+            steps.push(match (error_code, detail) {
+                (Some(c), Some(d)) => format!("Act on Atlas's answer {}: {d}", code(c)),
+                (Some(c), None) => format!("Act on Atlas's answer {}.", code(c)),
+                (None, Some(d)) => format!("Act on Atlas's answer: {d}"),
+                (None, None) => {
+                    "Read Atlas's answer in the outcome and the runner's log.".to_owned()
+                }
+            });
+            match atlas.and_then(|a| a.http_status) {
+                Some(401 | 403) => steps.push(
+                    "Check the Atlas API key in Secrets Manager: its project roles and its IP access list."
+                        .to_owned(),
+                ),
+                Some(404) => steps.push(format!(
+                    "Check that {source}{project}, the snapshot and the target exist and the API key can see them."
+                )),
+                Some(409) => steps.push(
+                    "Another restore or operation may be running on the cluster: wait for it to end."
+                        .to_owned(),
+                ),
+                Some(429) => steps.push(
+                    "Atlas rate-limited the request: send it again in a few minutes.".to_owned(),
+                ),
+                _ => {}
+            }
+            let released = key
+                .map(|k| format!(" and the key {k} was released"))
+                .unwrap_or_default();
+            steps.push(format!(
+                "No job was created{released}: send the corrected command again."
+            ));
+        }
+        OutcomeKind::Unknown => {
+            steps.push(format!(
+                "Check the Atlas UI/API for restore jobs on {source}{project} created since {} before retrying; do not resend blindly.",
+                timestamp(outcome.started_at)
+            ));
+            let held = key
+                .map(|k| format!(" (the key {k} stays held, so the same command gets DUPLICATE)"))
+                .unwrap_or_default();
+            steps.push(format!(
+                "If a job exists, follow it{held}; if none does, send the command again with a new idempotencyKey."
+            ));
+        }
+        OutcomeKind::Duplicate | OutcomeKind::Queued => {}
+    }
+    steps.truncate(STEPS_MAX);
+    steps
+        .into_iter()
+        .map(|step| shorten(&step, VALUE_MAX))
+        .collect()
+}
+
+fn additional_context(outcome: &Outcome, facts: &Facts<'_>) -> Map<String, Value> {
+    let mut context = Map::new();
+    let mut put = |name: &str, value: Option<String>| {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            context.insert(name.to_owned(), Value::String(shorten(&value, VALUE_MAX)));
+        }
+    };
+    let owned = |value: Option<&str>| value.map(str::to_owned);
+    put("requestId", owned(outcome.request_id.as_deref()));
+    put("trigger", Some(trigger_name(outcome).to_owned()));
+    put("groupId", owned(facts.group));
+    put("clusterName", owned(facts.source));
+    put("backupType", owned(outcome.backup_type.as_deref()));
+    put("targetCluster", facts.target.clone());
+    put("targetGroupId", facts.target_group.clone());
+    put("restorePoint", facts.restore_point.clone());
+    let ids: Vec<&str> = facts.jobs.iter().map(|j| j.id.as_str()).collect();
+    put("jobIds", Some(ids.join(",")));
+    put("batchIds", Some(facts.batches.join(",")));
+    if let Some(atlas) = facts.atlas {
+        put("atlasHttpStatus", atlas.http_status.map(|s| s.to_string()));
+        put("atlasErrorCode", atlas.error_code.clone());
+        if atlas.reconciled {
+            put("reconciled", Some("true".to_owned()));
+        }
+    }
+    let codes: Vec<String> = outcome.errors.iter().map(|p| p.code.to_string()).collect();
+    put("errorCodes", Some(codes.join(",")));
+    put("requestedBy", owned(outcome.requested_by.as_deref()));
+    put("approvedBy", owned(outcome.approved_by.as_deref()));
+    put("startedAt", Some(timestamp(outcome.started_at)));
+    put("finishedAt", Some(timestamp(outcome.finished_at)));
+    context
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text helpers for the chat form
+
+fn plural<'s>(count: usize, one: &'s str, many: &'s str) -> &'s str {
+    if count == 1 { one } else { many }
+}
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Whitespace runs (line breaks included) as one space, control characters dropped.
+fn one_line(value: &str) -> String {
+    value
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A value from the outcome as inline text: one line, bounded, and unable to form chat markup
+/// such as Slack's `<!channel>` or a link.
+fn text(value: &str) -> String {
+    let line = one_line(value)
+        .replace('<', "\u{2039}")
+        .replace('>', "\u{203A}");
+    shorten(&line, VALUE_MAX)
+}
+
+/// A value from the outcome as inline code.
+fn code(value: &str) -> String {
+    format!("`{}`", text(value).replace('`', "'"))
+}
+
+/// At most `max` characters, cut on a character boundary and marked with an ellipsis.
+fn shorten(value: &str, max: usize) -> String {
+    if value.chars().count() <= max {
+        return value.to_owned();
+    }
+    let kept: String = value.chars().take(max.saturating_sub(1)).collect();
+    format!("{kept}\u{2026}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{Problem, Trigger};
+    use chrono::TimeZone;
+
+    fn at(seconds: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 17, 6, seconds).unwrap()
+    }
+
+    fn submitted() -> Outcome {
+        Outcome {
+            outcome: OutcomeKind::Submitted,
+            request_id: Some("approval-7f3a".into()),
+            trigger: Trigger::Webhook,
+            group_id: Some("5e2211c17a3e5a48f5497de3".into()),
+            cluster_name: Some("orders".into()),
+            backup_type: Some("legacy".into()),
+            restore: Some(json!({
+                "snapshotId": "5f1c6b1e2a9b4f3d8c7e6a5b",
+                "delivery": {
+                    "methodName": "AUTOMATED_RESTORE",
+                    "targetGroupId": "5e2211c17a3e5a48f5497de3",
+                    "targetClusterName": "orders-drill"
+                }
+            })),
+            atlas: Some(AtlasSummary {
+                http_status: Some(200),
+                jobs: vec![JobSummary {
+                    id: "6a1b2c3d4e5f6a7b8c9d0e1f".into(),
+                    batch_id: None,
+                    status_name: Some("IN_PROGRESS".into()),
+                    target_cluster_name: Some("orders-drill".into()),
+                }],
+                ..AtlasSummary::default()
+            }),
+            errors: vec![],
+            requested_by: Some("U024BE7LH".into()),
+            approved_by: Some("U0G9QF9C6".into()),
+            reason: Some("INC-4211 drop of orders.items".into()),
+            started_at: at(15),
+            finished_at: at(16),
+            first: None,
+            notified: None,
+        }
+    }
+
+    fn with(kind: OutcomeKind, change: impl FnOnce(&mut Outcome)) -> Outcome {
+        let mut outcome = submitted();
+        outcome.outcome = kind;
+        change(&mut outcome);
+        outcome
+    }
+
+    fn rejected() -> Outcome {
+        with(OutcomeKind::Rejected, |o| {
+            o.atlas = None;
+            o.errors = vec![
+                Problem::new(
+                    "/restore/snapshotID",
+                    ErrorCode::UnknownField,
+                    "unknown field \"snapshotID\"; did you mean \"snapshotId\"?",
+                ),
+                Problem::new(
+                    "/approvedBy",
+                    ErrorCode::SelfApproval,
+                    "approver is the requester",
+                ),
+            ];
+        })
+    }
+
+    fn failed() -> Outcome {
+        with(OutcomeKind::Failed, |o| {
+            o.atlas = Some(AtlasSummary {
+                http_status: Some(400),
+                error_code: Some("INVALID_SNAPSHOT_ID".into()),
+                detail: Some("Snapshot 5f1c6b1e2a9b4f3d8c7e6a5b not found.".into()),
+                reason: Some("Bad Request".into()),
+                ..AtlasSummary::default()
+            });
+        })
+    }
+
+    fn unknown() -> Outcome {
+        with(OutcomeKind::Unknown, |o| {
+            o.atlas = Some(AtlasSummary {
+                http_status: Some(502),
+                ..AtlasSummary::default()
+            });
+        })
+    }
+
+    fn chat(outcome: &Outcome) -> Value {
+        serde_json::from_str(&render(outcome, NotifyFormat::Chatbot, false).message).unwrap()
+    }
+
+    fn no_nulls(value: &Value) -> bool {
+        match value {
+            Value::Null => false,
+            Value::Array(items) => items.iter().all(no_nulls),
+            Value::Object(map) => map.values().all(no_nulls),
+            _ => true,
+        }
+    }
+
+    // --- subject ---
+
+    #[test]
+    fn the_subject_names_the_outcome_the_clusters_and_the_request() {
+        let n = render(&submitted(), NotifyFormat::Json, false);
+        assert_eq!(
+            n.subject,
+            "SUBMITTED: restore of orders into orders-drill (approval-7f3a)"
+        );
+        let n = render(&rejected(), NotifyFormat::Json, false);
+        assert_eq!(
+            n.subject,
+            "REJECTED: restore of orders into orders-drill (approval-7f3a)"
+        );
+    }
+
+    #[test]
+    fn the_subject_without_a_cluster_or_key_still_reads() {
+        let outcome = with(OutcomeKind::Rejected, |o| {
+            o.request_id = None;
+            o.group_id = None;
+            o.cluster_name = None;
+            o.restore = None;
+            o.atlas = None;
+        });
+        assert_eq!(
+            render(&outcome, NotifyFormat::Json, false).subject,
+            "REJECTED: restore command"
+        );
+    }
+
+    #[test]
+    fn the_subject_of_a_download_says_so() {
+        let outcome = with(OutcomeKind::DryRun, |o| {
+            o.restore = Some(json!({"snapshotId": "5f1c", "delivery": {"methodName": "HTTP"}}));
+            o.atlas = None;
+        });
+        assert_eq!(
+            render(&outcome, NotifyFormat::Json, false).subject,
+            "DRY_RUN: restore of orders as a download (approval-7f3a)"
+        );
+    }
+
+    #[test]
+    fn the_subject_is_printable_ascii_without_line_breaks() {
+        let outcome = with(OutcomeKind::Submitted, |o| {
+            o.cluster_name = Some("Bestellungen-\u{00FC}\u{00DF}".into());
+            o.request_id = Some("line\nbreak\ttab \u{2014} \u{201C}q\u{201D} \u{1F680}".into());
+        });
+        let subject = render(&outcome, NotifyFormat::Json, false).subject;
+        assert_eq!(
+            subject,
+            "SUBMITTED: restore of Bestellungen-?? into orders-drill (line break tab - \"q\" ?)"
+        );
+        assert!(subject.chars().all(|c| c.is_ascii_graphic() || c == ' '));
+    }
+
+    #[test]
+    fn a_leading_space_or_control_character_never_starts_the_subject() {
+        assert_eq!(
+            ascii_subject("  \n\u{0007}\u{00A0}hello  world \r\n"),
+            "hello world"
+        );
+    }
+
+    #[test]
+    fn an_overlong_subject_is_cut_between_words_under_100_characters() {
+        let outcome = with(OutcomeKind::Failed, |o| {
+            o.request_id = Some(format!("{} {}", "k".repeat(30), "word ".repeat(30)));
+        });
+        let subject = render(&outcome, NotifyFormat::Json, false).subject;
+        assert!(subject.len() < 100, "{} characters", subject.len());
+        assert!(subject.ends_with("word..."), "{subject}");
+        assert!(subject.starts_with("FAILED: restore of orders into orders-drill ("));
+    }
+
+    #[test]
+    fn an_overlong_subject_of_non_ascii_is_cut_without_breaking_characters() {
+        let raw = format!("SUBMITTED: {}", "\u{00E9}".repeat(300));
+        let subject = ascii_subject(&raw);
+        assert_eq!(subject.len(), SUBJECT_MAX);
+        assert!(subject.is_ascii());
+        assert!(subject.ends_with("?..."));
+        // One long word: cut inside it rather than leave almost nothing.
+        let subject = ascii_subject(&"x".repeat(500));
+        assert_eq!(subject, format!("{}...", "x".repeat(96)));
+    }
+
+    // --- attributes ---
+
+    #[test]
+    fn the_five_attributes_are_strings_of_the_outcome() {
+        let n = render(&submitted(), NotifyFormat::Json, false);
+        assert_eq!(
+            n.attributes,
+            vec![
+                ("outcome", "SUBMITTED".to_owned()),
+                ("trigger", "webhook".to_owned()),
+                ("groupId", "5e2211c17a3e5a48f5497de3".to_owned()),
+                ("clusterName", "orders".to_owned()),
+                ("backupType", "legacy".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn attributes_without_a_value_are_left_out() {
+        let outcome = with(OutcomeKind::Rejected, |o| {
+            o.trigger = Trigger::Event;
+            o.group_id = None;
+            o.cluster_name = Some(String::new());
+            o.backup_type = Some(" ".into());
+        });
+        let n = render(&outcome, NotifyFormat::Json, false);
+        assert_eq!(
+            n.attributes,
+            vec![
+                ("outcome", "REJECTED".to_owned()),
+                ("trigger", "event".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn attribute_values_hold_only_characters_sns_accepts() {
+        let outcome = with(OutcomeKind::Rejected, |o| {
+            o.cluster_name = Some("a\u{0000}b\u{FFFF}c\td".into());
+        });
+        let n = render(&outcome, NotifyFormat::Json, false);
+        let cluster = n
+            .attributes
+            .iter()
+            .find(|(k, _)| *k == "clusterName")
+            .unwrap();
+        assert_eq!(cluster.1, "a\u{FFFD}b\u{FFFD}c\td");
+    }
+
+    // --- json message ---
+
+    #[test]
+    fn the_json_message_is_the_outcome_itself() {
+        let outcome = failed();
+        let n = render(&outcome, NotifyFormat::Json, false);
+        let back: Outcome = serde_json::from_str(&n.message).unwrap();
+        assert_eq!(back, outcome);
+    }
+
+    // --- chatbot message ---
+
+    #[test]
+    fn every_chat_message_has_chatbots_shape_and_no_nulls() {
+        let kinds = [
+            submitted(),
+            with(OutcomeKind::DryRun, |o| o.atlas = None),
+            rejected(),
+            failed(),
+            unknown(),
+        ];
+        for outcome in &kinds {
+            let m = chat(outcome);
+            assert_eq!(m["version"], "1.0");
+            assert_eq!(m["source"], "custom");
+            assert_eq!(m["content"]["textType"], "client-markdown");
+            assert!(m["content"]["title"].as_str().unwrap().len() <= TITLE_MAX * 4);
+            assert!(!m["content"]["description"].as_str().unwrap().is_empty());
+            assert_eq!(m["metadata"]["threadId"], "approval-7f3a");
+            assert_eq!(m["metadata"]["eventType"], outcome.outcome.as_str());
+            assert!(!m["metadata"]["summary"].as_str().unwrap().is_empty());
+            let context = m["metadata"]["additionalContext"].as_object().unwrap();
+            assert!(context.values().all(Value::is_string), "{context:?}");
+            assert!(no_nulls(&m), "{m:#}");
+        }
+    }
+
+    #[test]
+    fn a_submitted_chat_message_names_clusters_jobs_people_and_reason() {
+        let m = chat(&submitted());
+        let title = m["content"]["title"].as_str().unwrap();
+        assert_eq!(
+            title,
+            "Restore submitted: `orders` \u{2192} `orders-drill` (1 job)"
+        );
+        let description = m["content"]["description"].as_str().unwrap();
+        for needle in [
+            "`orders` in project `5e2211c17a3e5a48f5497de3` (legacy backup)",
+            "*Target:* `orders-drill` in project `5e2211c17a3e5a48f5497de3`",
+            "`6a1b2c3d4e5f6a7b8c9d0e1f` IN_PROGRESS",
+            "*Restore point:* snapshot 5f1c6b1e2a9b4f3d8c7e6a5b",
+            "*Requested by:* `U024BE7LH`",
+            "*Approved by:* `U0G9QF9C6`",
+            "*Reason:* INC-4211 drop of orders.items",
+            "*Request:* `approval-7f3a` from webhook",
+        ] {
+            assert!(
+                description.contains(needle),
+                "{needle:?} not in {description}"
+            );
+        }
+        let context = &m["metadata"]["additionalContext"];
+        assert_eq!(context["jobIds"], "6a1b2c3d4e5f6a7b8c9d0e1f");
+        assert_eq!(context["targetCluster"], "orders-drill");
+        assert!(context.get("batchIds").is_none());
+        assert!(context.get("errorCodes").is_none());
+        let steps = m["content"]["nextSteps"].as_array().unwrap();
+        assert!(
+            steps[0]
+                .as_str()
+                .unwrap()
+                .contains("`6a1b2c3d4e5f6a7b8c9d0e1f`")
+        );
+    }
+
+    #[test]
+    fn a_sharded_batch_lists_every_job_and_the_batch() {
+        let outcome = with(OutcomeKind::Submitted, |o| {
+            o.atlas = Some(AtlasSummary {
+                http_status: Some(200),
+                jobs: ["shard0", "shard1", "config"]
+                    .iter()
+                    .map(|id| JobSummary {
+                        id: (*id).into(),
+                        batch_id: Some("batch-9".into()),
+                        status_name: Some("QUEUED".into()),
+                        target_cluster_name: Some("orders-drill".into()),
+                    })
+                    .collect(),
+                ..AtlasSummary::default()
+            });
+        });
+        let m = chat(&outcome);
+        assert!(
+            m["content"]["title"]
+                .as_str()
+                .unwrap()
+                .ends_with("(3 jobs)")
+        );
+        let description = m["content"]["description"].as_str().unwrap();
+        for id in ["`shard0`", "`shard1`", "`config`"] {
+            assert!(description.contains(id));
+        }
+        assert!(description.contains("*Batch:* `batch-9` (a sharded cluster"));
+        assert_eq!(m["metadata"]["additionalContext"]["batchIds"], "batch-9");
+        assert_eq!(
+            m["metadata"]["additionalContext"]["jobIds"],
+            "shard0,shard1,config"
+        );
+    }
+
+    #[test]
+    fn a_target_given_by_id_is_shown_by_id() {
+        let outcome = with(OutcomeKind::DryRun, |o| {
+            o.atlas = None;
+            o.restore = Some(json!({
+                "pointInTimeUTCMillis": 1_764_349_575_000_i64,
+                "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": "aa", "targetClusterId": "0123456789abcdef01234567"}
+            }));
+        });
+        let m = chat(&outcome);
+        assert_eq!(
+            m["content"]["title"],
+            "Dry run OK: `orders` \u{2192} `id 0123456789abcdef01234567` (nothing submitted)"
+        );
+        let description = m["content"]["description"].as_str().unwrap();
+        assert!(
+            description.contains("point in time 2025-11-28T17:06:15.000Z"),
+            "{description}"
+        );
+        assert!(description.contains("*Would send:* ```{"));
+        assert!(
+            m["content"]["nextSteps"][0]
+                .as_str()
+                .unwrap()
+                .contains("without dryRun")
+        );
+    }
+
+    #[test]
+    fn a_rejected_chat_message_lists_the_problems_and_how_to_fix_them() {
+        let m = chat(&rejected());
+        assert_eq!(
+            m["content"]["title"],
+            "Restore rejected: `orders` \u{2192} `orders-drill` (2 problems)"
+        );
+        let description = m["content"]["description"].as_str().unwrap();
+        assert!(description.contains("`/restore/snapshotID` `UNKNOWN_FIELD`: unknown field"));
+        assert!(description.contains("`/approvedBy` `SELF_APPROVAL`"));
+        let steps: Vec<&str> = m["content"]["nextSteps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        assert!(
+            steps[0].starts_with("Fix the listed fields: `/restore/snapshotID`, `/approvedBy`")
+        );
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("someone other than its requester"))
+        );
+        assert_eq!(
+            m["metadata"]["additionalContext"]["errorCodes"],
+            "UNKNOWN_FIELD,SELF_APPROVAL"
+        );
+    }
+
+    #[test]
+    fn a_failed_chat_message_carries_atlas_words_and_what_to_do() {
+        let m = chat(&failed());
+        assert_eq!(
+            m["content"]["title"],
+            "Restore failed: Atlas refused `orders` \u{2192} `orders-drill` (INVALID_SNAPSHOT_ID)"
+        );
+        let description = m["content"]["description"].as_str().unwrap();
+        assert!(description.contains(
+            "*Atlas answered:* HTTP 400 `INVALID_SNAPSHOT_ID` \u{201C}Snapshot 5f1c6b1e2a9b4f3d8c7e6a5b not found.\u{201D} (Bad Request)"
+        ));
+        let steps = m["content"]["nextSteps"].as_array().unwrap();
+        assert!(
+            steps[0]
+                .as_str()
+                .unwrap()
+                .contains("`INVALID_SNAPSHOT_ID`: Snapshot")
+        );
+        assert_eq!(m["metadata"]["additionalContext"]["atlasHttpStatus"], "400");
+        assert_eq!(
+            m["metadata"]["additionalContext"]["atlasErrorCode"],
+            "INVALID_SNAPSHOT_ID"
+        );
+    }
+
+    #[test]
+    fn an_unknown_chat_message_says_to_check_atlas_before_retrying() {
+        let m = chat(&unknown());
+        let steps = m["content"]["nextSteps"].as_array().unwrap();
+        let first = steps[0].as_str().unwrap();
+        assert!(first.contains("restore jobs on `orders`"), "{first}");
+        assert!(first.contains("since 2026-11-28T17:06:15.000Z"), "{first}");
+        assert!(first.contains("do not resend blindly"));
+        assert!(m["content"]["title"].as_str().unwrap().contains("UNKNOWN"));
+    }
+
+    #[test]
+    fn failed_unknown_and_rejected_always_have_next_steps() {
+        for mut outcome in [rejected(), failed(), unknown()] {
+            outcome.atlas = None;
+            outcome.request_id = None;
+            let steps = chat(&outcome)["content"]["nextSteps"]
+                .as_array()
+                .unwrap()
+                .len();
+            assert!(steps > 0, "{:?}", outcome.outcome);
+        }
+    }
+
+    #[test]
+    fn optional_fields_are_left_out_of_the_chat_message() {
+        let outcome = with(OutcomeKind::Rejected, |o| {
+            o.request_id = None;
+            o.group_id = None;
+            o.cluster_name = None;
+            o.backup_type = None;
+            o.restore = None;
+            o.atlas = None;
+            o.requested_by = None;
+            o.approved_by = None;
+            o.reason = None;
+            o.errors = vec![Problem::new("", ErrorCode::UnknownEvent, "no known shape")];
+        });
+        let m = chat(&outcome);
+        assert!(m["metadata"].get("threadId").is_none());
+        let context = m["metadata"]["additionalContext"].as_object().unwrap();
+        let keys: Vec<&str> = context.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["errorCodes", "finishedAt", "startedAt", "trigger"]);
+        let description = m["content"]["description"].as_str().unwrap();
+        assert!(!description.contains("Requested by"));
+        assert!(description.contains("(the whole command) `UNKNOWN_EVENT`"));
+        assert!(no_nulls(&m));
+    }
+
+    #[test]
+    fn user_text_cannot_form_chat_markup_or_break_lines() {
+        let outcome = with(OutcomeKind::Submitted, |o| {
+            o.reason = Some("ping <!channel>\n*Approved by:* `me`".into());
+        });
+        let description = chat(&outcome)["content"]["description"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(!description.contains("<!channel>"));
+        assert!(
+            description.contains("*Reason:* ping \u{2039}!channel\u{203A} *Approved by:* `me`")
+        );
+    }
+
+    #[test]
+    fn the_description_stays_under_chatbots_limit() {
+        let outcome = with(OutcomeKind::Rejected, |o| {
+            o.errors = (0..200)
+                .map(|i| Problem::new(format!("/f{i}"), ErrorCode::InvalidType, "x".repeat(2_000)))
+                .collect();
+            o.reason = Some("r".repeat(5_000));
+        });
+        let m = chat(&outcome);
+        let description = m["content"]["description"].as_str().unwrap();
+        assert!(description.chars().count() <= DESCRIPTION_MAX);
+        assert!(description.contains("and 190 more"), "{description}");
+        assert!(description.ends_with(&format!("finished {}", timestamp(at(16)))));
+        assert!(m["content"]["nextSteps"].as_array().unwrap().len() <= STEPS_MAX);
+    }
+
+    // --- FIFO ---
+
+    #[test]
+    fn fifo_ids_are_group_and_cluster_and_request_and_outcome() {
+        let n = render(&submitted(), NotifyFormat::Json, true);
+        assert_eq!(
+            n.message_group_id.as_deref(),
+            Some("5e2211c17a3e5a48f5497de3/orders")
+        );
+        assert_eq!(
+            n.deduplication_id.as_deref(),
+            Some("approval-7f3a:SUBMITTED")
+        );
+        let n = render(&submitted(), NotifyFormat::Chatbot, false);
+        assert_eq!((n.message_group_id, n.deduplication_id), (None, None));
+    }
+
+    #[test]
+    fn fifo_ids_with_other_characters_or_too_long_become_valid_and_distinct() {
+        let a = fifo_id("key with spaces:SUBMITTED");
+        let b = fifo_id("key_with_spaces:SUBMITTED");
+        assert_eq!(b, "key_with_spaces:SUBMITTED");
+        assert_ne!(a, b);
+        assert!(a.starts_with("key_with_spaces:SUBMITTED~"));
+        for raw in [
+            "k\u{00E9}y:FAILED".to_owned(),
+            "k".repeat(129),
+            String::new(),
+        ] {
+            let id = fifo_id(&raw);
+            assert!(!id.is_empty() && id.len() <= FIFO_ID_MAX, "{id}");
+            assert!(id.chars().all(|c| c.is_ascii_graphic()), "{id}");
+        }
+        let exactly = "k".repeat(128);
+        assert_eq!(fifo_id(&exactly), exactly);
+        assert_eq!(fifo_id(&"k".repeat(129)).len(), FIFO_ID_MAX);
+    }
+
+    #[test]
+    fn fifo_ids_without_key_or_cluster_are_still_valid() {
+        let outcome = with(OutcomeKind::Rejected, |o| {
+            o.request_id = None;
+            o.group_id = None;
+            o.cluster_name = None;
+        });
+        let n = render(&outcome, NotifyFormat::Json, true);
+        assert_eq!(n.message_group_id.as_deref(), Some("-/-"));
+        let dedup = n.deduplication_id.unwrap();
+        assert!(
+            dedup.starts_with("outcome-") && dedup.ends_with(":REJECTED"),
+            "{dedup}"
+        );
+        assert!(dedup.len() <= FIFO_ID_MAX);
+    }
+}

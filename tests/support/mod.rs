@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod atlas_double;
+pub mod moto;
 pub mod python_server;
 pub mod schema;
