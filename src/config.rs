@@ -46,7 +46,11 @@ pub enum ConfigError {
     #[error("{0} is required but not set; see the configuration table in the README")]
     Missing(&'static str),
     #[error("{name} is {value:?}: {expected}")]
-    Invalid { name: &'static str, value: String, expected: &'static str },
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 impl Config {
@@ -57,36 +61,54 @@ impl Config {
 
     /// Reads the given variables (tests pass their own).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| vars.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-        let seconds = |name: &'static str, default: u64, max: u64| -> Result<Duration, ConfigError> {
-            match get(name) {
-                None => Ok(Duration::from_secs(default)),
-                Some(text) => text
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|s| (1..=max).contains(s))
-                    .map(Duration::from_secs)
-                    .ok_or(ConfigError::Invalid { name, value: text, expected: "a whole number of seconds, at least 1" }),
-            }
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
         };
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let seconds =
+            |name: &'static str, default: u64, max: u64| -> Result<Duration, ConfigError> {
+                match get(name) {
+                    None => Ok(Duration::from_secs(default)),
+                    Some(text) => text
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| (1..=max).contains(s))
+                        .map(Duration::from_secs)
+                        .ok_or(ConfigError::Invalid {
+                            name,
+                            value: text,
+                            expected: "a whole number of seconds, at least 1",
+                        }),
+                }
+            };
         let flag = |name: &'static str| -> Result<bool, ConfigError> {
             match get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
                 None | Some("false") => Ok(false),
                 Some("true") => Ok(true),
-                Some(other) => {
-                    Err(ConfigError::Invalid { name, value: other.to_owned(), expected: "\"true\" or \"false\"" })
-                }
+                Some(other) => Err(ConfigError::Invalid {
+                    name,
+                    value: other.to_owned(),
+                    expected: "\"true\" or \"false\"",
+                }),
             }
         };
         let list = |name: &str| -> Vec<String> {
             get(name)
-                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default()
         };
 
         let atlas_base_url = match get("ATLAS_BASE_URL") {
-            None => Url::parse("https://cloud.mongodb.com").map_err(|_| ConfigError::Missing("ATLAS_BASE_URL"))?,
+            None => Url::parse("https://cloud.mongodb.com")
+                .map_err(|_| ConfigError::Missing("ATLAS_BASE_URL"))?,
             Some(text) => Url::parse(&text)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
@@ -110,8 +132,14 @@ impl Config {
         let protected_clusters = list("PROTECTED_CLUSTERS")
             .into_iter()
             .map(|entry| match entry.split_once('/') {
-                Some((group, name)) => ProtectedCluster { group_id: Some(group.to_ascii_lowercase()), name: name.to_owned() },
-                None => ProtectedCluster { group_id: None, name: entry },
+                Some((group, name)) => ProtectedCluster {
+                    group_id: Some(group.to_ascii_lowercase()),
+                    name: name.to_owned(),
+                },
+                None => ProtectedCluster {
+                    group_id: None,
+                    name: entry,
+                },
             })
             .collect();
         let follow_jobs = flag("FOLLOW_JOBS")?;
@@ -146,7 +174,10 @@ mod tests {
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         let mut all: HashMap<String, String> = [
             ("ATLAS_SECRET_ID", "atlas"),
-            ("NOTIFY_TOPIC_ARN", "arn:aws:sns:eu-west-1:123456789012:outcomes"),
+            (
+                "NOTIFY_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:123456789012:outcomes",
+            ),
             ("IDEMPOTENCY_TABLE", "restores"),
         ]
         .iter()
@@ -186,7 +217,10 @@ mod tests {
     fn lists_and_flags_are_read_strictly() {
         let config = Config::from_vars(&vars(&[
             ("APPROVERS", " U1, U2 ,,"),
-            ("PROTECTED_CLUSTERS", "orders,5E2211C17A3E5A48F5497DE3/billing"),
+            (
+                "PROTECTED_CLUSTERS",
+                "orders,5E2211C17A3E5A48F5497DE3/billing",
+            ),
             ("DRY_RUN", "TRUE"),
             ("NOTIFY_FORMAT", "chatbot"),
         ]))
@@ -195,8 +229,14 @@ mod tests {
         assert_eq!(
             config.protected_clusters,
             vec![
-                ProtectedCluster { group_id: None, name: "orders".into() },
-                ProtectedCluster { group_id: Some("5e2211c17a3e5a48f5497de3".into()), name: "billing".into() },
+                ProtectedCluster {
+                    group_id: None,
+                    name: "orders".into()
+                },
+                ProtectedCluster {
+                    group_id: Some("5e2211c17a3e5a48f5497de3".into()),
+                    name: "billing".into()
+                },
             ]
         );
         assert!(config.dry_run);
@@ -209,7 +249,10 @@ mod tests {
             ("FOLLOW_INTERVAL_SECONDS", "901"),
         ] {
             let error = Config::from_vars(&vars(&[(name, value)])).unwrap_err();
-            assert!(matches!(&error, ConfigError::Invalid { name: n, .. } if *n == name), "{name}={value}: {error}");
+            assert!(
+                matches!(&error, ConfigError::Invalid { name: n, .. } if *n == name),
+                "{name}={value}: {error}"
+            );
         }
     }
 

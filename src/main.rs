@@ -1,13 +1,112 @@
-//! The `bootstrap` binary that AWS Lambda runs.
-//!
-//! The event handler (triggers, idempotency, notifications) is not wired yet: until it is,
-//! this binary refuses to start rather than accept restore commands it cannot honour.
+//! The `bootstrap` binary that AWS Lambda runs: reads the configuration once, builds the AWS
+//! and Atlas clients once per instance, and answers every event with the one handler.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "atlas-restore-runner {}: the Lambda handler is not built in this version; the library \
-         (command validation and the Atlas client) is. Nothing was submitted.",
-        env!("CARGO_PKG_VERSION")
+use std::time::Duration;
+
+use atlas_restore_runner::atlas::{AtlasClient, AtlasClientConfig};
+use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
+use atlas_restore_runner::aws::queue::SqsWorkQueue;
+use atlas_restore_runner::aws::secrets::SecretsManagerSecrets;
+use atlas_restore_runner::aws::sns::SnsNotifier;
+use atlas_restore_runner::config::Config;
+use atlas_restore_runner::handler::{App, Invocation};
+use atlas_restore_runner::ports::SystemClock;
+use atlas_restore_runner::runner::{Runner, RunnerSettings};
+use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+use chrono::{DateTime, Utc};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let config = Config::from_env()
+        .inspect_err(|error| tracing::error!(%error, "the configuration is not usable"))?;
+
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(15))
+                .build(),
+        )
+        .load()
+        .await;
+    let atlas =
+        AtlasClient::without_credentials(AtlasClientConfig::new(config.atlas_base_url.clone()))?;
+    let secrets = SecretsManagerSecrets::new(
+        &sdk,
+        config.atlas_secret_id.clone(),
+        config.webhook_secret_id.clone(),
+        config.secret_cache_ttl,
     );
-    std::process::ExitCode::FAILURE
+    let notifier = SnsNotifier::new(&sdk, config.notify_topic_arn.clone(), config.notify_format);
+    let store = DynamoIdempotencyStore::new(&sdk, config.idempotency_table.clone());
+    let queue = config
+        .work_queue_url
+        .clone()
+        .map(|url| SqsWorkQueue::new(&sdk, url));
+    let settings = RunnerSettings {
+        idempotency_ttl: config.idempotency_ttl,
+        dry_run: config.dry_run,
+        ..RunnerSettings::default()
+    };
+    let app = App {
+        runner: Runner::new(atlas, secrets, notifier, store, SystemClock, settings),
+        queue,
+        config,
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "atlas-restore-runner ready"
+    );
+
+    let app = &app;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let (payload, context) = event.into_parts();
+        let deadline = i64::try_from(context.deadline)
+            .ok()
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .unwrap_or_else(|| Utc::now() + chrono::Duration::seconds(30));
+        let invocation = Invocation {
+            request_id: context.request_id,
+            deadline,
+        };
+        app.handle(&payload, &invocation).await
+    }))
+    .await
+}
+
+/// JSON log lines (text with `AWS_LAMBDA_LOG_FORMAT=Text`), at `AWS_LAMBDA_LOG_LEVEL`, else
+/// `RUST_LOG`, else INFO.
+fn init_logging() {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .ok()
+        .map(|level| {
+            if level.eq_ignore_ascii_case("fatal") {
+                "error".to_owned()
+            } else {
+                level.to_ascii_lowercase()
+            }
+        })
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .without_time()
+        .with_target(false);
+    if text {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    }
 }

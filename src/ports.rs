@@ -24,7 +24,10 @@ pub struct DependencyError {
 
 impl DependencyError {
     pub fn new(service: &'static str, message: impl Into<String>) -> DependencyError {
-        DependencyError { service, message: message.into() }
+        DependencyError {
+            service,
+            message: message.into(),
+        }
     }
 }
 
@@ -49,6 +52,12 @@ pub trait Atlas: Send + Sync {
         source: &SourceCluster,
         deadline: Instant,
     ) -> impl Future<Output = Result<Vec<Snapshot>, AtlasError>> + Send;
+
+    fn list_clusters(
+        &self,
+        group_id: &crate::command::ObjectId,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Vec<crate::atlas::model::Cluster>, AtlasError>> + Send;
 
     /// Replaces the credentials after the secret was fetched again.
     fn set_credentials(&self, credentials: AtlasCredentials);
@@ -81,6 +90,14 @@ impl Atlas for AtlasClient {
         AtlasClient::list_completed_snapshots(self, source, deadline)
     }
 
+    fn list_clusters(
+        &self,
+        group_id: &crate::command::ObjectId,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Vec<crate::atlas::model::Cluster>, AtlasError>> + Send {
+        AtlasClient::list_clusters(self, group_id, deadline)
+    }
+
     fn set_credentials(&self, credentials: AtlasCredentials) {
         AtlasClient::set_credentials(self, credentials)
     }
@@ -96,15 +113,23 @@ pub struct SigningSecrets {
 /// Secrets Manager, cached per warm instance.
 pub trait Secrets: Send + Sync {
     /// The Atlas credentials; `refresh` skips the cache (after Atlas answered 401).
-    fn atlas_credentials(&self, refresh: bool) -> impl Future<Output = Result<AtlasCredentials, DependencyError>> + Send;
+    fn atlas_credentials(
+        &self,
+        refresh: bool,
+    ) -> impl Future<Output = Result<AtlasCredentials, DependencyError>> + Send;
 
-    fn webhook_signing_secrets(&self) -> impl Future<Output = Result<SigningSecrets, DependencyError>> + Send;
+    fn webhook_signing_secrets(
+        &self,
+    ) -> impl Future<Output = Result<SigningSecrets, DependencyError>> + Send;
 }
 
 /// The outcome topic.
 pub trait Notifier: Send + Sync {
     /// Publishes one outcome (the caller decides which outcomes are published).
-    fn publish(&self, outcome: &Outcome) -> impl Future<Output = Result<(), DependencyError>> + Send;
+    fn publish(
+        &self,
+        outcome: &Outcome,
+    ) -> impl Future<Output = Result<(), DependencyError>> + Send;
 }
 
 /// The clock, so tests can pin time where they need to.
@@ -128,7 +153,10 @@ pub enum RecordState {
     /// An attempt is working on the command until `lease_until` (its invocation's deadline).
     InProgress { lease_until: DateTime<Utc> },
     /// The command ended in `outcome`; `published` once it reached the topic.
-    Completed { outcome: Box<Outcome>, published: bool },
+    Completed {
+        outcome: Box<Outcome>,
+        published: bool,
+    },
 }
 
 /// One idempotency record (one key).
@@ -151,7 +179,10 @@ pub enum Begin {
     Started { attempt: u64 },
     /// An earlier attempt held the key past its lease (it died): this attempt holds it now and
     /// must reconcile with Atlas, from `first_started_at`, before sending anything.
-    TakenOver { attempt: u64, first_started_at: DateTime<Utc> },
+    TakenOver {
+        attempt: u64,
+        first_started_at: DateTime<Utc>,
+    },
     /// The key is held by a record this attempt must answer from.
     Held(IdempotencyRecord),
 }
@@ -177,9 +208,28 @@ pub trait IdempotencyStore: Send + Sync {
         outcome: &Outcome,
     ) -> impl Future<Output = Result<(), DependencyError>> + Send;
 
+    /// Claims a key whose stored outcome is `QUEUED` (the webhook handed the command to the
+    /// work queue) for the attempt that runs it: `Some(attempt)` when this caller got it.
+    fn claim_queued(
+        &self,
+        key: &str,
+        seen_attempt: u64,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<u64>, DependencyError>> + Send;
+
     /// Marks the stored outcome as published.
-    fn mark_published(&self, key: &str) -> impl Future<Output = Result<(), DependencyError>> + Send;
+    fn mark_published(&self, key: &str)
+    -> impl Future<Output = Result<(), DependencyError>> + Send;
 
     /// Deletes the record, if `attempt` still holds the key: the key is free again.
-    fn release(&self, key: &str, attempt: u64) -> impl Future<Output = Result<(), DependencyError>> + Send;
+    fn release(
+        &self,
+        key: &str,
+        attempt: u64,
+    ) -> impl Future<Output = Result<(), DependencyError>> + Send;
+}
+
+/// The work queue of the webhook hand-off (`WORK_QUEUE_URL`).
+pub trait WorkQueue: Send + Sync {
+    fn send(&self, message: String) -> impl Future<Output = Result<(), DependencyError>> + Send;
 }

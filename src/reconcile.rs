@@ -17,28 +17,43 @@ use crate::command::{LegacyPoint, LegacyRestoreJob, TargetCluster};
 /// With `point_chosen_at_run_time` (`latestSnapshot`, `minutesAgo`) the restore point is not
 /// compared: an earlier attempt may have chosen another snapshot or another minute, and
 /// sending a second destructive restore to the same target is the failure to avoid.
-pub fn find_adoptable(jobs: &[RestoreJob], restore: &LegacyRestoreJob, point_chosen_at_run_time: bool) -> Vec<RestoreJob> {
-    let mut matching: Vec<&RestoreJob> =
-        jobs.iter().filter(|job| matches(job, restore, point_chosen_at_run_time)).collect();
+pub fn find_adoptable(
+    jobs: &[RestoreJob],
+    restore: &LegacyRestoreJob,
+    point_chosen_at_run_time: bool,
+) -> Vec<RestoreJob> {
+    let mut matching: Vec<&RestoreJob> = jobs
+        .iter()
+        .filter(|job| matches(job, restore, point_chosen_at_run_time))
+        .collect();
     matching.sort_by_key(|job| created(job));
     let Some(first) = matching.first() else {
         return Vec::new();
     };
     match &first.batch_id {
         None => vec![(*first).clone()],
-        Some(batch) => jobs.iter().filter(|job| job.batch_id.as_ref() == Some(batch)).cloned().collect(),
+        Some(batch) => jobs
+            .iter()
+            .filter(|job| job.batch_id.as_ref() == Some(batch))
+            .cloned()
+            .collect(),
     }
 }
 
 fn matches(job: &RestoreJob, restore: &LegacyRestoreJob, point_chosen_at_run_time: bool) -> bool {
     let delivery = job.delivery.clone().unwrap_or_default();
-    let same = |found: &Option<String>, expected: &str| found.as_deref().is_none_or(|f| f.eq_ignore_ascii_case(expected));
+    let same = |found: &Option<String>, expected: &str| {
+        found
+            .as_deref()
+            .is_none_or(|f| f.eq_ignore_ascii_case(expected))
+    };
     match restore {
         LegacyRestoreJob::Automated { point, target } => {
             let target_matches = same(&delivery.target_group_id, target.group_id.as_str())
                 && match &target.cluster {
                     TargetCluster::Name(name) => {
-                        same(&delivery.target_cluster_name, name.as_str()) && delivery.target_cluster_id.is_none()
+                        same(&delivery.target_cluster_name, name.as_str())
+                            && delivery.target_cluster_id.is_none()
                     }
                     TargetCluster::Id(id) => same(&delivery.target_cluster_id, id.as_str()),
                 };
@@ -48,7 +63,8 @@ fn matches(job: &RestoreJob, restore: &LegacyRestoreJob, point_chosen_at_run_tim
         }
         LegacyRestoreJob::Download { snapshot_id, .. } => {
             same(&delivery.method_name, "HTTP")
-                && (point_chosen_at_run_time || job.snapshot_id.as_deref() == Some(snapshot_id.as_str()))
+                && (point_chosen_at_run_time
+                    || job.snapshot_id.as_deref() == Some(snapshot_id.as_str()))
         }
     }
 }
@@ -60,13 +76,21 @@ fn point_matches(job: &RestoreJob, point: &LegacyPoint) -> bool {
         .and_then(Value::as_str)
         .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
         .map(|d| d.with_timezone(&Utc));
-    let increment = timestamp.and_then(|t| t.get("increment")).and_then(Value::as_i64);
+    let increment = timestamp
+        .and_then(|t| t.get("increment"))
+        .and_then(Value::as_i64);
     let flagged_point_in_time = job.other.get("pointInTime").and_then(Value::as_bool);
     match point {
-        LegacyPoint::Snapshot(id) => job.snapshot_id.as_deref() == Some(id.as_str()) && flagged_point_in_time != Some(true),
+        LegacyPoint::Snapshot(id) => {
+            job.snapshot_id.as_deref() == Some(id.as_str()) && flagged_point_in_time != Some(true)
+        }
         LegacyPoint::Checkpoint(id) => {
             flagged_point_in_time != Some(false)
-                && job.other.get("checkpointId").and_then(Value::as_str).is_none_or(|c| c.eq_ignore_ascii_case(id.as_str()))
+                && job
+                    .other
+                    .get("checkpointId")
+                    .and_then(Value::as_str)
+                    .is_none_or(|c| c.eq_ignore_ascii_case(id.as_str()))
         }
         LegacyPoint::PointInTime { utc_millis } => {
             flagged_point_in_time != Some(false)
@@ -74,7 +98,10 @@ fn point_matches(job: &RestoreJob, point: &LegacyPoint) -> bool {
                 // Atlas may write the date to the second.
                 && date.is_none_or(|d| (d.timestamp_millis() - utc_millis).abs() < 1000)
         }
-        LegacyPoint::Oplog { timestamp: ts, increment: inc } => {
+        LegacyPoint::Oplog {
+            timestamp: ts,
+            increment: inc,
+        } => {
             let expected = DateTime::parse_from_rfc3339(ts).map(|d| d.timestamp()).ok();
             flagged_point_in_time != Some(false)
                 && date.is_none_or(|d| expected.is_none_or(|e| d.timestamp() == e))
@@ -93,7 +120,10 @@ fn same_kind(job: &RestoreJob, point: &LegacyPoint) -> bool {
 }
 
 fn created(job: &RestoreJob) -> Option<DateTime<Utc>> {
-    job.created.as_deref().and_then(|c| DateTime::parse_from_rfc3339(c).ok()).map(|d| d.with_timezone(&Utc))
+    job.created
+        .as_deref()
+        .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+        .map(|d| d.with_timezone(&Utc))
 }
 
 #[cfg(test)]
@@ -127,12 +157,23 @@ mod tests {
     fn a_snapshot_restore_matches_on_snapshot_and_target() {
         let restore = automated(LegacyPoint::Snapshot(ObjectId::parse(SNAPSHOT).unwrap()));
         let jobs = vec![
-            job(json!({"id": "other-target", "snapshotId": SNAPSHOT, "delivery": delivery("orders-copy"), "created": "2026-11-28T17:00:01Z"})),
-            job(json!({"id": "other-snapshot", "snapshotId": "aaaaaaaaaaaaaaaaaaaaaaaa", "delivery": delivery("orders-drill"), "created": "2026-11-28T17:00:02Z"})),
-            job(json!({"id": "ours", "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill"), "created": "2026-11-28T17:00:03Z"})),
-            job(json!({"id": "download", "snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP"}, "created": "2026-11-28T17:00:04Z"})),
+            job(
+                json!({"id": "other-target", "snapshotId": SNAPSHOT, "delivery": delivery("orders-copy"), "created": "2026-11-28T17:00:01Z"}),
+            ),
+            job(
+                json!({"id": "other-snapshot", "snapshotId": "aaaaaaaaaaaaaaaaaaaaaaaa", "delivery": delivery("orders-drill"), "created": "2026-11-28T17:00:02Z"}),
+            ),
+            job(
+                json!({"id": "ours", "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill"), "created": "2026-11-28T17:00:03Z"}),
+            ),
+            job(
+                json!({"id": "download", "snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP"}, "created": "2026-11-28T17:00:04Z"}),
+            ),
         ];
-        let adopted: Vec<String> = find_adoptable(&jobs, &restore, false).into_iter().map(|j| j.id).collect();
+        let adopted: Vec<String> = find_adoptable(&jobs, &restore, false)
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
         assert_eq!(adopted, vec!["ours"]);
     }
 
@@ -140,14 +181,19 @@ mod tests {
     fn the_earliest_match_is_adopted_with_its_whole_batch() {
         let restore = automated(LegacyPoint::Snapshot(ObjectId::parse(SNAPSHOT).unwrap()));
         let shard = |id: &str, batch: &str, created: &str| {
-            job(json!({"id": id, "batchId": batch, "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill"), "created": created}))
+            job(
+                json!({"id": id, "batchId": batch, "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill"), "created": created}),
+            )
         };
         let jobs = vec![
             shard("b2-shard", "b2", "2026-11-28T17:00:09Z"),
             shard("b1-shard0", "b1", "2026-11-28T17:00:01Z"),
             shard("b1-config", "b1", "2026-11-28T17:00:01Z"),
         ];
-        let mut adopted: Vec<String> = find_adoptable(&jobs, &restore, false).into_iter().map(|j| j.id).collect();
+        let mut adopted: Vec<String> = find_adoptable(&jobs, &restore, false)
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
         adopted.sort();
         assert_eq!(adopted, vec!["b1-config", "b1-shard0"]);
     }
@@ -157,19 +203,40 @@ mod tests {
         let ms = 1_795_881_975_120_i64;
         let restore = automated(LegacyPoint::PointInTime { utc_millis: ms });
         let with_date = |date: &str| {
-            job(json!({"id": date, "pointInTime": true, "timestamp": {"date": date, "increment": 1}, "delivery": delivery("orders-drill")}))
+            job(
+                json!({"id": date, "pointInTime": true, "timestamp": {"date": date, "increment": 1}, "delivery": delivery("orders-drill")}),
+            )
         };
-        assert_eq!(find_adoptable(&[with_date("2026-11-28T16:06:15Z")], &restore, false).len(), 1, "to the second");
-        assert_eq!(find_adoptable(&[with_date("2026-11-28T16:06:15.120Z")], &restore, false).len(), 1);
-        assert!(find_adoptable(&[with_date("2026-11-28T17:06:15Z")], &restore, false).is_empty(), "an hour apart");
-        let snapshot_job = job(json!({"id": "s", "pointInTime": false, "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill")}));
+        assert_eq!(
+            find_adoptable(&[with_date("2026-11-28T16:06:15Z")], &restore, false).len(),
+            1,
+            "to the second"
+        );
+        assert_eq!(
+            find_adoptable(&[with_date("2026-11-28T16:06:15.120Z")], &restore, false).len(),
+            1
+        );
+        assert!(
+            find_adoptable(&[with_date("2026-11-28T17:06:15Z")], &restore, false).is_empty(),
+            "an hour apart"
+        );
+        let snapshot_job = job(
+            json!({"id": "s", "pointInTime": false, "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill")}),
+        );
         assert!(find_adoptable(&[snapshot_job], &restore, false).is_empty());
     }
 
     #[test]
     fn oplog_matches_on_date_and_increment() {
-        let restore = automated(LegacyPoint::Oplog { timestamp: "2026-11-28T10:00:00Z".into(), increment: PositiveInt32::new(3).unwrap() });
-        let with = |inc: i64| job(json!({"id": "o", "timestamp": {"date": "2026-11-28T10:00:00Z", "increment": inc}, "delivery": delivery("orders-drill")}));
+        let restore = automated(LegacyPoint::Oplog {
+            timestamp: "2026-11-28T10:00:00Z".into(),
+            increment: PositiveInt32::new(3).unwrap(),
+        });
+        let with = |inc: i64| {
+            job(
+                json!({"id": "o", "timestamp": {"date": "2026-11-28T10:00:00Z", "increment": inc}, "delivery": delivery("orders-drill")}),
+            )
+        };
         assert_eq!(find_adoptable(&[with(3)], &restore, false).len(), 1);
         assert!(find_adoptable(&[with(4)], &restore, false).is_empty());
     }
@@ -177,21 +244,45 @@ mod tests {
     #[test]
     fn a_point_chosen_at_run_time_matches_on_target_and_kind_only() {
         let restore = automated(LegacyPoint::Snapshot(ObjectId::parse(SNAPSHOT).unwrap()));
-        let newer_snapshot = job(json!({"id": "n", "snapshotId": "bbbbbbbbbbbbbbbbbbbbbbbb", "delivery": delivery("orders-drill")}));
+        let newer_snapshot = job(
+            json!({"id": "n", "snapshotId": "bbbbbbbbbbbbbbbbbbbbbbbb", "delivery": delivery("orders-drill")}),
+        );
         assert!(find_adoptable(std::slice::from_ref(&newer_snapshot), &restore, false).is_empty());
-        assert_eq!(find_adoptable(std::slice::from_ref(&newer_snapshot), &restore, true).len(), 1);
-        let elsewhere = job(json!({"id": "e", "snapshotId": SNAPSHOT, "delivery": delivery("orders-copy")}));
-        assert!(find_adoptable(&[elsewhere], &restore, true).is_empty(), "the target must still match");
-        let minutes = automated(LegacyPoint::PointInTime { utc_millis: 1_795_881_975_120 });
-        let an_hour_later = job(json!({"id": "p", "pointInTime": true, "timestamp": {"date": "2026-11-28T17:06:15Z"}, "delivery": delivery("orders-drill")}));
+        assert_eq!(
+            find_adoptable(std::slice::from_ref(&newer_snapshot), &restore, true).len(),
+            1
+        );
+        let elsewhere =
+            job(json!({"id": "e", "snapshotId": SNAPSHOT, "delivery": delivery("orders-copy")}));
+        assert!(
+            find_adoptable(&[elsewhere], &restore, true).is_empty(),
+            "the target must still match"
+        );
+        let minutes = automated(LegacyPoint::PointInTime {
+            utc_millis: 1_795_881_975_120,
+        });
+        let an_hour_later = job(
+            json!({"id": "p", "pointInTime": true, "timestamp": {"date": "2026-11-28T17:06:15Z"}, "delivery": delivery("orders-drill")}),
+        );
         assert_eq!(find_adoptable(&[an_hour_later], &minutes, true).len(), 1);
     }
 
     #[test]
     fn a_download_matches_on_method_and_snapshot() {
-        let restore = LegacyRestoreJob::Download { snapshot_id: ObjectId::parse(SNAPSHOT).unwrap(), options: DownloadOptions::default() };
-        let http = job(json!({"id": "h", "snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP"}}));
-        let automated_job = job(json!({"id": "a", "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill")}));
-        assert_eq!(find_adoptable(&[automated_job, http], &restore, false).into_iter().map(|j| j.id).collect::<Vec<_>>(), vec!["h"]);
+        let restore = LegacyRestoreJob::Download {
+            snapshot_id: ObjectId::parse(SNAPSHOT).unwrap(),
+            options: DownloadOptions::default(),
+        };
+        let http =
+            job(json!({"id": "h", "snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP"}}));
+        let automated_job =
+            job(json!({"id": "a", "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill")}));
+        assert_eq!(
+            find_adoptable(&[automated_job, http], &restore, false)
+                .into_iter()
+                .map(|j| j.id)
+                .collect::<Vec<_>>(),
+            vec!["h"]
+        );
     }
 }

@@ -12,7 +12,10 @@ use crate::atlas::model::{ApiError, RestoreJob};
 use crate::atlas::{AtlasCredentials, AtlasError, CreateAnswer};
 use crate::command::{LegacyRestoreJob, ObjectId, RestoreCommand, RestoreSpec};
 use crate::outcome::{AtlasSummary, ErrorCode, JobSummary, Outcome, OutcomeKind, Problem, Trigger};
-use crate::ports::{Atlas, Begin, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier, RecordState, Secrets};
+use crate::ports::{
+    Atlas, Begin, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier,
+    RecordState, Secrets,
+};
 use crate::reconcile::find_adoptable;
 
 /// Tunables of the runner (the contract's configuration plus safety margins).
@@ -57,6 +60,8 @@ pub struct RunRequest {
     pub trigger: Trigger,
     /// The invocation's deadline.
     pub deadline: DateTime<Utc>,
+    /// The command comes from the work queue, where the webhook handed it over (`QUEUED`).
+    pub from_queue: bool,
 }
 
 /// Whether the outcome reached the topic.
@@ -106,12 +111,35 @@ enum Reconciled {
 }
 
 impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A, S, N, I, C> {
-    pub fn new(atlas: A, secrets: S, notifier: N, store: I, clock: C, settings: RunnerSettings) -> Self {
-        Runner { atlas, secrets, notifier, store, clock, settings, credentials_in_use: Mutex::new(None) }
+    pub fn new(
+        atlas: A,
+        secrets: S,
+        notifier: N,
+        store: I,
+        clock: C,
+        settings: RunnerSettings,
+    ) -> Self {
+        Runner {
+            atlas,
+            secrets,
+            notifier,
+            store,
+            clock,
+            settings,
+            credentials_in_use: Mutex::new(None),
+        }
     }
 
     pub fn atlas(&self) -> &A {
         &self.atlas
+    }
+
+    pub fn secrets(&self) -> &S {
+        &self.secrets
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// Runs one valid command to its outcome. `Err` is a dependency failure: nothing was sent
@@ -119,22 +147,112 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
     pub async fn run(&self, request: &RunRequest) -> Result<Report, DependencyError> {
         let started_at = self.clock.now();
         let fingerprint = request.command.fingerprint();
-        let expires_at = started_at + chrono::Duration::from_std(self.settings.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
-        let begin = self.store.begin(&request.request_id, &fingerprint, started_at, request.deadline, expires_at).await?;
+        let expires_at = started_at
+            + chrono::Duration::from_std(self.settings.idempotency_ttl)
+                .unwrap_or(chrono::Duration::days(1));
+        let begin = self
+            .store
+            .begin(
+                &request.request_id,
+                &fingerprint,
+                started_at,
+                request.deadline,
+                expires_at,
+            )
+            .await?;
         let attempt = match begin {
-            Begin::Held(record) => return self.answer_held(request, record, &fingerprint, started_at).await,
-            Begin::Started { attempt } => Attempt { number: attempt, started_at, earlier_since: None },
-            Begin::TakenOver { attempt, first_started_at } => {
+            Begin::Held(record) => {
+                return self
+                    .answer_held(request, record, &fingerprint, started_at)
+                    .await;
+            }
+            Begin::Started { attempt } => Attempt {
+                number: attempt,
+                started_at,
+                earlier_since: None,
+            },
+            Begin::TakenOver {
+                attempt,
+                first_started_at,
+            } => {
                 tracing::warn!(request_id = %request.request_id, attempt, "an earlier attempt died holding the key; reconciling before sending");
-                Attempt { number: attempt, started_at: first_started_at, earlier_since: Some(first_started_at) }
+                Attempt {
+                    number: attempt,
+                    started_at: first_started_at,
+                    earlier_since: Some(first_started_at),
+                }
             }
         };
+        self.work_and_finish(request, attempt).await
+    }
+
+    /// Hands a webhook command to the work queue (`send`) under its key: `QUEUED`, or the
+    /// answer of a key already held.
+    pub async fn hand_off<F, Fut>(
+        &self,
+        request: &RunRequest,
+        send: F,
+    ) -> Result<Report, DependencyError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), DependencyError>>,
+    {
+        let started_at = self.clock.now();
+        let fingerprint = request.command.fingerprint();
+        let expires_at = started_at
+            + chrono::Duration::from_std(self.settings.idempotency_ttl)
+                .unwrap_or(chrono::Duration::days(1));
+        let attempt = match self
+            .store
+            .begin(
+                &request.request_id,
+                &fingerprint,
+                started_at,
+                request.deadline,
+                expires_at,
+            )
+            .await?
+        {
+            Begin::Held(record) => {
+                return self
+                    .answer_held(request, record, &fingerprint, started_at)
+                    .await;
+            }
+            Begin::Started { attempt } | Begin::TakenOver { attempt, .. } => attempt,
+        };
+        let queued = self.outcome(request, OutcomeKind::Queued, started_at);
+        // Recorded before it is sent, so the queue's delivery finds it and claims it.
+        self.store
+            .store_outcome(&request.request_id, attempt, &queued)
+            .await?;
+        if let Err(error) = send().await {
+            if let Err(release_error) = self.store.release(&request.request_id, attempt).await {
+                tracing::warn!(request_id = %request.request_id, error = %release_error, "could not release the key after the queue failed");
+            }
+            return Err(error);
+        }
+        Ok(Report {
+            outcome: queued,
+            publication: Publication::NotPublished,
+            in_flight: false,
+        })
+    }
+
+    async fn work_and_finish(
+        &self,
+        request: &RunRequest,
+        attempt: Attempt,
+    ) -> Result<Report, DependencyError> {
         let outcome = match self.work(request, &attempt).await {
             Ok(outcome) => outcome,
             Err(error) => {
                 // Nothing reached Atlas: free the key so the retry starts afresh. If this fails
                 // too, the lease runs out and the retry reconciles before sending.
-                if let Err(release_error) = self.store.release(&request.request_id, attempt.number).await {
+                if let Err(release_error) = self
+                    .store
+                    .release(&request.request_id, attempt.number)
+                    .await
+                {
                     tracing::warn!(request_id = %request.request_id, error = %release_error, "could not release the key");
                 }
                 return Err(error);
@@ -143,17 +261,87 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         self.finish(request, attempt.number, outcome).await
     }
 
+    /// The guardrail of CONTRACT section 2: a destructive restore onto a protected cluster is
+    /// accepted only from an approved webhook. A target given by id is named through Atlas first.
+    pub async fn protected_target_problem(
+        &self,
+        command: &RestoreCommand,
+        approved_webhook: bool,
+        protected: &[crate::config::ProtectedCluster],
+        deadline: DateTime<Utc>,
+    ) -> Result<Option<Problem>, DependencyError> {
+        use crate::command::TargetCluster;
+        use crate::policy::{
+            destructive_target, is_protected, protected_target_problem, unresolved_target_problem,
+        };
+        if approved_webhook || protected.is_empty() {
+            return Ok(None);
+        }
+        let Some((group_id, cluster)) = destructive_target(command) else {
+            return Ok(None);
+        };
+        let name = match cluster {
+            TargetCluster::Name(name) => name.to_string(),
+            TargetCluster::Id(id) => {
+                self.use_credentials(false).await?;
+                let group =
+                    ObjectId::parse(group_id).unwrap_or_else(|| command.source.group_id.clone());
+                let atlas_deadline = self.deadline(deadline, self.settings.reserve);
+                let mut listed = self.atlas.list_clusters(&group, atlas_deadline).await;
+                if matches!(listed, Err(AtlasError::Unauthorized { .. })) {
+                    self.use_credentials(true).await?;
+                    listed = self.atlas.list_clusters(&group, atlas_deadline).await;
+                }
+                match listed {
+                    Ok(clusters) => match clusters
+                        .into_iter()
+                        .find(|c| c.id.eq_ignore_ascii_case(id.as_str()))
+                    {
+                        Some(found) => found.name,
+                        None => {
+                            return Ok(Some(unresolved_target_problem(
+                                group_id,
+                                id.as_str(),
+                                "no such cluster in the project",
+                            )));
+                        }
+                    },
+                    Err(error) => {
+                        return Ok(Some(unresolved_target_problem(
+                            group_id,
+                            id.as_str(),
+                            &error.to_string(),
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(is_protected(protected, group_id, &name)
+            .then(|| protected_target_problem(group_id, &name)))
+    }
+
     /// Publishes an outcome that involves no key (a command refused before it could run).
     pub async fn publish_only(&self, outcome: Outcome) -> Report {
         let publication = self.publish(&outcome).await;
-        Report { outcome, publication, in_flight: false }
+        Report {
+            outcome,
+            publication,
+            in_flight: false,
+        }
     }
 
-    async fn work(&self, request: &RunRequest, attempt: &Attempt) -> Result<Outcome, DependencyError> {
+    async fn work(
+        &self,
+        request: &RunRequest,
+        attempt: &Attempt,
+    ) -> Result<Outcome, DependencyError> {
         let command = &request.command;
         let RestoreSpec::Legacy(spec) = &command.restore;
         let dry_run = command.dry_run || self.settings.dry_run;
-        let submit_deadline = self.deadline(request.deadline, self.settings.reserve + self.settings.reconcile_budget);
+        let submit_deadline = self.deadline(
+            request.deadline,
+            self.settings.reserve + self.settings.reconcile_budget,
+        );
         let reconcile_deadline = self.deadline(request.deadline, self.settings.reserve);
         let run_time_point = spec.point_chosen_at_run_time();
 
@@ -167,34 +355,77 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
                     let problem = Problem::new(
                         "/restorePoint",
                         ErrorCode::SnapshotNotFound,
-                        format!("{} has no completed legacy snapshot to restore from", command.source.cluster_name),
+                        format!(
+                            "{} has no completed legacy snapshot to restore from",
+                            command.source.cluster_name
+                        ),
                     );
-                    return Ok(self.outcome(request, OutcomeKind::Rejected, attempt.started_at).with_errors(vec![problem]));
+                    return Ok(self
+                        .outcome(request, OutcomeKind::Rejected, attempt.started_at)
+                        .with_errors(vec![problem]));
                 }
-                Err(error) => return Ok(self.failed_read(request, attempt.started_at, "listing snapshots", error)),
+                Err(error) => {
+                    return Ok(self.failed_read(
+                        request,
+                        attempt.started_at,
+                        "listing snapshots",
+                        error,
+                    ));
+                }
             }
         } else {
             None
         };
         // A point chosen at run time is chosen as of the first attempt, so a retry means the same.
         let Ok(job) = spec.resolve(attempt.started_at, latest.as_ref()) else {
-            let problem = Problem::new("/restorePoint", ErrorCode::SnapshotNotFound, "no completed snapshot to restore from");
-            return Ok(self.outcome(request, OutcomeKind::Rejected, attempt.started_at).with_errors(vec![problem]));
+            let problem = Problem::new(
+                "/restorePoint",
+                ErrorCode::SnapshotNotFound,
+                "no completed snapshot to restore from",
+            );
+            return Ok(self
+                .outcome(request, OutcomeKind::Rejected, attempt.started_at)
+                .with_errors(vec![problem]));
         };
         let body = job.atlas_body();
         if dry_run {
-            return Ok(self.outcome(request, OutcomeKind::DryRun, attempt.started_at).with_restore(&body));
+            return Ok(self
+                .outcome(request, OutcomeKind::DryRun, attempt.started_at)
+                .with_restore(&body));
         }
         if let Some(since) = attempt.earlier_since {
-            match self.reconcile(command, &job, run_time_point, since, reconcile_deadline).await {
-                Reconciled::Adopted(jobs) => return Ok(self.submitted(request, attempt, &body, None, jobs, true)),
+            match self
+                .reconcile(command, &job, run_time_point, since, reconcile_deadline)
+                .await
+            {
+                Reconciled::Adopted(jobs) => {
+                    return Ok(self.submitted(request, attempt, &body, None, jobs, true));
+                }
                 Reconciled::ListFailed(error) => {
-                    return Ok(self.unknown(request, attempt, &body, None, format!("an earlier attempt died and its jobs could not be listed: {error}"), None));
+                    return Ok(self.unknown(
+                        request,
+                        attempt,
+                        &body,
+                        None,
+                        format!(
+                            "an earlier attempt died and its jobs could not be listed: {error}"
+                        ),
+                        None,
+                    ));
                 }
                 Reconciled::NoneFound => {}
             }
         }
-        self.submit(request, attempt, &job, &body, run_time_point, submit_deadline, reconcile_deadline).await
+        self.submit(
+            request,
+            attempt,
+            &job,
+            &body,
+            run_time_point,
+            submit_deadline,
+            reconcile_deadline,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -211,16 +442,29 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         let source = &request.command.source;
         let mut credentials_refreshed = false;
         loop {
-            let answer = self.atlas.create_legacy_restore_job(source, body, submit_deadline).await;
+            let answer = self
+                .atlas
+                .create_legacy_restore_job(source, body, submit_deadline)
+                .await;
             match answer {
                 CreateAnswer::Created { http_status, jobs } => {
-                    return Ok(self.submitted(request, attempt, body, Some(http_status), jobs, false));
+                    return Ok(self.submitted(
+                        request,
+                        attempt,
+                        body,
+                        Some(http_status),
+                        jobs,
+                        false,
+                    ));
                 }
                 CreateAnswer::Refused { http_status, error } => {
                     return Ok(self.failed(request, attempt, body, Some(http_status), error));
                 }
                 CreateAnswer::NotSent { reason } => {
-                    let error = ApiError { reason: Some(format!("the request never reached Atlas: {reason}")), ..ApiError::default() };
+                    let error = ApiError {
+                        reason: Some(format!("the request never reached Atlas: {reason}")),
+                        ..ApiError::default()
+                    };
                     return Ok(self.failed(request, attempt, body, None, error));
                 }
                 CreateAnswer::Unauthorized { .. } if !credentials_refreshed => {
@@ -232,29 +476,82 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
                     return Ok(self.failed(request, attempt, body, Some(http_status), error));
                 }
                 CreateAnswer::Unavailable { error, retry_after } => {
-                    match self.reconcile(&request.command, job, run_time_point, attempt.started_at, reconcile_deadline).await {
-                        Reconciled::Adopted(jobs) => return Ok(self.submitted(request, attempt, body, Some(503), jobs, true)),
+                    match self
+                        .reconcile(
+                            &request.command,
+                            job,
+                            run_time_point,
+                            attempt.started_at,
+                            reconcile_deadline,
+                        )
+                        .await
+                    {
+                        Reconciled::Adopted(jobs) => {
+                            return Ok(self.submitted(
+                                request,
+                                attempt,
+                                body,
+                                Some(503),
+                                jobs,
+                                true,
+                            ));
+                        }
                         Reconciled::ListFailed(list_error) => {
-                            let reason = format!("Atlas answered 503 and its jobs could not be listed: {list_error}");
-                            return Ok(self.unknown(request, attempt, body, Some(503), reason, Some(error)));
+                            let reason = format!(
+                                "Atlas answered 503 and its jobs could not be listed: {list_error}"
+                            );
+                            return Ok(self.unknown(
+                                request,
+                                attempt,
+                                body,
+                                Some(503),
+                                reason,
+                                Some(error),
+                            ));
                         }
                         Reconciled::NoneFound => {
                             let wait = retry_after.unwrap_or(self.settings.unavailable_backoff);
                             if Instant::now() + wait + Duration::from_secs(1) >= submit_deadline {
                                 let reason = "Atlas answered 503 and no job was found; no time was left to send again".to_owned();
-                                return Ok(self.unknown(request, attempt, body, Some(503), reason, Some(error)));
+                                return Ok(self.unknown(
+                                    request,
+                                    attempt,
+                                    body,
+                                    Some(503),
+                                    reason,
+                                    Some(error),
+                                ));
                             }
                             tokio::time::sleep(wait).await;
                         }
                     }
                 }
-                CreateAnswer::Ambiguous { http_status, reason, error } => {
+                CreateAnswer::Ambiguous {
+                    http_status,
+                    reason,
+                    error,
+                } => {
                     return Ok(
-                        match self.reconcile(&request.command, job, run_time_point, attempt.started_at, reconcile_deadline).await {
-                            Reconciled::Adopted(jobs) => self.submitted(request, attempt, body, http_status, jobs, true),
-                            Reconciled::NoneFound => self.unknown(request, attempt, body, http_status, reason, error),
+                        match self
+                            .reconcile(
+                                &request.command,
+                                job,
+                                run_time_point,
+                                attempt.started_at,
+                                reconcile_deadline,
+                            )
+                            .await
+                        {
+                            Reconciled::Adopted(jobs) => {
+                                self.submitted(request, attempt, body, http_status, jobs, true)
+                            }
+                            Reconciled::NoneFound => {
+                                self.unknown(request, attempt, body, http_status, reason, error)
+                            }
                             Reconciled::ListFailed(list_error) => {
-                                let reason = format!("{reason}; listing the cluster's jobs to check also failed: {list_error}");
+                                let reason = format!(
+                                    "{reason}; listing the cluster's jobs to check also failed: {list_error}"
+                                );
                                 self.unknown(request, attempt, body, http_status, reason, error)
                             }
                         },
@@ -265,7 +562,12 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
     }
 
     /// Stores the outcome, then publishes it, then marks it published (or frees the key).
-    async fn finish(&self, request: &RunRequest, attempt: u64, outcome: Outcome) -> Result<Report, DependencyError> {
+    async fn finish(
+        &self,
+        request: &RunRequest,
+        attempt: u64,
+        outcome: Outcome,
+    ) -> Result<Report, DependencyError> {
         let key = &request.request_id;
         if let Err(error) = self.store.store_outcome(key, attempt, &outcome).await {
             // Not recorded: publish it anyway so no outcome is lost, then fail so the event is
@@ -278,12 +580,20 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         }
         let publication = self.publish(&outcome).await;
         if matches!(publication, Publication::Published) {
-            let settled = if outcome.outcome.keeps_key() { self.store.mark_published(key).await } else { self.store.release(key, attempt).await };
+            let settled = if outcome.outcome.keeps_key() {
+                self.store.mark_published(key).await
+            } else {
+                self.store.release(key, attempt).await
+            };
             if let Err(error) = settled {
                 tracing::warn!(request_id = %key, %error, "published, but the record could not be updated; a duplicate may publish again");
             }
         }
-        Ok(Report { outcome, publication, in_flight: false })
+        Ok(Report {
+            outcome,
+            publication,
+            in_flight: false,
+        })
     }
 
     async fn answer_held(
@@ -303,13 +613,45 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
                     record.expires_at.to_rfc3339()
                 ),
             );
-            let outcome = self.outcome(request, OutcomeKind::Rejected, now).with_errors(vec![problem]);
+            let outcome = self
+                .outcome(request, OutcomeKind::Rejected, now)
+                .with_errors(vec![problem]);
             return Ok(self.publish_only(outcome).await);
+        }
+        if let RecordState::Completed { outcome: first, .. } = &record.state
+            && first.outcome == OutcomeKind::Queued
+            && request.from_queue
+        {
+            // The webhook handed this command over: this delivery runs it, if it claims it first.
+            if let Some(attempt) = self
+                .store
+                .claim_queued(&request.request_id, record.attempt, request.deadline)
+                .await?
+            {
+                let attempt = Attempt {
+                    number: attempt,
+                    started_at: now,
+                    earlier_since: None,
+                };
+                return self.work_and_finish(request, attempt).await;
+            }
+            return Ok(Report {
+                outcome: self.outcome(request, OutcomeKind::Duplicate, now),
+                publication: Publication::NotPublished,
+                in_flight: true,
+            });
         }
         let mut duplicate = self.outcome(request, OutcomeKind::Duplicate, now);
         match record.state {
-            RecordState::InProgress { .. } => Ok(Report { outcome: duplicate, publication: Publication::NotPublished, in_flight: true }),
-            RecordState::Completed { outcome: first, published } => {
+            RecordState::InProgress { .. } => Ok(Report {
+                outcome: duplicate,
+                publication: Publication::NotPublished,
+                in_flight: true,
+            }),
+            RecordState::Completed {
+                outcome: first,
+                published,
+            } => {
                 let mut publication = Publication::NotPublished;
                 if !published {
                     // The first attempt stored its outcome but could not publish it: do it now.
@@ -318,7 +660,9 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
                         let settled = if first.outcome.keeps_key() {
                             self.store.mark_published(&request.request_id).await
                         } else {
-                            self.store.release(&request.request_id, record.attempt).await
+                            self.store
+                                .release(&request.request_id, record.attempt)
+                                .await
                         };
                         if let Err(error) = settled {
                             tracing::warn!(request_id = %request.request_id, %error, "published the stored outcome, but the record could not be updated");
@@ -327,7 +671,11 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
                 }
                 duplicate.restore = first.restore.clone();
                 duplicate.first = Some(first);
-                Ok(Report { outcome: duplicate, publication, in_flight: false })
+                Ok(Report {
+                    outcome: duplicate,
+                    publication,
+                    in_flight: false,
+                })
             }
         }
     }
@@ -349,7 +697,10 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
     /// client when they changed, so a warm Digest session is kept.
     async fn use_credentials(&self, refresh: bool) -> Result<(), DependencyError> {
         let credentials = self.secrets.atlas_credentials(refresh).await?;
-        let mut in_use = self.credentials_in_use.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut in_use = self
+            .credentials_in_use
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if in_use.as_ref() != Some(&credentials) {
             self.atlas.set_credentials(credentials.clone());
             *in_use = Some(credentials);
@@ -363,18 +714,32 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         command: &RestoreCommand,
         deadline: Instant,
     ) -> Result<Result<Option<ObjectId>, AtlasError>, DependencyError> {
-        let mut listed = self.atlas.list_completed_snapshots(&command.source, deadline).await;
+        let mut listed = self
+            .atlas
+            .list_completed_snapshots(&command.source, deadline)
+            .await;
         if matches!(listed, Err(AtlasError::Unauthorized { .. })) {
             self.use_credentials(true).await?;
-            listed = self.atlas.list_completed_snapshots(&command.source, deadline).await;
+            listed = self
+                .atlas
+                .list_completed_snapshots(&command.source, deadline)
+                .await;
         }
         Ok(listed.map(|snapshots| {
             snapshots
                 .into_iter()
                 .filter(|s| s.complete != Some(false))
                 .filter_map(|s| {
-                    let created = s.created.as_ref().and_then(|c| c.date.as_deref()).and_then(|d| DateTime::parse_from_rfc3339(d).ok());
-                    Some((created, s.created.as_ref().and_then(|c| c.increment).unwrap_or(0), ObjectId::parse(&s.id)?))
+                    let created = s
+                        .created
+                        .as_ref()
+                        .and_then(|c| c.date.as_deref())
+                        .and_then(|d| DateTime::parse_from_rfc3339(d).ok());
+                    Some((
+                        created,
+                        s.created.as_ref().and_then(|c| c.increment).unwrap_or(0),
+                        ObjectId::parse(&s.id)?,
+                    ))
                 })
                 .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)))
                 .map(|(_, _, id)| id)
@@ -389,22 +754,38 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         since: DateTime<Utc>,
         deadline: Instant,
     ) -> Reconciled {
-        let margin = chrono::Duration::from_std(self.settings.reconcile_margin).unwrap_or(chrono::Duration::minutes(2));
-        match self.atlas.list_restore_jobs(&command.source, Some(since - margin), deadline).await {
+        let margin = chrono::Duration::from_std(self.settings.reconcile_margin)
+            .unwrap_or(chrono::Duration::minutes(2));
+        match self
+            .atlas
+            .list_restore_jobs(&command.source, Some(since - margin), deadline)
+            .await
+        {
             Err(error) => Reconciled::ListFailed(error),
             Ok(jobs) => {
                 let adopted = find_adoptable(&jobs, job, run_time_point);
-                if adopted.is_empty() { Reconciled::NoneFound } else { Reconciled::Adopted(adopted) }
+                if adopted.is_empty() {
+                    Reconciled::NoneFound
+                } else {
+                    Reconciled::Adopted(adopted)
+                }
             }
         }
     }
 
     fn deadline(&self, invocation_deadline: DateTime<Utc>, keep_back: Duration) -> Instant {
-        let left = (invocation_deadline - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        let left = (invocation_deadline - self.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         Instant::now() + left.saturating_sub(keep_back)
     }
 
-    fn outcome(&self, request: &RunRequest, kind: OutcomeKind, started_at: DateTime<Utc>) -> Outcome {
+    fn outcome(
+        &self,
+        request: &RunRequest,
+        kind: OutcomeKind,
+        started_at: DateTime<Utc>,
+    ) -> Outcome {
         let command = &request.command;
         Outcome {
             outcome: kind,
@@ -426,14 +807,44 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         }
     }
 
-    fn submitted(&self, request: &RunRequest, attempt: &Attempt, body: &Value, http_status: Option<u16>, jobs: Vec<RestoreJob>, reconciled: bool) -> Outcome {
-        let summary = AtlasSummary { http_status, jobs: jobs.iter().map(job_summary).collect(), reconciled, ..AtlasSummary::default() };
-        self.outcome(request, OutcomeKind::Submitted, attempt.started_at).with_restore(body).with_atlas(summary)
+    fn submitted(
+        &self,
+        request: &RunRequest,
+        attempt: &Attempt,
+        body: &Value,
+        http_status: Option<u16>,
+        jobs: Vec<RestoreJob>,
+        reconciled: bool,
+    ) -> Outcome {
+        let summary = AtlasSummary {
+            http_status,
+            jobs: jobs.iter().map(job_summary).collect(),
+            reconciled,
+            ..AtlasSummary::default()
+        };
+        self.outcome(request, OutcomeKind::Submitted, attempt.started_at)
+            .with_restore(body)
+            .with_atlas(summary)
     }
 
-    fn failed(&self, request: &RunRequest, attempt: &Attempt, body: &Value, http_status: Option<u16>, error: ApiError) -> Outcome {
-        let summary = AtlasSummary { http_status, error_code: error.error_code, detail: error.detail, reason: error.reason, ..AtlasSummary::default() };
-        self.outcome(request, OutcomeKind::Failed, attempt.started_at).with_restore(body).with_atlas(summary)
+    fn failed(
+        &self,
+        request: &RunRequest,
+        attempt: &Attempt,
+        body: &Value,
+        http_status: Option<u16>,
+        error: ApiError,
+    ) -> Outcome {
+        let summary = AtlasSummary {
+            http_status,
+            error_code: error.error_code,
+            detail: error.detail,
+            reason: error.reason,
+            ..AtlasSummary::default()
+        };
+        self.outcome(request, OutcomeKind::Failed, attempt.started_at)
+            .with_restore(body)
+            .with_atlas(summary)
     }
 
     fn unknown(
@@ -453,12 +864,22 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             reason: Some(reason),
             ..AtlasSummary::default()
         };
-        self.outcome(request, OutcomeKind::Unknown, attempt.started_at).with_restore(body).with_atlas(summary)
+        self.outcome(request, OutcomeKind::Unknown, attempt.started_at)
+            .with_restore(body)
+            .with_atlas(summary)
     }
 
-    fn failed_read(&self, request: &RunRequest, started_at: DateTime<Utc>, doing: &str, error: AtlasError) -> Outcome {
+    fn failed_read(
+        &self,
+        request: &RunRequest,
+        started_at: DateTime<Utc>,
+        doing: &str,
+        error: AtlasError,
+    ) -> Outcome {
         let (http_status, api_error) = match &error {
-            AtlasError::Api { status, error } | AtlasError::Unauthorized { status, error } => (Some(*status), error.clone()),
+            AtlasError::Api { status, error } | AtlasError::Unauthorized { status, error } => {
+                (Some(*status), error.clone())
+            }
             _ => (None, ApiError::default()),
         };
         let summary = AtlasSummary {
@@ -468,7 +889,8 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             reason: Some(format!("{doing} failed: {error}")),
             ..AtlasSummary::default()
         };
-        self.outcome(request, OutcomeKind::Failed, started_at).with_atlas(summary)
+        self.outcome(request, OutcomeKind::Failed, started_at)
+            .with_atlas(summary)
     }
 }
 
@@ -477,7 +899,10 @@ fn job_summary(job: &RestoreJob) -> JobSummary {
         id: job.id.clone(),
         batch_id: job.batch_id.clone(),
         status_name: job.status_name.clone(),
-        target_cluster_name: job.delivery.as_ref().and_then(|d| d.target_cluster_name.clone()),
+        target_cluster_name: job
+            .delivery
+            .as_ref()
+            .and_then(|d| d.target_cluster_name.clone()),
     }
 }
 

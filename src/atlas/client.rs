@@ -120,8 +120,9 @@ pub struct AtlasClient {
 }
 
 enum Auth {
+    Missing,
     Digest(DigestAuthSession),
-    OAuth {
+    ServiceAccount {
         client_id: String,
         client_secret: Secret,
         token: Mutex<Option<Token>>,
@@ -193,6 +194,20 @@ impl AtlasClient {
             config,
             auth: RwLock::new(Arc::new(Auth::from(credentials))),
         })
+    }
+
+    /// A client whose credentials come later ([`AtlasClient::set_credentials`]), as the Lambda
+    /// builds it at start-up before the secret is read; until then every request is `NotSent`.
+    pub fn without_credentials(config: AtlasClientConfig) -> Result<AtlasClient, reqwest::Error> {
+        let mut client = AtlasClient::new(
+            config,
+            AtlasCredentials::ApiKey {
+                public_key: String::new(),
+                private_key: Secret::new(""),
+            },
+        )?;
+        client.auth = RwLock::new(Arc::new(Auth::Missing));
+        Ok(client)
     }
 
     /// Replaces the credentials (after the secret was fetched again): drops the Digest nonce
@@ -482,11 +497,16 @@ impl AtlasClient {
                 .body(body.to_vec());
         }
         let response = match auth.as_ref() {
+            Auth::Missing => {
+                return Err(SendError::NotSent(
+                    "no Atlas credentials have been read yet".into(),
+                ));
+            }
             Auth::Digest(session) => request
                 .send_digest_auth(session)
                 .await
                 .map_err(classify_digest_error)?,
-            Auth::OAuth { .. } => {
+            Auth::ServiceAccount { .. } => {
                 let token = self.bearer_token(&auth, deadline).await?;
                 let response = request
                     .bearer_auth(token.expose())
@@ -545,7 +565,7 @@ impl AtlasClient {
 
     /// The service account's token, fetched when there is none or it expires within a minute.
     async fn bearer_token(&self, auth: &Auth, deadline: Instant) -> Result<Secret, SendError> {
-        let Auth::OAuth {
+        let Auth::ServiceAccount {
             client_id,
             client_secret,
             token,
@@ -672,7 +692,7 @@ impl From<AtlasCredentials> for Auth {
             AtlasCredentials::ServiceAccount {
                 client_id,
                 client_secret,
-            } => Auth::OAuth {
+            } => Auth::ServiceAccount {
                 client_id,
                 client_secret,
                 token: Mutex::new(None),
@@ -683,7 +703,7 @@ impl From<AtlasCredentials> for Auth {
 
 impl Auth {
     async fn forget_token(&self) {
-        if let Auth::OAuth { token, .. } = self {
+        if let Auth::ServiceAccount { token, .. } = self {
             *token.lock().await = None;
         }
     }

@@ -25,7 +25,10 @@ pub struct DynamoIdempotencyStore {
 
 impl DynamoIdempotencyStore {
     pub fn new(config: &aws_config::SdkConfig, table: String) -> DynamoIdempotencyStore {
-        DynamoIdempotencyStore { client: Client::new(config), table }
+        DynamoIdempotencyStore {
+            client: Client::new(config),
+            table,
+        }
     }
 
     async fn read(&self, key: &str) -> Result<Option<IdempotencyRecord>, DependencyError> {
@@ -38,7 +41,10 @@ impl DynamoIdempotencyStore {
             .send()
             .await
             .map_err(|e| self.error("reading the idempotency record", &e))?;
-        answer.item.map(|item| record_from_item(key, &item)).transpose()
+        answer
+            .item
+            .map(|item| record_from_item(key, &item))
+            .transpose()
     }
 
     fn error<E, R>(&self, doing: &str, error: &SdkError<E, R>) -> DependencyError
@@ -51,7 +57,14 @@ impl DynamoIdempotencyStore {
             Some("AccessDeniedException") => ": the function's role may not use the table",
             _ => "",
         };
-        DependencyError::new(SERVICE, format!("{doing} in table {} failed{hint}: {}", self.table, DisplayErrorContext(error)))
+        DependencyError::new(
+            SERVICE,
+            format!(
+                "{doing} in table {} failed{hint}: {}",
+                self.table,
+                DisplayErrorContext(error)
+            ),
+        )
     }
 }
 
@@ -84,15 +97,21 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .await;
         match put {
             Ok(_) => return Ok(Begin::Started { attempt: 1 }),
-            Err(error) if !is_condition_failure(&error) => return Err(self.error("taking the idempotency key", &error)),
+            Err(error) if !is_condition_failure(&error) => {
+                return Err(self.error("taking the idempotency key", &error));
+            }
             Err(_) => {}
         }
 
         let Some(record) = self.read(key).await? else {
             // Deleted between the write and the read: the caller's retry will find it free.
-            return Err(DependencyError::new(SERVICE, format!("the record of key {key:?} changed while it was read; try again")));
+            return Err(DependencyError::new(
+                SERVICE,
+                format!("the record of key {key:?} changed while it was read; try again"),
+            ));
         };
-        let lease_expired = matches!(record.state, RecordState::InProgress { lease_until } if lease_until < now);
+        let lease_expired =
+            matches!(record.state, RecordState::InProgress { lease_until } if lease_until < now);
         if !(lease_expired && record.fingerprint == fingerprint) {
             return Ok(Begin::Held(record));
         }
@@ -103,29 +122,46 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .update_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(key.to_owned()))
-            .update_expression("SET attempt = :attempt, leaseUntil = :lease, expiration = :expiration")
+            .update_expression(
+                "SET attempt = :attempt, leaseUntil = :lease, expiration = :expiration",
+            )
             .condition_expression("#status = :in_progress AND attempt = :seen")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":attempt", number(attempt as i64))
             .expression_attribute_values(":seen", number(record.attempt as i64))
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
             .expression_attribute_values(":lease", number(lease_until.timestamp_millis()))
-            .expression_attribute_values(":expiration", number(expires_at.timestamp().max(record.expires_at.timestamp())))
+            .expression_attribute_values(
+                ":expiration",
+                number(expires_at.timestamp().max(record.expires_at.timestamp())),
+            )
             .send()
             .await;
         match takeover {
-            Ok(_) => Ok(Begin::TakenOver { attempt, first_started_at: record.first_started_at }),
+            Ok(_) => Ok(Begin::TakenOver {
+                attempt,
+                first_started_at: record.first_started_at,
+            }),
             Err(error) if is_condition_failure(&error) => match self.read(key).await? {
                 Some(record) => Ok(Begin::Held(record)),
-                None => Err(DependencyError::new(SERVICE, format!("the record of key {key:?} changed while it was taken over; try again"))),
+                None => Err(DependencyError::new(
+                    SERVICE,
+                    format!("the record of key {key:?} changed while it was taken over; try again"),
+                )),
             },
             Err(error) => Err(self.error("taking over the idempotency key", &error)),
         }
     }
 
-    async fn store_outcome(&self, key: &str, attempt: u64, outcome: &Outcome) -> Result<(), DependencyError> {
-        let json = serde_json::to_string(outcome)
-            .map_err(|e| DependencyError::new(SERVICE, format!("the outcome could not be serialised: {e}")))?;
+    async fn store_outcome(
+        &self,
+        key: &str,
+        attempt: u64,
+        outcome: &Outcome,
+    ) -> Result<(), DependencyError> {
+        let json = serde_json::to_string(outcome).map_err(|e| {
+            DependencyError::new(SERVICE, format!("the outcome could not be serialised: {e}"))
+        })?;
         self.client
             .update_item()
             .table_name(&self.table)
@@ -148,6 +184,36 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                 }
             })?;
         Ok(())
+    }
+
+    async fn claim_queued(
+        &self,
+        key: &str,
+        seen_attempt: u64,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<u64>, DependencyError> {
+        let attempt = seen_attempt + 1;
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .update_expression("SET #status = :in_progress, attempt = :attempt, leaseUntil = :lease REMOVE outcome, outcomeKind, published")
+            .condition_expression("#status = :completed AND outcomeKind = :queued AND attempt = :seen")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+            .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.into()))
+            .expression_attribute_values(":queued", AttributeValue::S("QUEUED".into()))
+            .expression_attribute_values(":attempt", number(attempt as i64))
+            .expression_attribute_values(":seen", number(seen_attempt as i64))
+            .expression_attribute_values(":lease", number(lease_until.timestamp_millis()))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(Some(attempt)),
+            Err(error) if is_condition_failure(&error) => Ok(None),
+            Err(error) => Err(self.error("claiming the queued command", &error)),
+        }
     }
 
     async fn mark_published(&self, key: &str) -> Result<(), DependencyError> {
@@ -192,17 +258,36 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> b
 }
 
 fn record_from_item(key: &str, item: &Item) -> Result<IdempotencyRecord, DependencyError> {
-    let broken = |what: &str| DependencyError::new(SERVICE, format!("the idempotency record of key {key:?} is malformed: {what}"));
+    let broken = |what: &str| {
+        DependencyError::new(
+            SERVICE,
+            format!("the idempotency record of key {key:?} is malformed: {what}"),
+        )
+    };
     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let integer = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+    let integer = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+    };
     let millis = |name: &str| integer(name).and_then(|ms| Utc.timestamp_millis_opt(ms).single());
     let state = match text("status").as_deref() {
-        Some(IN_PROGRESS) => RecordState::InProgress { lease_until: millis("leaseUntil").ok_or_else(|| broken("no leaseUntil"))? },
+        Some(IN_PROGRESS) => RecordState::InProgress {
+            lease_until: millis("leaseUntil").ok_or_else(|| broken("no leaseUntil"))?,
+        },
         Some(COMPLETED) => {
-            let outcome: Outcome = serde_json::from_str(&text("outcome").ok_or_else(|| broken("no outcome"))?)
-                .map_err(|e| broken(&format!("unreadable outcome: {e}")))?;
-            let published = item.get("published").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
-            RecordState::Completed { outcome: Box::new(outcome), published }
+            let outcome: Outcome =
+                serde_json::from_str(&text("outcome").ok_or_else(|| broken("no outcome"))?)
+                    .map_err(|e| broken(&format!("unreadable outcome: {e}")))?;
+            let published = item
+                .get("published")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false);
+            RecordState::Completed {
+                outcome: Box::new(outcome),
+                published,
+            }
         }
         _ => return Err(broken("unknown status")),
     };
@@ -210,7 +295,9 @@ fn record_from_item(key: &str, item: &Item) -> Result<IdempotencyRecord, Depende
         key: key.to_owned(),
         fingerprint: text("fingerprint").ok_or_else(|| broken("no fingerprint"))?,
         state,
-        attempt: integer("attempt").and_then(|a| u64::try_from(a).ok()).ok_or_else(|| broken("no attempt"))?,
+        attempt: integer("attempt")
+            .and_then(|a| u64::try_from(a).ok())
+            .ok_or_else(|| broken("no attempt"))?,
         first_started_at: millis("firstStartedAt").ok_or_else(|| broken("no firstStartedAt"))?,
         expires_at: integer("expiration")
             .and_then(|s| Utc.timestamp_opt(s, 0).single())

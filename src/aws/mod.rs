@@ -1,5 +1,6 @@
 //! AWS adapters, each behind a trait of `crate::ports`.
 
 pub mod idempotency;
+pub mod queue;
 pub mod secrets;
 pub mod sns;

@@ -49,17 +49,38 @@ impl SecretsManagerSecrets {
         {
             return Ok(value.clone());
         }
-        let answer = self.client.get_secret_value().secret_id(secret_id).send().await.map_err(|error| {
-            let hint = match error.code() {
-                Some("ResourceNotFoundException") => ": no such secret; check the secret id in the configuration",
-                Some("AccessDeniedException") => ": the function's role may not read it (secretsmanager:GetSecretValue)",
-                Some("DecryptionFailure") => ": it could not be decrypted; the role needs kms:Decrypt on its key",
-                _ => "",
-            };
-            DependencyError::new(SERVICE, format!("reading secret {secret_id} failed{hint}: {}", DisplayErrorContext(&error)))
-        })?;
+        let answer = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|error| {
+                let hint = match error.code() {
+                    Some("ResourceNotFoundException") => {
+                        ": no such secret; check the secret id in the configuration"
+                    }
+                    Some("AccessDeniedException") => {
+                        ": the function's role may not read it (secretsmanager:GetSecretValue)"
+                    }
+                    Some("DecryptionFailure") => {
+                        ": it could not be decrypted; the role needs kms:Decrypt on its key"
+                    }
+                    _ => "",
+                };
+                DependencyError::new(
+                    SERVICE,
+                    format!(
+                        "reading secret {secret_id} failed{hint}: {}",
+                        DisplayErrorContext(&error)
+                    ),
+                )
+            })?;
         let text = answer.secret_string().ok_or_else(|| {
-            DependencyError::new(SERVICE, format!("secret {secret_id} holds binary data; store it as JSON text"))
+            DependencyError::new(
+                SERVICE,
+                format!("secret {secret_id} holds binary data; store it as JSON text"),
+            )
         })?;
         let value = Secret::new(text);
         cache.insert(secret_id.to_owned(), (value.clone(), Instant::now()));
@@ -75,7 +96,10 @@ impl Secrets for SecretsManagerSecrets {
 
     async fn webhook_signing_secrets(&self) -> Result<SigningSecrets, DependencyError> {
         let Some(secret_id) = &self.webhook_secret_id else {
-            return Err(DependencyError::new(SERVICE, "WEBHOOK_SECRET_ID is not set, so webhooks cannot be verified"));
+            return Err(DependencyError::new(
+                SERVICE,
+                "WEBHOOK_SECRET_ID is not set, so webhooks cannot be verified",
+            ));
         };
         let text = self.fetch(secret_id, false).await?;
         parse_signing_secrets(secret_id, &text)
@@ -83,19 +107,34 @@ impl Secrets for SecretsManagerSecrets {
 }
 
 /// `{"publicKey","privateKey"}` (Digest) or `{"clientId","clientSecret"}` (service account).
-pub fn parse_atlas_credentials(secret_id: &str, text: &Secret) -> Result<AtlasCredentials, DependencyError> {
+pub fn parse_atlas_credentials(
+    secret_id: &str,
+    text: &Secret,
+) -> Result<AtlasCredentials, DependencyError> {
     let object = json_object(secret_id, text)?;
     let field = |name: &str| -> Result<String, DependencyError> {
         match object.get(name) {
             Some(Value::String(value)) if !value.is_empty() => Ok(value.clone()),
-            Some(_) => Err(DependencyError::new(SERVICE, format!("secret {secret_id}: \"{name}\" must be a non-empty string"))),
-            None => Err(DependencyError::new(SERVICE, format!("secret {secret_id} has no \"{name}\""))),
+            Some(_) => Err(DependencyError::new(
+                SERVICE,
+                format!("secret {secret_id}: \"{name}\" must be a non-empty string"),
+            )),
+            None => Err(DependencyError::new(
+                SERVICE,
+                format!("secret {secret_id} has no \"{name}\""),
+            )),
         }
     };
     if object.contains_key("publicKey") || object.contains_key("privateKey") {
-        Ok(AtlasCredentials::ApiKey { public_key: field("publicKey")?, private_key: Secret::new(field("privateKey")?) })
+        Ok(AtlasCredentials::ApiKey {
+            public_key: field("publicKey")?,
+            private_key: Secret::new(field("privateKey")?),
+        })
     } else if object.contains_key("clientId") || object.contains_key("clientSecret") {
-        Ok(AtlasCredentials::ServiceAccount { client_id: field("clientId")?, client_secret: Secret::new(field("clientSecret")?) })
+        Ok(AtlasCredentials::ServiceAccount {
+            client_id: field("clientId")?,
+            client_secret: Secret::new(field("clientSecret")?),
+        })
     } else {
         Err(DependencyError::new(
             SERVICE,
@@ -108,22 +147,37 @@ pub fn parse_atlas_credentials(secret_id: &str, text: &Secret) -> Result<AtlasCr
 }
 
 /// A plain string, or `{"signingSecret", "previousSigningSecret"}` during a rotation.
-pub fn parse_signing_secrets(secret_id: &str, text: &Secret) -> Result<SigningSecrets, DependencyError> {
+pub fn parse_signing_secrets(
+    secret_id: &str,
+    text: &Secret,
+) -> Result<SigningSecrets, DependencyError> {
     let Ok(Value::Object(object)) = serde_json::from_str::<Value>(text.expose()) else {
         if text.expose().is_empty() {
-            return Err(DependencyError::new(SERVICE, format!("secret {secret_id} is empty")));
+            return Err(DependencyError::new(
+                SERVICE,
+                format!("secret {secret_id} is empty"),
+            ));
         }
-        return Ok(SigningSecrets { current: text.clone(), previous: None });
+        return Ok(SigningSecrets {
+            current: text.clone(),
+            previous: None,
+        });
     };
     let current = match object.get("signingSecret") {
         Some(Value::String(value)) if !value.is_empty() => Secret::new(value.as_str()),
         Some(_) => {
-            return Err(DependencyError::new(SERVICE, format!("secret {secret_id}: \"signingSecret\" must be a non-empty string")));
+            return Err(DependencyError::new(
+                SERVICE,
+                format!("secret {secret_id}: \"signingSecret\" must be a non-empty string"),
+            ));
         }
         None => {
             return Err(DependencyError::new(
                 SERVICE,
-                format!("secret {secret_id} is a JSON object without \"signingSecret\"; it has {}", key_names(&object)),
+                format!(
+                    "secret {secret_id} is a JSON object without \"signingSecret\"; it has {}",
+                    key_names(&object)
+                ),
             ));
         }
     };
@@ -132,7 +186,10 @@ pub fn parse_signing_secrets(secret_id: &str, text: &Secret) -> Result<SigningSe
         Some(Value::String(value)) if value.is_empty() => None,
         Some(Value::String(value)) => Some(Secret::new(value.as_str())),
         Some(_) => {
-            return Err(DependencyError::new(SERVICE, format!("secret {secret_id}: \"previousSigningSecret\" must be a string")));
+            return Err(DependencyError::new(
+                SERVICE,
+                format!("secret {secret_id}: \"previousSigningSecret\" must be a string"),
+            ));
         }
     };
     Ok(SigningSecrets { current, previous })
@@ -141,7 +198,10 @@ pub fn parse_signing_secrets(secret_id: &str, text: &Secret) -> Result<SigningSe
 fn json_object(secret_id: &str, text: &Secret) -> Result<Map<String, Value>, DependencyError> {
     match serde_json::from_str::<Value>(text.expose()) {
         Ok(Value::Object(object)) => Ok(object),
-        _ => Err(DependencyError::new(SERVICE, format!("secret {secret_id} is not a JSON object"))),
+        _ => Err(DependencyError::new(
+            SERVICE,
+            format!("secret {secret_id} is not a JSON object"),
+        )),
     }
 }
 
@@ -150,7 +210,11 @@ fn key_names(object: &Map<String, Value>) -> String {
     if object.is_empty() {
         return "no keys".to_owned();
     }
-    let names: Vec<String> = object.keys().take(10).map(|k| format!("{:?}", crate::command::json::shorten(k, 40))).collect();
+    let names: Vec<String> = object
+        .keys()
+        .take(10)
+        .map(|k| format!("{:?}", crate::command::json::shorten(k, 40)))
+        .collect();
     format!("keys {}", names.join(", "))
 }
 
@@ -165,12 +229,23 @@ mod tests {
     #[test]
     fn both_atlas_shapes_are_read() {
         assert_eq!(
-            parse_atlas_credentials("s", &secret(r#"{"publicKey": "pub", "privateKey": "priv"}"#)).unwrap(),
-            AtlasCredentials::ApiKey { public_key: "pub".into(), private_key: Secret::new("priv") }
+            parse_atlas_credentials(
+                "s",
+                &secret(r#"{"publicKey": "pub", "privateKey": "priv"}"#)
+            )
+            .unwrap(),
+            AtlasCredentials::ApiKey {
+                public_key: "pub".into(),
+                private_key: Secret::new("priv")
+            }
         );
         assert_eq!(
-            parse_atlas_credentials("s", &secret(r#"{"clientId": "id", "clientSecret": "cs"}"#)).unwrap(),
-            AtlasCredentials::ServiceAccount { client_id: "id".into(), client_secret: Secret::new("cs") }
+            parse_atlas_credentials("s", &secret(r#"{"clientId": "id", "clientSecret": "cs"}"#))
+                .unwrap(),
+            AtlasCredentials::ServiceAccount {
+                client_id: "id".into(),
+                client_secret: Secret::new("cs")
+            }
         );
     }
 
@@ -181,14 +256,23 @@ mod tests {
             (r#"{"privateKey": "priv-VALUE"}"#, "has no \"publicKey\""),
             (r#"{"clientId": "id-VALUE"}"#, "has no \"clientSecret\""),
             (r#"{"clientSecret": "cs-VALUE"}"#, "has no \"clientId\""),
-            (r#"{"user": "u-VALUE", "password": "p-VALUE"}"#, "keys \"password\", \"user\""),
-            (r#"{"publicKey": "pub", "privateKey": 5}"#, "\"privateKey\" must be a non-empty string"),
+            (
+                r#"{"user": "u-VALUE", "password": "p-VALUE"}"#,
+                "keys \"password\", \"user\"",
+            ),
+            (
+                r#"{"publicKey": "pub", "privateKey": 5}"#,
+                "\"privateKey\" must be a non-empty string",
+            ),
             ("not json priv-VALUE", "is not a JSON object"),
         ];
         for (text, expected) in cases {
             let error = parse_atlas_credentials("prod/atlas", &secret(text)).unwrap_err();
             let message = error.to_string();
-            assert!(message.contains(expected) && message.contains("prod/atlas"), "{text}: {message}");
+            assert!(
+                message.contains(expected) && message.contains("prod/atlas"),
+                "{text}: {message}"
+            );
             assert!(!message.contains("VALUE"), "no value in {message}");
         }
     }
@@ -197,15 +281,35 @@ mod tests {
     fn signing_secrets_as_a_string_or_during_rotation() {
         assert_eq!(
             parse_signing_secrets("w", &secret("plain-secret")).unwrap(),
-            SigningSecrets { current: Secret::new("plain-secret"), previous: None }
+            SigningSecrets {
+                current: Secret::new("plain-secret"),
+                previous: None
+            }
         );
         assert_eq!(
-            parse_signing_secrets("w", &secret(r#"{"signingSecret": "new", "previousSigningSecret": "old"}"#)).unwrap(),
-            SigningSecrets { current: Secret::new("new"), previous: Some(Secret::new("old")) }
+            parse_signing_secrets(
+                "w",
+                &secret(r#"{"signingSecret": "new", "previousSigningSecret": "old"}"#)
+            )
+            .unwrap(),
+            SigningSecrets {
+                current: Secret::new("new"),
+                previous: Some(Secret::new("old"))
+            }
         );
-        assert_eq!(parse_signing_secrets("w", &secret(r#"{"signingSecret": "new"}"#)).unwrap().previous, None);
-        let error = parse_signing_secrets("w", &secret(r#"{"secret": "x-VALUE"}"#)).unwrap_err().to_string();
-        assert!(error.contains("without \"signingSecret\"") && !error.contains("x-VALUE"), "{error}");
+        assert_eq!(
+            parse_signing_secrets("w", &secret(r#"{"signingSecret": "new"}"#))
+                .unwrap()
+                .previous,
+            None
+        );
+        let error = parse_signing_secrets("w", &secret(r#"{"secret": "x-VALUE"}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("without \"signingSecret\"") && !error.contains("x-VALUE"),
+            "{error}"
+        );
         assert!(parse_signing_secrets("w", &secret("")).is_err());
     }
 }

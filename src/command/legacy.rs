@@ -195,8 +195,12 @@ impl LegacyRestoreSpec {
     /// Whether the restore point is chosen when the command runs (`restorePoint`).
     pub fn point_chosen_at_run_time(&self) -> bool {
         match self {
-            LegacyRestoreSpec::Automated { point, .. } => matches!(point, RestorePointChoice::AtRunTime(_)),
-            LegacyRestoreSpec::Download { snapshot, .. } => matches!(snapshot, RestorePointChoice::AtRunTime(_)),
+            LegacyRestoreSpec::Automated { point, .. } => {
+                matches!(point, RestorePointChoice::AtRunTime(_))
+            }
+            LegacyRestoreSpec::Download { snapshot, .. } => {
+                matches!(snapshot, RestorePointChoice::AtRunTime(_))
+            }
         }
     }
 

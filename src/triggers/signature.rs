@@ -39,11 +39,22 @@ pub struct SignatureHeaders {
 impl SignatureHeaders {
     /// Picks the signature headers out of `(name, value)` pairs, ours before Slack's.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> SignatureHeaders {
-        let pairs: Vec<(String, &str)> = pairs.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)).collect();
+        let pairs: Vec<(String, &str)> = pairs
+            .into_iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v))
+            .collect();
         let find = |names: &[&str]| {
-            names.iter().find_map(|name| pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim().to_owned()))
+            names.iter().find_map(|name| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.trim().to_owned())
+            })
         };
-        SignatureHeaders { timestamp: find(&TIMESTAMP_HEADERS), signature: find(&SIGNATURE_HEADERS) }
+        SignatureHeaders {
+            timestamp: find(&TIMESTAMP_HEADERS),
+            signature: find(&SIGNATURE_HEADERS),
+        }
     }
 }
 
@@ -56,13 +67,24 @@ pub fn verify(
     now: DateTime<Utc>,
     check_age: bool,
 ) -> Result<(), SignatureError> {
-    let timestamp = headers.timestamp.as_deref().ok_or(SignatureError::MissingTimestamp)?;
-    let signature = headers.signature.as_deref().ok_or(SignatureError::MissingSignature)?;
-    let seconds: i64 = timestamp.parse().map_err(|_| SignatureError::BadTimestamp)?;
+    let timestamp = headers
+        .timestamp
+        .as_deref()
+        .ok_or(SignatureError::MissingTimestamp)?;
+    let signature = headers
+        .signature
+        .as_deref()
+        .ok_or(SignatureError::MissingSignature)?;
+    let seconds: i64 = timestamp
+        .parse()
+        .map_err(|_| SignatureError::BadTimestamp)?;
     if check_age && (now.timestamp() - seconds).abs() > MAX_SKEW_SECONDS {
         return Err(SignatureError::OutsideWindow);
     }
-    let expected = signature.strip_prefix("v0=").and_then(|h| hex::decode(h).ok()).ok_or(SignatureError::Mismatch)?;
+    let expected = signature
+        .strip_prefix("v0=")
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or(SignatureError::Mismatch)?;
     let candidates = std::iter::once(&secrets.current).chain(secrets.previous.as_ref());
     for secret in candidates {
         let mut mac = hmac_for(secret.expose().as_bytes());
@@ -105,7 +127,10 @@ mod tests {
     use crate::secret::Secret;
 
     fn secrets(current: &str, previous: Option<&str>) -> SigningSecrets {
-        SigningSecrets { current: Secret::new(current), previous: previous.map(Secret::new) }
+        SigningSecrets {
+            current: Secret::new(current),
+            previous: previous.map(Secret::new),
+        }
     }
 
     fn now() -> DateTime<Utc> {
@@ -113,7 +138,10 @@ mod tests {
     }
 
     fn headers(timestamp: i64, signature: String) -> SignatureHeaders {
-        SignatureHeaders { timestamp: Some(timestamp.to_string()), signature: Some(signature) }
+        SignatureHeaders {
+            timestamp: Some(timestamp.to_string()),
+            signature: Some(signature),
+        }
     }
 
     #[test]
@@ -122,10 +150,22 @@ mod tests {
         let body = b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
         let slack = SignatureHeaders::from_pairs([
             ("X-Slack-Request-Timestamp", "1531420618"),
-            ("X-Slack-Signature", "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"),
+            (
+                "X-Slack-Signature",
+                "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+            ),
         ]);
         let at = DateTime::from_timestamp(1_531_420_618, 0).unwrap();
-        assert_eq!(verify(&slack, body, &secrets("8f742231b10e8888abcd99yyyzzz85a5", None), at, true), Ok(()));
+        assert_eq!(
+            verify(
+                &slack,
+                body,
+                &secrets("8f742231b10e8888abcd99yyyzzz85a5", None),
+                at,
+                true
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -133,24 +173,57 @@ mod tests {
         let body = br#"{"groupId":"x"}"#;
         let ts = now().timestamp();
         let by_old = sign(b"old", ts, body);
-        let pairs = [("x-SIGNATURE-timestamp", ts.to_string()), ("X-Signature", by_old.clone())];
+        let pairs = [
+            ("x-SIGNATURE-timestamp", ts.to_string()),
+            ("X-Signature", by_old.clone()),
+        ];
         let parsed = SignatureHeaders::from_pairs(pairs.iter().map(|(n, v)| (*n, v.as_str())));
-        assert_eq!(verify(&parsed, body, &secrets("new", Some("old")), now(), true), Ok(()));
-        assert_eq!(verify(&parsed, body, &secrets("new", None), now(), true), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(&parsed, body, &secrets("new", Some("old")), now(), true),
+            Ok(())
+        );
+        assert_eq!(
+            verify(&parsed, body, &secrets("new", None), now(), true),
+            Err(SignatureError::Mismatch)
+        );
         let by_new = headers(ts, sign(b"new", ts, body));
-        assert_eq!(verify(&by_new, body, &secrets("new", Some("old")), now(), true), Ok(()));
+        assert_eq!(
+            verify(&by_new, body, &secrets("new", Some("old")), now(), true),
+            Ok(())
+        );
     }
 
     #[test]
     fn the_window_is_300_seconds_either_way_unless_age_is_not_checked() {
         let body = b"{}";
-        for (offset, ok) in [(0, true), (300, true), (-300, true), (301, false), (-301, false)] {
+        for (offset, ok) in [
+            (0, true),
+            (300, true),
+            (-300, true),
+            (301, false),
+            (-301, false),
+        ] {
             let ts = now().timestamp() + offset;
-            let result = verify(&headers(ts, sign(b"s", ts, body)), body, &secrets("s", None), now(), true);
+            let result = verify(
+                &headers(ts, sign(b"s", ts, body)),
+                body,
+                &secrets("s", None),
+                now(),
+                true,
+            );
             assert_eq!(result.is_ok(), ok, "offset {offset}");
         }
         let old = now().timestamp() - 3600;
-        assert_eq!(verify(&headers(old, sign(b"s", old, body)), body, &secrets("s", None), now(), false), Ok(()));
+        assert_eq!(
+            verify(
+                &headers(old, sign(b"s", old, body)),
+                body,
+                &secrets("s", None),
+                now(),
+                false
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -159,16 +232,57 @@ mod tests {
         let ts = now().timestamp();
         let good = sign(b"s", ts, body);
         let s = secrets("s", None);
-        assert_eq!(verify(&headers(ts, good.clone()), b"{} ", &s, now(), true), Err(SignatureError::Mismatch), "one byte more");
-        assert_eq!(verify(&headers(ts + 1, good.clone()), body, &s, now(), true), Err(SignatureError::Mismatch), "another timestamp");
-        assert_eq!(verify(&headers(ts, good.replace("v0=", "v1=")), body, &s, now(), true), Err(SignatureError::Mismatch));
-        assert_eq!(verify(&headers(ts, "v0=zz".into()), body, &s, now(), true), Err(SignatureError::Mismatch));
-        assert_eq!(verify(&headers(ts, good[..20].into()), body, &s, now(), true), Err(SignatureError::Mismatch));
-        let no_ts = SignatureHeaders { timestamp: None, signature: Some(good.clone()) };
-        assert_eq!(verify(&no_ts, body, &s, now(), true), Err(SignatureError::MissingTimestamp));
-        let no_sig = SignatureHeaders { timestamp: Some(ts.to_string()), signature: None };
-        assert_eq!(verify(&no_sig, body, &s, now(), true), Err(SignatureError::MissingSignature));
-        let bad_ts = SignatureHeaders { timestamp: Some("soon".into()), signature: Some(good) };
-        assert_eq!(verify(&bad_ts, body, &s, now(), true), Err(SignatureError::BadTimestamp));
+        assert_eq!(
+            verify(&headers(ts, good.clone()), b"{} ", &s, now(), true),
+            Err(SignatureError::Mismatch),
+            "one byte more"
+        );
+        assert_eq!(
+            verify(&headers(ts + 1, good.clone()), body, &s, now(), true),
+            Err(SignatureError::Mismatch),
+            "another timestamp"
+        );
+        assert_eq!(
+            verify(
+                &headers(ts, good.replace("v0=", "v1=")),
+                body,
+                &s,
+                now(),
+                true
+            ),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(&headers(ts, "v0=zz".into()), body, &s, now(), true),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(&headers(ts, good[..20].into()), body, &s, now(), true),
+            Err(SignatureError::Mismatch)
+        );
+        let no_ts = SignatureHeaders {
+            timestamp: None,
+            signature: Some(good.clone()),
+        };
+        assert_eq!(
+            verify(&no_ts, body, &s, now(), true),
+            Err(SignatureError::MissingTimestamp)
+        );
+        let no_sig = SignatureHeaders {
+            timestamp: Some(ts.to_string()),
+            signature: None,
+        };
+        assert_eq!(
+            verify(&no_sig, body, &s, now(), true),
+            Err(SignatureError::MissingSignature)
+        );
+        let bad_ts = SignatureHeaders {
+            timestamp: Some("soon".into()),
+            signature: Some(good),
+        };
+        assert_eq!(
+            verify(&bad_ts, body, &s, now(), true),
+            Err(SignatureError::BadTimestamp)
+        );
     }
 }

@@ -1,0 +1,674 @@
+//! The one handler: tells the triggers apart by the event's shape (CONTRACT section 2), turns
+//! each into a command for the runner, and each outcome into the trigger's answer.
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::command::{RestoreCommand, json as strict_json};
+use crate::config::Config;
+use crate::outcome::{ErrorCode, Outcome, OutcomeKind, Problem, Trigger};
+use crate::policy::{People, check_webhook_approval};
+use crate::ports::{Atlas, Clock, DependencyError, IdempotencyStore, Notifier, Secrets, WorkQueue};
+use crate::runner::{Publication, Report, RunRequest, Runner};
+use crate::triggers::signature::{SignatureHeaders, verify};
+
+/// Webhook bodies larger than this are refused (413).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+const COMMAND_FIELDS: [&str; 10] = [
+    "groupId",
+    "clusterName",
+    "backupType",
+    "restore",
+    "restorePoint",
+    "idempotencyKey",
+    "requestedBy",
+    "approvedBy",
+    "reason",
+    "dryRun",
+];
+
+const ACCEPTED_SHAPES: &str = "accepted events: an API Gateway HTTP API (payload 2.0) or Function URL request; an EventBridge Scheduler input {\"schedule\": {\"executionId\", \"scheduledTime\"}, \"command\"}; a scheduled rule event (\"detail-type\": \"Scheduled Event\"); an EventBridge \"Restore Requested\" event; an SQS batch from the work queue; or a bare restore command";
+
+/// The invocation, as far as the handler needs it.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub request_id: String,
+    pub deadline: DateTime<Utc>,
+}
+
+/// A dependency failed: the invocation fails so Lambda retries it (and, after the retries,
+/// the event reaches the dead-letter destination).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}; the event will be retried")]
+pub struct HandlerError(#[from] pub DependencyError);
+
+/// Everything the handler needs, built once per Lambda instance.
+pub struct App<A, S, N, I, C, Q> {
+    pub runner: Runner<A, S, N, I, C>,
+    pub queue: Option<Q>,
+    pub config: Config,
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(error: HandlerError) -> lambda_runtime::Diagnostic {
+        lambda_runtime::Diagnostic {
+            error_type: "DependencyFailure".into(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// The shapes of event the function accepts.
+enum Shape<'a> {
+    Http,
+    Sqs(&'a [Value]),
+    Scheduler {
+        execution_id: &'a str,
+        command: &'a Value,
+    },
+    ScheduledRule {
+        id: &'a str,
+        detail: &'a Value,
+    },
+    RestoreRequested {
+        id: Option<&'a str>,
+        detail: &'a Value,
+    },
+    Direct,
+    Unknown,
+}
+
+fn shape(event: &Value) -> Shape<'_> {
+    let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str);
+    if event
+        .pointer("/requestContext/http")
+        .is_some_and(Value::is_object)
+    {
+        return Shape::Http;
+    }
+    if let Some(records) = event.get("Records").and_then(Value::as_array)
+        && !records.is_empty()
+        && records
+            .iter()
+            .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+    {
+        return Shape::Sqs(records);
+    }
+    if let (Some(execution_id), Some(command)) =
+        (text("/schedule/executionId"), event.get("command"))
+    {
+        return Shape::Scheduler {
+            execution_id,
+            command,
+        };
+    }
+    match (text("/detail-type"), event.get("detail")) {
+        (Some("Scheduled Event"), Some(detail)) if text("/source") == Some("aws.events") => {
+            return match text("/id") {
+                Some(id) => Shape::ScheduledRule { id, detail },
+                None => Shape::Unknown,
+            };
+        }
+        (Some("Restore Requested"), Some(detail)) => {
+            return Shape::RestoreRequested {
+                id: text("/id"),
+                detail,
+            };
+        }
+        (Some(_), _) => return Shape::Unknown,
+        _ => {}
+    }
+    match event.as_object() {
+        Some(object)
+            if COMMAND_FIELDS
+                .iter()
+                .any(|field| object.contains_key(*field)) =>
+        {
+            Shape::Direct
+        }
+        _ => Shape::Unknown,
+    }
+}
+
+/// Where a non-HTTP trigger's key comes from.
+enum KeyFrom<'a> {
+    /// A schedule: the execution id or the rule event's id; a key in the command is an error.
+    Schedule(&'a str),
+    /// An event: `idempotencyKey`, else the event's id.
+    Event(Option<&'a str>),
+    /// A direct invocation: `idempotencyKey`, else `sha256:` + the fingerprint.
+    Direct,
+}
+
+impl<A, S, N, I, C, Q> App<A, S, N, I, C, Q>
+where
+    A: Atlas,
+    S: Secrets,
+    N: Notifier,
+    I: IdempotencyStore,
+    C: Clock,
+    Q: WorkQueue,
+{
+    /// Answers one event. `Err` only for a dependency failure on a non-HTTP trigger.
+    pub async fn handle(
+        &self,
+        event: &Value,
+        invocation: &Invocation,
+    ) -> Result<Value, HandlerError> {
+        match shape(event) {
+            Shape::Http => Ok(self.webhook(event, invocation).await),
+            Shape::Sqs(records) => Ok(self.queue_batch(records, invocation).await),
+            Shape::Scheduler {
+                execution_id,
+                command,
+            } => {
+                self.command(
+                    Trigger::Schedule,
+                    command,
+                    KeyFrom::Schedule(execution_id),
+                    invocation,
+                )
+                .await
+            }
+            Shape::ScheduledRule { id, detail } => {
+                self.command(Trigger::Schedule, detail, KeyFrom::Schedule(id), invocation)
+                    .await
+            }
+            Shape::RestoreRequested { id, detail } => {
+                self.command(Trigger::Event, detail, KeyFrom::Event(id), invocation)
+                    .await
+            }
+            Shape::Direct => {
+                self.command(Trigger::Direct, event, KeyFrom::Direct, invocation)
+                    .await
+            }
+            Shape::Unknown => {
+                let problem = Problem::new(
+                    "",
+                    ErrorCode::UnknownEvent,
+                    format!("the event has no known shape; {ACCEPTED_SHAPES}"),
+                );
+                let outcome = self.rejected(Trigger::Direct, event, None, vec![problem]);
+                let report = self.runner.publish_only(outcome).await;
+                self.answer_non_http(report)
+            }
+        }
+    }
+
+    /// A schedule, an event or a direct invocation.
+    async fn command(
+        &self,
+        trigger: Trigger,
+        value: &Value,
+        key_from: KeyFrom<'_>,
+        invocation: &Invocation,
+    ) -> Result<Value, HandlerError> {
+        let now = self.runner.now();
+        let mut problems = Vec::new();
+        if let KeyFrom::Schedule(_) = key_from
+            && value.get("idempotencyKey").is_some_and(|k| !k.is_null())
+        {
+            problems.push(Problem::new(
+                "/idempotencyKey",
+                ErrorCode::Conflict,
+                "a scheduled command must not carry an idempotencyKey: the schedule's execution id is the key, and a fixed key would make every later drill a duplicate",
+            ));
+        }
+        let parsed = RestoreCommand::from_value(value, now);
+        let command = match parsed {
+            Ok(command) if problems.is_empty() => command,
+            Ok(_) => return self.reject_non_http(trigger, value, None, problems).await,
+            Err(mut found) => {
+                problems.append(&mut found);
+                return self.reject_non_http(trigger, value, None, problems).await;
+            }
+        };
+        let request_id = match key_from {
+            KeyFrom::Schedule(id) => id.to_owned(),
+            KeyFrom::Event(id) => match (&command.idempotency_key, id) {
+                (Some(key), _) => key.to_string(),
+                (None, Some(id)) => id.to_owned(),
+                (None, None) => format!("sha256:{}", command.fingerprint()),
+            },
+            KeyFrom::Direct => match &command.idempotency_key {
+                Some(key) => key.to_string(),
+                None => format!("sha256:{}", command.fingerprint()),
+            },
+        };
+        let key_field = if command.idempotency_key.is_some() {
+            "/idempotencyKey"
+        } else {
+            ""
+        };
+        if let Some(problem) = self
+            .runner
+            .protected_target_problem(
+                &command,
+                false,
+                &self.config.protected_clusters,
+                invocation.deadline,
+            )
+            .await?
+        {
+            return self
+                .reject_non_http(trigger, value, Some(request_id), vec![problem])
+                .await;
+        }
+        let request = RunRequest {
+            command,
+            request_id,
+            key_field,
+            trigger,
+            deadline: invocation.deadline,
+            from_queue: false,
+        };
+        let report = self.runner.run(&request).await?;
+        self.answer_non_http(report)
+    }
+
+    async fn reject_non_http(
+        &self,
+        trigger: Trigger,
+        value: &Value,
+        request_id: Option<String>,
+        problems: Vec<Problem>,
+    ) -> Result<Value, HandlerError> {
+        let request_id = request_id.or_else(|| {
+            value
+                .get("idempotencyKey")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+        let outcome = self.rejected(trigger, value, request_id, problems);
+        let report = self.runner.publish_only(outcome).await;
+        self.answer_non_http(report)
+    }
+
+    fn answer_non_http(&self, report: Report) -> Result<Value, HandlerError> {
+        log_outcome(&report);
+        if let Publication::Failed(error) = report.publication {
+            // The outcome is stored (or, for a rejection, costs nothing to repeat): the retry
+            // publishes it.
+            return Err(HandlerError(error));
+        }
+        Ok(serde_json::to_value(&report.outcome).unwrap_or(Value::Null))
+    }
+
+    /// API Gateway HTTP API (payload 2.0) or Function URL request.
+    async fn webhook(&self, event: &Value, invocation: &Invocation) -> Value {
+        match self.webhook_inner(event, invocation).await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::error!(%error, "webhook: a dependency failed; answering 503");
+                http_response(503, &json!({"error": error.to_string(), "retryable": true}))
+            }
+        }
+    }
+
+    async fn webhook_inner(
+        &self,
+        event: &Value,
+        invocation: &Invocation,
+    ) -> Result<Value, DependencyError> {
+        let now = self.runner.now();
+        let headers = SignatureHeaders::from_pairs(
+            event
+                .get("headers")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(n, v)| Some((n.as_str(), v.as_str()?))),
+        );
+        let raw = event.get("body").and_then(Value::as_str).unwrap_or("");
+        let base64 = event
+            .get("isBase64Encoded")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let decoded = if base64 {
+            base64::engine::general_purpose::STANDARD.decode(raw).ok()
+        } else {
+            Some(raw.as_bytes().to_vec())
+        };
+        let signing = self.runner.secrets().webhook_signing_secrets().await?;
+        let signed_bytes = decoded.as_deref().unwrap_or(raw.as_bytes());
+        if let Err(reason) = verify(&headers, signed_bytes, &signing, now, true) {
+            tracing::warn!(%reason, "webhook: unverified request refused with 401");
+            return Ok(http_response(401, &json!({"message": "Unauthorized"})));
+        }
+        let method = event
+            .pointer("/requestContext/http/method")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !method.eq_ignore_ascii_case("POST") {
+            return Ok(http_response(
+                405,
+                &json!({"message": "use POST with a restore command"}),
+            ));
+        }
+        let Some(body) = decoded else {
+            let problem = Problem::new(
+                "",
+                ErrorCode::MalformedJson,
+                "the body is marked base64-encoded but is not valid base64",
+            );
+            return Ok(self
+                .webhook_rejected(&Value::Null, None, vec![problem], 400)
+                .await);
+        };
+        if body.len() > MAX_BODY_BYTES {
+            let problem = Problem::new(
+                "",
+                ErrorCode::BodyTooLarge,
+                format!(
+                    "the body is {} bytes; at most {MAX_BODY_BYTES} are accepted",
+                    body.len()
+                ),
+            );
+            return Ok(self
+                .webhook_rejected(&Value::Null, None, vec![problem], 413)
+                .await);
+        }
+        let value = match strict_json::parse_strict(&body) {
+            Ok(value) => value,
+            Err(error) => {
+                let problem = Problem::new(
+                    "",
+                    ErrorCode::MalformedJson,
+                    format!("the body is not valid JSON: {error}"),
+                );
+                return Ok(self
+                    .webhook_rejected(&Value::Null, None, vec![problem], 400)
+                    .await);
+            }
+        };
+        let (command, problems) = self.webhook_command(&value, now);
+        let request_id = value
+            .get("idempotencyKey")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let Some(command) = command.filter(|_| problems.is_empty()) else {
+            let status = if problems.iter().any(|p| p.code.is_policy()) {
+                403
+            } else {
+                400
+            };
+            return Ok(self
+                .webhook_rejected(&value, request_id, problems, status)
+                .await);
+        };
+        let request = RunRequest {
+            request_id: command
+                .idempotency_key
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            command,
+            key_field: "/idempotencyKey",
+            trigger: Trigger::Webhook,
+            deadline: invocation.deadline,
+            from_queue: false,
+        };
+        let report = match &self.queue {
+            Some(queue) => {
+                let message = json!({
+                    "body": String::from_utf8_lossy(&body),
+                    "timestamp": headers.timestamp,
+                    "signature": headers.signature,
+                })
+                .to_string();
+                self.runner
+                    .hand_off(&request, || queue.send(message))
+                    .await?
+            }
+            None => self.runner.run(&request).await?,
+        };
+        Ok(webhook_answer(report))
+    }
+
+    /// Validation, the webhook's own requirements and the approval policy, all together.
+    fn webhook_command(
+        &self,
+        value: &Value,
+        now: DateTime<Utc>,
+    ) -> (Option<RestoreCommand>, Vec<Problem>) {
+        let (command, mut problems) = match RestoreCommand::from_value(value, now) {
+            Ok(command) => (Some(command), Vec::new()),
+            Err(problems) => (None, problems),
+        };
+        if value.is_object() && value.get("idempotencyKey").is_none_or(Value::is_null) {
+            problems.push(Problem::new(
+                "/idempotencyKey",
+                ErrorCode::Required,
+                "a webhook command needs an idempotencyKey (for example the approval's id)",
+            ));
+        }
+        if value.is_object() {
+            let mut approval =
+                check_webhook_approval(&People::from_value(value), &self.config.approvers);
+            // A field with the wrong type is already reported by validation.
+            approval.retain(|p| {
+                !problems
+                    .iter()
+                    .any(|q| q.field == p.field && p.code == ErrorCode::Required)
+            });
+            problems.append(&mut approval);
+        }
+        (command, problems)
+    }
+
+    async fn webhook_rejected(
+        &self,
+        value: &Value,
+        request_id: Option<String>,
+        problems: Vec<Problem>,
+        status: u16,
+    ) -> Value {
+        let outcome = self.rejected(Trigger::Webhook, value, request_id, problems);
+        let report = self.runner.publish_only(outcome).await;
+        let mut answer = webhook_answer(report);
+        answer["statusCode"] = json!(status);
+        answer
+    }
+
+    /// The work queue's deliveries: verified again (signature, not its age) and checked against
+    /// the policy again, then run. Only dependency failures are retried.
+    async fn queue_batch(&self, records: &[Value], invocation: &Invocation) -> Value {
+        let mut failures = Vec::new();
+        for record in records {
+            let message_id = record
+                .get("messageId")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if let Err(error) = self.queue_record(record, invocation).await {
+                tracing::error!(message_id, %error, "work queue: a dependency failed; the message will be retried");
+                failures.push(json!({"itemIdentifier": message_id}));
+            }
+        }
+        json!({"batchItemFailures": failures})
+    }
+
+    async fn queue_record(
+        &self,
+        record: &Value,
+        invocation: &Invocation,
+    ) -> Result<(), DependencyError> {
+        let message_id = record
+            .get("messageId")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let message: Value = record
+            .get("body")
+            .and_then(Value::as_str)
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        let body = message.get("body").and_then(Value::as_str).unwrap_or("");
+        let headers = SignatureHeaders {
+            timestamp: message
+                .get("timestamp")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            signature: message
+                .get("signature")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        };
+        let signing = self.runner.secrets().webhook_signing_secrets().await?;
+        if let Err(reason) = verify(
+            &headers,
+            body.as_bytes(),
+            &signing,
+            self.runner.now(),
+            false,
+        ) {
+            tracing::warn!(message_id, %reason, "work queue: a message without a valid webhook signature was dropped");
+            return Ok(());
+        }
+        let value = strict_json::parse_strict(body.as_bytes()).unwrap_or(Value::Null);
+        let (command, problems) = self.webhook_command(&value, self.runner.now());
+        let Some(command) = command.filter(|_| problems.is_empty()) else {
+            let codes: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{} {}", p.field, p.code))
+                .collect();
+            tracing::warn!(message_id, problems = ?codes, "work queue: a signed message no longer passes validation or policy; dropped");
+            return Ok(());
+        };
+        let request = RunRequest {
+            request_id: command
+                .idempotency_key
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            command,
+            key_field: "/idempotencyKey",
+            trigger: Trigger::Webhook,
+            deadline: invocation.deadline,
+            from_queue: true,
+        };
+        let report = self.runner.run(&request).await?;
+        log_outcome(&report);
+        match report.publication {
+            Publication::Failed(error) => Err(error),
+            _ => Ok(()),
+        }
+    }
+
+    /// A `REJECTED` outcome for a command refused before it could run.
+    fn rejected(
+        &self,
+        trigger: Trigger,
+        value: &Value,
+        request_id: Option<String>,
+        errors: Vec<Problem>,
+    ) -> Outcome {
+        let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+        let now = self.runner.now();
+        Outcome {
+            outcome: OutcomeKind::Rejected,
+            request_id,
+            trigger,
+            group_id: text("groupId"),
+            cluster_name: text("clusterName"),
+            backup_type: text("backupType")
+                .or_else(|| value.get("groupId").map(|_| "legacy".to_owned())),
+            restore: None,
+            atlas: None,
+            errors,
+            requested_by: text("requestedBy"),
+            approved_by: text("approvedBy"),
+            reason: text("reason"),
+            started_at: now,
+            finished_at: now,
+            first: None,
+            notified: None,
+        }
+    }
+}
+
+/// The webhook's HTTP answer for an outcome (CONTRACT section 3).
+fn webhook_answer(report: Report) -> Value {
+    log_outcome(&report);
+    let mut outcome = report.outcome;
+    let status = match outcome.outcome {
+        OutcomeKind::Submitted | OutcomeKind::Queued => 202,
+        OutcomeKind::DryRun => 200,
+        OutcomeKind::Rejected
+            if outcome
+                .errors
+                .iter()
+                .any(|e| e.code == ErrorCode::KeyReused) =>
+        {
+            409
+        }
+        OutcomeKind::Rejected if outcome.errors.iter().any(|e| e.code.is_policy()) => 403,
+        OutcomeKind::Rejected
+            if outcome
+                .errors
+                .iter()
+                .any(|e| e.code == ErrorCode::BodyTooLarge) =>
+        {
+            413
+        }
+        OutcomeKind::Rejected => 400,
+        OutcomeKind::Failed => match outcome.atlas.as_ref().and_then(|a| a.http_status) {
+            Some(400 | 404 | 409) => 422,
+            _ => 502,
+        },
+        OutcomeKind::Unknown => 504,
+        OutcomeKind::Duplicate => {
+            let first_still_running = outcome
+                .first
+                .as_ref()
+                .is_none_or(|f| f.outcome == OutcomeKind::Queued);
+            if report.in_flight || first_still_running {
+                409
+            } else {
+                200
+            }
+        }
+    };
+    if let Publication::Failed(_) = report.publication {
+        outcome.notified = Some(false);
+    }
+    http_response(
+        status,
+        &serde_json::to_value(&outcome).unwrap_or(Value::Null),
+    )
+}
+
+fn http_response(status: u16, body: &Value) -> Value {
+    json!({
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": body.to_string(),
+        "isBase64Encoded": false,
+    })
+}
+
+/// One log line per outcome: the request, the trigger, the outcome and what it touched.
+fn log_outcome(report: &Report) {
+    let outcome = &report.outcome;
+    let jobs: Vec<&str> = outcome
+        .atlas
+        .iter()
+        .flat_map(|a| a.jobs.iter().map(|j| j.id.as_str()))
+        .collect();
+    let codes: Vec<String> = outcome
+        .errors
+        .iter()
+        .map(|e| format!("{} {}", e.field, e.code))
+        .collect();
+    tracing::info!(
+        request_id = outcome.request_id.as_deref().unwrap_or(""),
+        trigger = ?outcome.trigger,
+        outcome = outcome.outcome.as_str(),
+        group_id = outcome.group_id.as_deref().unwrap_or(""),
+        cluster_name = outcome.cluster_name.as_deref().unwrap_or(""),
+        jobs = ?jobs,
+        errors = ?codes,
+        published = matches!(report.publication, Publication::Published),
+        "outcome"
+    );
+}

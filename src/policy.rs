@@ -1,0 +1,216 @@
+//! Approval policy and protected targets (CONTRACT section 2). Pure: the target's name, when
+//! the command gives only its id, is learnt by the caller and passed in.
+
+use crate::command::{LegacyRestoreSpec, RestoreCommand, RestoreSpec, TargetCluster};
+use crate::config::ProtectedCluster;
+use crate::outcome::{ErrorCode, Problem};
+
+/// The approval rules of the webhook path: who asked, who approved and why are required;
+/// the approver must be in `APPROVERS` and must not be the requester.
+/// Takes the fields as given (a command that fails validation is still checked, so every
+/// problem is reported at once).
+pub fn check_webhook_approval(people: &People<'_>, approvers: &[String]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (field, value, what) in [
+        (
+            "/requestedBy",
+            &people.requested_by,
+            "who asked for the restore",
+        ),
+        ("/approvedBy", &people.approved_by, "who approved it"),
+        ("/reason", &people.reason, "why (an incident or ticket)"),
+    ] {
+        if value.is_none() {
+            problems.push(Problem::new(
+                field,
+                ErrorCode::Required,
+                format!("a webhook restore must say {what}"),
+            ));
+        }
+    }
+    if let Some(approver) = people.approved_by {
+        if !approvers.iter().any(|allowed| allowed == approver) {
+            let message = if approvers.is_empty() {
+                "no approvers are configured (APPROVERS is empty), so every webhook approval is refused".to_owned()
+            } else {
+                format!("{approver:?} is not allowed to approve restores (not in APPROVERS)")
+            };
+            problems.push(Problem::new(
+                "/approvedBy",
+                ErrorCode::ApproverNotAllowed,
+                message,
+            ));
+        }
+        if people.requested_by == Some(approver) {
+            problems.push(Problem::new(
+                "/approvedBy",
+                ErrorCode::SelfApproval,
+                "the approver must be someone other than the requester",
+            ));
+        }
+    }
+    problems
+}
+
+/// Who asked, who approved and why, as the command gives them (strings only).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct People<'a> {
+    pub requested_by: Option<&'a str>,
+    pub approved_by: Option<&'a str>,
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> People<'a> {
+    pub fn from_value(command: &'a serde_json::Value) -> People<'a> {
+        let text = |name: &str| {
+            command
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        People {
+            requested_by: text("requestedBy"),
+            approved_by: text("approvedBy"),
+            reason: text("reason"),
+        }
+    }
+}
+
+/// The target a destructive restore overwrites: `(group id, cluster)`. `None` for a download.
+pub fn destructive_target(command: &RestoreCommand) -> Option<(&str, &TargetCluster)> {
+    match &command.restore {
+        RestoreSpec::Legacy(LegacyRestoreSpec::Automated { target, .. }) => {
+            Some((target.group_id.as_str(), &target.cluster))
+        }
+        RestoreSpec::Legacy(LegacyRestoreSpec::Download { .. }) => None,
+    }
+}
+
+/// Whether the cluster `name` in project `group_id` is listed in `PROTECTED_CLUSTERS`.
+pub fn is_protected(protected: &[ProtectedCluster], group_id: &str, name: &str) -> bool {
+    protected.iter().any(|p| {
+        p.name == name
+            && p.group_id
+                .as_deref()
+                .is_none_or(|g| g.eq_ignore_ascii_case(group_id))
+    })
+}
+
+/// The `PROTECTED_TARGET` problem for a trigger other than an approved webhook.
+pub fn protected_target_problem(group_id: &str, name: &str) -> Problem {
+    Problem::new(
+        "/restore/delivery",
+        ErrorCode::ProtectedTarget,
+        format!(
+            "{group_id}/{name} is a protected cluster: an automated restore onto it is accepted only from an approved webhook"
+        ),
+    )
+}
+
+/// The `UNRESOLVED_TARGET` problem when a target given by id could not be named.
+pub fn unresolved_target_problem(group_id: &str, cluster_id: &str, why: &str) -> Problem {
+    Problem::new(
+        "/restore/delivery/targetClusterId",
+        ErrorCode::UnresolvedTarget,
+        format!(
+            "could not learn the name of cluster {cluster_id} in project {group_id} to check it against PROTECTED_CLUSTERS: {why}"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GROUP: &str = "5e2211c17a3e5a48f5497de3";
+
+    fn command(
+        requested_by: Option<&'static str>,
+        approved_by: Option<&'static str>,
+        reason: Option<&'static str>,
+    ) -> People<'static> {
+        People {
+            requested_by,
+            approved_by,
+            reason,
+        }
+    }
+
+    fn codes(problems: &[Problem]) -> Vec<(&str, ErrorCode)> {
+        problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.code))
+            .collect()
+    }
+
+    #[test]
+    fn an_allowed_approver_other_than_the_requester_passes() {
+        let approvers = vec!["U2".to_owned()];
+        assert!(
+            check_webhook_approval(&command(Some("U1"), Some("U2"), Some("INC-1")), &approvers)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn people_and_reason_are_required_on_the_webhook() {
+        let problems = check_webhook_approval(&command(None, None, None), &["U2".into()]);
+        assert_eq!(
+            codes(&problems),
+            vec![
+                ("/requestedBy", ErrorCode::Required),
+                ("/approvedBy", ErrorCode::Required),
+                ("/reason", ErrorCode::Required)
+            ]
+        );
+    }
+
+    #[test]
+    fn approver_not_listed_self_approval_and_an_empty_list() {
+        let problems =
+            check_webhook_approval(&command(Some("U1"), Some("U3"), Some("r")), &["U2".into()]);
+        assert_eq!(
+            codes(&problems),
+            vec![("/approvedBy", ErrorCode::ApproverNotAllowed)]
+        );
+        let problems =
+            check_webhook_approval(&command(Some("U2"), Some("U2"), Some("r")), &["U2".into()]);
+        assert_eq!(
+            codes(&problems),
+            vec![("/approvedBy", ErrorCode::SelfApproval)]
+        );
+        let problems = check_webhook_approval(&command(Some("U1"), Some("U2"), Some("r")), &[]);
+        assert_eq!(
+            codes(&problems),
+            vec![("/approvedBy", ErrorCode::ApproverNotAllowed)]
+        );
+        assert!(problems[0].message.contains("APPROVERS is empty"));
+    }
+
+    #[test]
+    fn protected_by_name_anywhere_or_in_one_project() {
+        let protected = vec![
+            ProtectedCluster {
+                group_id: None,
+                name: "orders".into(),
+            },
+            ProtectedCluster {
+                group_id: Some(GROUP.into()),
+                name: "billing".into(),
+            },
+        ];
+        assert!(is_protected(&protected, GROUP, "orders"));
+        assert!(is_protected(
+            &protected,
+            "aaaaaaaaaaaaaaaaaaaaaaaa",
+            "orders"
+        ));
+        assert!(is_protected(&protected, &GROUP.to_uppercase(), "billing"));
+        assert!(!is_protected(
+            &protected,
+            "aaaaaaaaaaaaaaaaaaaaaaaa",
+            "billing"
+        ));
+        assert!(!is_protected(&protected, GROUP, "orders-drill"));
+    }
+}

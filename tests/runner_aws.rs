@@ -1,0 +1,932 @@
+//! The runner end to end with its real adapters: Secrets Manager, DynamoDB and SNS on moto
+//! (server mode on 127.0.0.1, through the AWS SDK) and Atlas as the HTTP double. Every test
+//! asserts how many jobs Atlas created: never two for one request.
+mod support;
+
+use std::time::Duration;
+
+use atlas_restore_runner::atlas::{AtlasClient, AtlasClientConfig};
+use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
+use atlas_restore_runner::aws::secrets::SecretsManagerSecrets;
+use atlas_restore_runner::aws::sns::SnsNotifier;
+use atlas_restore_runner::command::RestoreCommand;
+use atlas_restore_runner::config::NotifyFormat;
+use atlas_restore_runner::outcome::{ErrorCode, Outcome, OutcomeKind, Trigger};
+use atlas_restore_runner::ports::{Begin, IdempotencyStore, SystemClock};
+use atlas_restore_runner::runner::{Publication, Report, RunRequest, Runner, RunnerSettings};
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use chrono::Utc;
+use serde_json::{Value, json};
+use support::atlas_double::{AtlasDouble, Fault, Route};
+use support::moto::{MotoLease, moto, receive_all, sqs_subscribed_queue};
+
+const GROUP: &str = "5e2211c17a3e5a48f5497de3";
+const SNAPSHOT: &str = "5f1c6b1e2a9b4f3d8c7e6a5b";
+const NEWER_SNAPSHOT: &str = "5f1c6b1e2a9b4f3d8c7e6a5c";
+const PUBLIC_KEY: &str = "runner-public-key";
+const PRIVATE_KEY: &str = "runner-private-key-SECRET-1f0c";
+const ATLAS_SECRET: &str = "prod/atlas-restore-runner/atlas";
+const TABLE: &str = "restore-idempotency";
+
+type TestRunner =
+    Runner<AtlasClient, SecretsManagerSecrets, SnsNotifier, DynamoIdempotencyStore, SystemClock>;
+
+struct World {
+    atlas: AtlasDouble,
+    moto: MotoLease,
+    sdk: SdkConfig,
+    topic_arn: String,
+    queue_url: String,
+}
+
+impl World {
+    async fn new() -> World {
+        let atlas = AtlasDouble::start().await;
+        atlas.add_api_key(PUBLIC_KEY, PRIVATE_KEY);
+        atlas.add_cluster(GROUP, "orders", "6a0000000000000000000001", 0);
+        atlas.add_cluster(GROUP, "orders-drill", "6a0000000000000000000002", 0);
+        atlas.add_cluster(GROUP, "sharded", "6a0000000000000000000003", 2);
+        atlas.add_snapshot(
+            GROUP,
+            "orders",
+            SNAPSHOT,
+            Utc::now() - chrono::Duration::hours(6),
+            true,
+        );
+        atlas.add_snapshot(
+            GROUP,
+            "orders",
+            NEWER_SNAPSHOT,
+            Utc::now() - chrono::Duration::hours(1),
+            true,
+        );
+        atlas.add_snapshot(
+            GROUP,
+            "sharded",
+            SNAPSHOT,
+            Utc::now() - chrono::Duration::hours(1),
+            true,
+        );
+
+        let moto = moto();
+        let sdk = moto.sdk_config().await;
+        aws_sdk_secretsmanager::Client::new(&sdk)
+            .create_secret()
+            .name(ATLAS_SECRET)
+            .secret_string(json!({"publicKey": PUBLIC_KEY, "privateKey": PRIVATE_KEY}).to_string())
+            .send()
+            .await
+            .unwrap();
+        aws_sdk_dynamodb::Client::new(&sdk)
+            .create_table()
+            .table_name(TABLE)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap();
+        let topic_arn = aws_sdk_sns::Client::new(&sdk)
+            .create_topic()
+            .name("restore-outcomes")
+            .send()
+            .await
+            .unwrap()
+            .topic_arn
+            .unwrap();
+        let queue_url = sqs_subscribed_queue(&sdk, &topic_arn, false).await;
+        World {
+            atlas,
+            moto,
+            sdk,
+            topic_arn,
+            queue_url,
+        }
+    }
+
+    fn runner(&self) -> TestRunner {
+        self.runner_with(&self.topic_arn, RunnerSettings::default())
+    }
+
+    fn runner_with(&self, topic_arn: &str, settings: RunnerSettings) -> TestRunner {
+        let mut config = AtlasClientConfig::new(self.atlas.base_url().parse().unwrap());
+        config.backoff_base = Duration::from_millis(20);
+        config.request_timeout = Duration::from_secs(3);
+        let placeholder = atlas_restore_runner::atlas::AtlasCredentials::ApiKey {
+            public_key: String::new(),
+            private_key: atlas_restore_runner::secret::Secret::new(""),
+        };
+        Runner::new(
+            AtlasClient::new(config, placeholder).unwrap(),
+            SecretsManagerSecrets::new(
+                &self.sdk,
+                ATLAS_SECRET.into(),
+                None,
+                Duration::from_secs(300),
+            ),
+            SnsNotifier::new(&self.sdk, topic_arn.to_owned(), NotifyFormat::Json),
+            DynamoIdempotencyStore::new(&self.sdk, TABLE.into()),
+            SystemClock,
+            RunnerSettings {
+                unavailable_backoff: Duration::from_millis(50),
+                ..settings
+            },
+        )
+    }
+
+    fn store(&self) -> DynamoIdempotencyStore {
+        DynamoIdempotencyStore::new(&self.sdk, TABLE.into())
+    }
+
+    /// Outcomes that reached the topic, read from the subscribed queue.
+    async fn published(&self, expected: usize) -> Vec<Value> {
+        receive_all(&self.sdk, &self.queue_url, expected)
+            .await
+            .into_iter()
+            .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+            .collect()
+    }
+}
+
+fn command(overrides: Value) -> RestoreCommand {
+    let mut value = json!({
+        "groupId": GROUP,
+        "clusterName": "orders",
+        "restore": {"snapshotId": SNAPSHOT, "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterName": "orders-drill"}},
+        "idempotencyKey": "approval-7f3a",
+        "requestedBy": "U024BE7LH",
+        "approvedBy": "U0G9QF9C6",
+        "reason": "INC-4211 drop of orders.items"
+    });
+    for (name, override_value) in overrides.as_object().unwrap() {
+        value[name] = override_value.clone();
+    }
+    RestoreCommand::from_value(&value, Utc::now()).unwrap()
+}
+
+fn request(command: RestoreCommand, key: &str) -> RunRequest {
+    RunRequest {
+        command,
+        request_id: key.to_owned(),
+        key_field: "/idempotencyKey",
+        trigger: Trigger::Direct,
+        deadline: Utc::now() + chrono::Duration::seconds(60),
+        from_queue: false,
+    }
+}
+
+/// Requests on `route` that passed authentication (processed or answered by a fault).
+fn authenticated(atlas: &AtlasDouble, route: Route) -> usize {
+    atlas
+        .requests_on(route)
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.auth,
+                support::atlas_double::RecordedAuth::Digest {
+                    valid: true,
+                    stale: false,
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+async fn run(runner: &TestRunner, request: &RunRequest) -> Report {
+    runner.run(request).await.expect("no dependency failure")
+}
+
+fn kind(report: &Report) -> OutcomeKind {
+    report.outcome.outcome
+}
+
+fn job_ids(outcome: &Outcome) -> Vec<String> {
+    outcome
+        .atlas
+        .as_ref()
+        .map(|a| a.jobs.iter().map(|j| j.id.clone()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_command_is_submitted_stored_and_published_once() {
+    let world = World::new().await;
+    let report = run(
+        &world.runner(),
+        &request(command(json!({})), "approval-7f3a"),
+    )
+    .await;
+    assert_eq!(kind(&report), OutcomeKind::Submitted);
+    assert!(matches!(report.publication, Publication::Published));
+    assert_eq!(world.atlas.created_jobs(), 1);
+    let atlas = report.outcome.atlas.as_ref().unwrap();
+    assert_eq!(
+        (atlas.http_status, atlas.reconciled, atlas.jobs.len()),
+        (Some(200), false, 1)
+    );
+    assert_eq!(
+        report.outcome.restore.as_ref().unwrap()["snapshotId"],
+        SNAPSHOT
+    );
+
+    let published = world.published(1).await;
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0]["outcome"], "SUBMITTED");
+    assert_eq!(published[0]["requestId"], "approval-7f3a");
+    assert_eq!(
+        published[0]["atlas"]["jobs"][0]["id"],
+        json!(job_ids(&report.outcome)[0])
+    );
+}
+
+#[tokio::test]
+async fn the_same_key_twice_is_a_duplicate_with_the_first_outcome_and_one_job() {
+    let world = World::new().await;
+    let runner = world.runner();
+    let first = run(&runner, &request(command(json!({})), "approval-7f3a")).await;
+    let second = run(&runner, &request(command(json!({})), "approval-7f3a")).await;
+    assert_eq!(kind(&second), OutcomeKind::Duplicate);
+    assert!(!second.in_flight);
+    assert!(
+        matches!(second.publication, Publication::NotPublished),
+        "a duplicate publishes nothing"
+    );
+    let carried = second.outcome.first.as_ref().expect("the first outcome");
+    assert_eq!(carried.outcome, OutcomeKind::Submitted);
+    assert_eq!(job_ids(carried), job_ids(&first.outcome));
+    assert_eq!(world.atlas.created_jobs(), 1);
+    assert_eq!(world.atlas.authenticated_posts(Route::CreateRestoreJob), 1);
+    assert_eq!(
+        world.published(2).await.len(),
+        1,
+        "only the first outcome was published"
+    );
+}
+
+#[tokio::test]
+async fn another_command_under_a_held_key_is_rejected_key_reused() {
+    let world = World::new().await;
+    let runner = world.runner();
+    run(&runner, &request(command(json!({})), "approval-7f3a")).await;
+    let other = command(
+        json!({"restore": {"snapshotId": NEWER_SNAPSHOT, "delivery": {"methodName": "HTTP"}}}),
+    );
+    let report = run(&runner, &request(other, "approval-7f3a")).await;
+    assert_eq!(kind(&report), OutcomeKind::Rejected);
+    assert_eq!(report.outcome.errors.len(), 1);
+    assert_eq!(
+        (
+            report.outcome.errors[0].field.as_str(),
+            report.outcome.errors[0].code
+        ),
+        ("/idempotencyKey", ErrorCode::KeyReused)
+    );
+    assert_eq!(world.atlas.created_jobs(), 1);
+    let published = world.published(2).await;
+    assert_eq!(
+        published
+            .iter()
+            .map(|p| p["outcome"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["SUBMITTED", "REJECTED"]
+    );
+}
+
+#[tokio::test]
+async fn a_crash_after_submitting_is_adopted_by_the_next_attempt() {
+    let world = World::new().await;
+    // The first attempt takes the key, submits, and dies before storing its outcome: its lease
+    // (its invocation's deadline) has passed.
+    let the_request = request(command(json!({})), "approval-7f3a");
+    let now = Utc::now();
+    let begin = world
+        .store()
+        .begin(
+            "approval-7f3a",
+            &the_request.command.fingerprint(),
+            now - chrono::Duration::seconds(30),
+            now - chrono::Duration::seconds(1),
+            now + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(begin, Begin::Started { attempt: 1 });
+    let dying = world.runner();
+    let mut config = AtlasClientConfig::new(world.atlas.base_url().parse().unwrap());
+    config.request_timeout = Duration::from_secs(3);
+    let client = AtlasClient::new(
+        config,
+        atlas_restore_runner::atlas::AtlasCredentials::ApiKey {
+            public_key: PUBLIC_KEY.into(),
+            private_key: atlas_restore_runner::secret::Secret::new(PRIVATE_KEY),
+        },
+    )
+    .unwrap();
+    let body = json!({"snapshotId": SNAPSHOT, "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterName": "orders-drill"}});
+    let created = client
+        .create_legacy_restore_job(
+            &the_request.command.source,
+            &body,
+            tokio::time::Instant::now() + Duration::from_secs(5),
+        )
+        .await;
+    let atlas_restore_runner::atlas::CreateAnswer::Created { jobs, .. } = created else {
+        panic!("{created:?}")
+    };
+    drop(dying);
+
+    let report = run(&world.runner(), &the_request).await;
+    assert_eq!(kind(&report), OutcomeKind::Submitted);
+    assert!(
+        report.outcome.atlas.as_ref().unwrap().reconciled,
+        "found by reconciliation"
+    );
+    assert_eq!(job_ids(&report.outcome), vec![jobs[0].id.clone()]);
+    assert_eq!(world.atlas.created_jobs(), 1, "adopted, not sent again");
+    assert_eq!(world.published(1).await[0]["atlas"]["reconciled"], true);
+}
+
+#[tokio::test]
+async fn a_crash_before_submitting_is_sent_by_the_next_attempt_once() {
+    let world = World::new().await;
+    let the_request = request(command(json!({})), "approval-7f3a");
+    let now = Utc::now();
+    world
+        .store()
+        .begin(
+            "approval-7f3a",
+            &the_request.command.fingerprint(),
+            now - chrono::Duration::seconds(30),
+            now - chrono::Duration::seconds(1),
+            now + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    let report = run(&world.runner(), &the_request).await;
+    assert_eq!(kind(&report), OutcomeKind::Submitted);
+    assert!(!report.outcome.atlas.as_ref().unwrap().reconciled);
+    assert_eq!(world.atlas.created_jobs(), 1);
+    assert_eq!(
+        world.atlas.authenticated_posts(Route::ListRestoreJobs),
+        1,
+        "it looked before sending"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_within_its_lease_is_a_duplicate_in_flight() {
+    let world = World::new().await;
+    let the_request = request(command(json!({})), "approval-7f3a");
+    let now = Utc::now();
+    world
+        .store()
+        .begin(
+            "approval-7f3a",
+            &the_request.command.fingerprint(),
+            now,
+            now + chrono::Duration::seconds(60),
+            now + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    let report = run(&world.runner(), &the_request).await;
+    assert_eq!(kind(&report), OutcomeKind::Duplicate);
+    assert!(report.in_flight && report.outcome.first.is_none());
+    assert_eq!(world.atlas.created_jobs(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_publish_is_published_by_the_retry_which_never_submits() {
+    let world = World::new().await;
+    let missing_topic = "arn:aws:sns:us-east-1:123456789012:no-such-topic";
+    let report = run(
+        &world.runner_with(missing_topic, RunnerSettings::default()),
+        &request(command(json!({})), "approval-7f3a"),
+    )
+    .await;
+    assert_eq!(kind(&report), OutcomeKind::Submitted);
+    match &report.publication {
+        Publication::Failed(error) => assert_eq!(error.service, "SNS"),
+        other => panic!("expected a failed publication, got {other:?}"),
+    }
+    assert_eq!(world.published(1).await.len(), 0);
+
+    let retry = run(
+        &world.runner(),
+        &request(command(json!({})), "approval-7f3a"),
+    )
+    .await;
+    assert_eq!(kind(&retry), OutcomeKind::Duplicate);
+    assert!(
+        matches!(retry.publication, Publication::Published),
+        "the stored outcome is published now"
+    );
+    let published = world.published(1).await;
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0]["outcome"], "SUBMITTED");
+    assert_eq!(world.atlas.created_jobs(), 1, "created once");
+
+    let again = run(
+        &world.runner(),
+        &request(command(json!({})), "approval-7f3a"),
+    )
+    .await;
+    assert!(
+        matches!(again.publication, Publication::NotPublished),
+        "published once"
+    );
+    assert_eq!(
+        world.published(1).await.len(),
+        0,
+        "nothing more reached the topic"
+    );
+}
+
+#[tokio::test]
+async fn a_500_after_the_job_was_created_is_adopted() {
+    let world = World::new().await;
+    world.atlas.push_fault(
+        Route::CreateRestoreJob,
+        Fault::CreateThenFail {
+            status: 500,
+            error_code: "UNEXPECTED_ERROR".into(),
+        },
+    );
+    let report = run(&world.runner(), &request(command(json!({})), "k-500")).await;
+    assert_eq!(kind(&report), OutcomeKind::Submitted);
+    let atlas = report.outcome.atlas.as_ref().unwrap();
+    assert!(atlas.reconciled);
+    assert_eq!(atlas.jobs.len(), 1);
+    assert_eq!(world.atlas.created_jobs(), 1);
+    assert_eq!(
+        world.atlas.authenticated_posts(Route::CreateRestoreJob),
+        1,
+        "never sent again"
+    );
+}
+
+#[tokio::test]
+async fn a_sharded_batch_is_adopted_whole() {
+    let world = World::new().await;
+    world
+        .atlas
+        .push_fault(Route::CreateRestoreJob, Fault::CreateThenDrop);
+    let report = run(
+        &world.runner(),
+        &request(command(json!({"clusterName": "sharded"})), "k-sharded"),
+    )
+    .await;
+    assert_eq!(kind(&report), OutcomeKind::Submitted);
+    assert_eq!(
+        job_ids(&report.outcome).len(),
+        3,
+        "every shard and the config server"
+    );
+    assert_eq!(world.atlas.created_jobs(), 3);
+}
+
+#[tokio::test]
+async fn a_503_with_no_job_is_sent_again_once() {
+    let world = World::new().await;
+    world.atlas.push_fault(
+        Route::CreateRestoreJob,
+        Fault::Status {
+            status: 503,
+            error_code: "SERVICE_UNAVAILABLE".into(),
+            retry_after: Some(1),
+        },
+    );
+    let report = run(&world.runner(), &request(command(json!({})), "k-503")).await;
+    assert_eq!(kind(&report), OutcomeKind::Submitted);
+    assert!(!report.outcome.atlas.as_ref().unwrap().reconciled);
+    assert_eq!(world.atlas.created_jobs(), 1);
+    assert_eq!(
+        authenticated(&world.atlas, Route::CreateRestoreJob),
+        2,
+        "the 503, then the one that worked"
+    );
+}
+
+#[tokio::test]
+async fn a_503_after_the_job_was_created_is_adopted_not_sent_again() {
+    let world = World::new().await;
+    world.atlas.push_fault(
+        Route::CreateRestoreJob,
+        Fault::CreateThenFail {
+            status: 503,
+            error_code: "SERVICE_UNAVAILABLE".into(),
+        },
+    );
+    let report = run(
+        &world.runner(),
+        &request(command(json!({})), "k-503-created"),
+    )
+    .await;
+    assert_eq!(kind(&report), OutcomeKind::Submitted);
+    assert!(report.outcome.atlas.as_ref().unwrap().reconciled);
+    assert_eq!(world.atlas.created_jobs(), 1);
+}
+
+#[tokio::test]
+async fn no_answer_and_no_job_is_unknown_keeps_the_key_and_is_never_sent_again() {
+    let world = World::new().await;
+    world
+        .atlas
+        .push_fault(Route::CreateRestoreJob, Fault::DropAfterBody);
+    let runner = world.runner();
+    let report = run(&runner, &request(command(json!({})), "k-unknown")).await;
+    assert_eq!(kind(&report), OutcomeKind::Unknown);
+    assert!(report.outcome.atlas.as_ref().unwrap().reason.is_some());
+    assert_eq!(world.atlas.created_jobs(), 0);
+    let retry = run(&runner, &request(command(json!({})), "k-unknown")).await;
+    assert_eq!(
+        kind(&retry),
+        OutcomeKind::Duplicate,
+        "UNKNOWN keeps the key: a person must check first"
+    );
+    assert_eq!(
+        world.atlas.requests_on(Route::CreateRestoreJob).len(),
+        2,
+        "the challenge and the one dropped POST"
+    );
+    assert_eq!(world.published(1).await[0]["outcome"], "UNKNOWN");
+}
+
+#[tokio::test]
+async fn a_refusal_is_failed_verbatim_and_frees_the_key() {
+    let world = World::new().await;
+    world.atlas.push_fault(
+        Route::CreateRestoreJob,
+        Fault::Status {
+            status: 400,
+            error_code: "INVALID_ATTRIBUTE".into(),
+            retry_after: None,
+        },
+    );
+    let runner = world.runner();
+    let report = run(&runner, &request(command(json!({})), "k-400")).await;
+    assert_eq!(kind(&report), OutcomeKind::Failed);
+    let atlas = report.outcome.atlas.as_ref().unwrap();
+    assert_eq!(
+        (atlas.http_status, atlas.error_code.as_deref()),
+        (Some(400), Some("INVALID_ATTRIBUTE"))
+    );
+    assert_eq!(world.atlas.created_jobs(), 0);
+    let again = run(&runner, &request(command(json!({})), "k-400")).await;
+    assert_eq!(kind(&again), OutcomeKind::Submitted, "the key was released");
+    assert_eq!(world.atlas.created_jobs(), 1);
+}
+
+#[tokio::test]
+async fn a_dry_run_sends_nothing_and_frees_the_key_for_the_real_run() {
+    let world = World::new().await;
+    let runner = world.runner();
+    let report = run(&runner, &request(command(json!({"dryRun": true})), "k-dry")).await;
+    assert_eq!(kind(&report), OutcomeKind::DryRun);
+    assert_eq!(
+        report.outcome.restore.as_ref().unwrap()["delivery"]["targetClusterName"],
+        "orders-drill"
+    );
+    assert_eq!(world.atlas.requests_on(Route::CreateRestoreJob).len(), 0);
+    let real = run(&runner, &request(command(json!({})), "k-dry")).await;
+    assert_eq!(kind(&real), OutcomeKind::Submitted);
+    assert_eq!(world.atlas.created_jobs(), 1);
+
+    let global = world.runner_with(
+        &world.topic_arn,
+        RunnerSettings {
+            dry_run: true,
+            ..RunnerSettings::default()
+        },
+    );
+    assert_eq!(
+        kind(&run(&global, &request(command(json!({})), "k-dry-global")).await),
+        OutcomeKind::DryRun
+    );
+    assert_eq!(world.atlas.created_jobs(), 1);
+}
+
+#[tokio::test]
+async fn latest_snapshot_and_minutes_ago_are_resolved_at_run_time() {
+    let world = World::new().await;
+    let runner = world.runner();
+    let latest = command(
+        json!({"restore": {"delivery": {"methodName": "HTTP"}}, "restorePoint": "latestSnapshot"}),
+    );
+    let report = run(&runner, &request(latest, "k-latest")).await;
+    assert_eq!(kind(&report), OutcomeKind::Submitted);
+    assert_eq!(
+        report.outcome.restore.as_ref().unwrap()["snapshotId"],
+        NEWER_SNAPSHOT,
+        "the newest completed snapshot"
+    );
+
+    let minutes = command(
+        json!({"restore": {"delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterName": "orders-drill"}}, "restorePoint": {"minutesAgo": 30}}),
+    );
+    let before = Utc::now().timestamp_millis();
+    let report = run(&runner, &request(minutes, "k-minutes")).await;
+    assert_eq!(kind(&report), OutcomeKind::Submitted);
+    let millis = report.outcome.restore.as_ref().unwrap()["pointInTimeUTCMillis"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        (before - 30 * 60_000 - 5_000..=Utc::now().timestamp_millis() - 30 * 60_000)
+            .contains(&millis)
+    );
+
+    let nothing = command(
+        json!({"clusterName": "orders-drill", "restore": {"delivery": {"methodName": "HTTP"}}, "restorePoint": "latestSnapshot"}),
+    );
+    let report = run(&runner, &request(nothing, "k-none")).await;
+    assert_eq!(kind(&report), OutcomeKind::Rejected);
+    assert_eq!(report.outcome.errors[0].code, ErrorCode::SnapshotNotFound);
+    assert_eq!(world.atlas.created_jobs(), 2);
+}
+
+#[tokio::test]
+async fn credentials_are_fetched_once_within_the_ttl_and_a_rotation_costs_one_fetch() {
+    let world = World::new().await;
+    let runner = world.runner();
+    run(&runner, &request(command(json!({})), "k-1")).await;
+    run(&runner, &request(command(json!({})), "k-2")).await;
+    assert_eq!(
+        world.moto.count("secretsmanager.GetSecretValue"),
+        1,
+        "cached within the TTL"
+    );
+
+    // Rotation: Atlas drops the old key; the secret holds the new one; the cache still has the old.
+    world
+        .atlas
+        .add_api_key("rotated-public", "rotated-private-SECRET");
+    world.atlas.remove_api_key(PUBLIC_KEY);
+    aws_sdk_secretsmanager::Client::new(&world.sdk)
+        .put_secret_value()
+        .secret_id(ATLAS_SECRET)
+        .secret_string(
+            json!({"publicKey": "rotated-public", "privateKey": "rotated-private-SECRET"})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let report = run(&runner, &request(command(json!({})), "k-3")).await;
+    assert_eq!(kind(&report), OutcomeKind::Submitted);
+    assert_eq!(
+        world.moto.count("secretsmanager.GetSecretValue"),
+        2,
+        "one more fetch recovered"
+    );
+    assert_eq!(world.atlas.created_jobs(), 3);
+}
+
+#[tokio::test]
+async fn dependency_failures_submit_nothing_and_free_the_key() {
+    let world = World::new().await;
+    // A secret that does not exist.
+    let mut config = AtlasClientConfig::new(world.atlas.base_url().parse().unwrap());
+    config.request_timeout = Duration::from_secs(3);
+    let placeholder = atlas_restore_runner::atlas::AtlasCredentials::ApiKey {
+        public_key: String::new(),
+        private_key: atlas_restore_runner::secret::Secret::new(""),
+    };
+    let no_secret = Runner::new(
+        AtlasClient::new(config, placeholder).unwrap(),
+        SecretsManagerSecrets::new(
+            &world.sdk,
+            "no/such/secret".into(),
+            None,
+            Duration::from_secs(300),
+        ),
+        SnsNotifier::new(&world.sdk, world.topic_arn.clone(), NotifyFormat::Json),
+        DynamoIdempotencyStore::new(&world.sdk, TABLE.into()),
+        SystemClock,
+        RunnerSettings::default(),
+    );
+    let error = no_secret
+        .run(&request(command(json!({})), "k-dep"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.service, "Secrets Manager");
+    assert!(error.message.contains("no/such/secret"), "{error}");
+    assert_eq!(world.atlas.requests().len(), 0, "nothing was sent to Atlas");
+    let retry = run(&world.runner(), &request(command(json!({})), "k-dep")).await;
+    assert_eq!(
+        kind(&retry),
+        OutcomeKind::Submitted,
+        "the key was freed for the retry"
+    );
+
+    // A secret of the wrong shape.
+    aws_sdk_secretsmanager::Client::new(&world.sdk)
+        .put_secret_value()
+        .secret_id(ATLAS_SECRET)
+        .secret_string(json!({"publicKey": PUBLIC_KEY}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let error = world
+        .runner()
+        .run(&request(command(json!({})), "k-shape"))
+        .await
+        .unwrap_err();
+    assert!(error.message.contains("privateKey"), "{error}");
+
+    // A table that does not exist.
+    let mut config = AtlasClientConfig::new(world.atlas.base_url().parse().unwrap());
+    config.request_timeout = Duration::from_secs(3);
+    let placeholder = atlas_restore_runner::atlas::AtlasCredentials::ApiKey {
+        public_key: String::new(),
+        private_key: atlas_restore_runner::secret::Secret::new(""),
+    };
+    let no_table = Runner::new(
+        AtlasClient::new(config, placeholder).unwrap(),
+        SecretsManagerSecrets::new(
+            &world.sdk,
+            ATLAS_SECRET.into(),
+            None,
+            Duration::from_secs(300),
+        ),
+        SnsNotifier::new(&world.sdk, world.topic_arn.clone(), NotifyFormat::Json),
+        DynamoIdempotencyStore::new(&world.sdk, "no-such-table".into()),
+        SystemClock,
+        RunnerSettings::default(),
+    );
+    let error = no_table
+        .run(&request(command(json!({})), "k-table"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.service, "DynamoDB");
+    assert!(error.message.contains("no-such-table"), "{error}");
+    assert_eq!(
+        world.atlas.created_jobs(),
+        1,
+        "only the earlier successful retry"
+    );
+}
+
+/// Captures every log line of this thread at TRACE level (all crates: the SDK, hyper, reqwest).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_log_line_an_outcome_a_notification_or_the_table() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .json()
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let world = World::new().await;
+    world
+        .atlas
+        .add_service_account("mdb_sa_id_leak", "mdb_sa_sk_SECRET-9d2e");
+    let runner = world.runner();
+    let mut outcomes = Vec::new();
+    // Digest: a cold and a warm submission, a refusal, and a rotation.
+    outcomes.push(
+        run(&runner, &request(command(json!({})), "leak-1"))
+            .await
+            .outcome,
+    );
+    outcomes.push(
+        run(&runner, &request(command(json!({})), "leak-2"))
+            .await
+            .outcome,
+    );
+    world.atlas.push_fault(
+        Route::CreateRestoreJob,
+        Fault::Status {
+            status: 400,
+            error_code: "INVALID_ATTRIBUTE".into(),
+            retry_after: None,
+        },
+    );
+    outcomes.push(
+        run(&runner, &request(command(json!({})), "leak-3"))
+            .await
+            .outcome,
+    );
+    world
+        .atlas
+        .add_api_key("rotated-public", "rotated-private-SECRET");
+    world.atlas.remove_api_key(PUBLIC_KEY);
+    let secrets = aws_sdk_secretsmanager::Client::new(&world.sdk);
+    let put = |text: String| {
+        secrets
+            .put_secret_value()
+            .secret_id(ATLAS_SECRET)
+            .secret_string(text)
+            .send()
+    };
+    put(json!({"publicKey": "rotated-public", "privateKey": "rotated-private-SECRET"}).to_string())
+        .await
+        .unwrap();
+    outcomes.push(
+        run(&runner, &request(command(json!({})), "leak-4"))
+            .await
+            .outcome,
+    );
+    // A service account, and a secret of the wrong shape.
+    put(json!({"clientId": "mdb_sa_id_leak", "clientSecret": "mdb_sa_sk_SECRET-9d2e"}).to_string())
+        .await
+        .unwrap();
+    let fresh = world.runner();
+    outcomes.push(
+        run(&fresh, &request(command(json!({})), "leak-5"))
+            .await
+            .outcome,
+    );
+    put(json!({"clientId": "mdb_sa_id_leak", "secret": "mdb_sa_sk_SECRET-9d2e"}).to_string())
+        .await
+        .unwrap();
+    let error = world
+        .runner()
+        .run(&request(command(json!({})), "leak-6"))
+        .await
+        .unwrap_err();
+
+    let tokens: Vec<String> = world
+        .atlas
+        .requests()
+        .iter()
+        .flat_map(|r| {
+            r.headers
+                .iter()
+                .filter(|(n, _)| n == "authorization")
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|v| v.strip_prefix("Bearer ").map(str::to_owned))
+        .collect();
+    assert!(!tokens.is_empty(), "the service account was used");
+    let mut secrets_to_find = vec![
+        PRIVATE_KEY.to_owned(),
+        "rotated-private-SECRET".to_owned(),
+        "mdb_sa_sk_SECRET-9d2e".to_owned(),
+    ];
+    secrets_to_find.extend(tokens);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.lines().count() > 50,
+        "trace logging was captured ({} lines)",
+        logs.lines().count()
+    );
+    let outcome_text = serde_json::to_string(&outcomes).unwrap();
+    let published: Vec<String> = receive_all(&world.sdk, &world.queue_url, outcomes.len())
+        .await
+        .iter()
+        .map(|m| m.body().unwrap().to_owned())
+        .collect();
+    assert_eq!(published.len(), outcomes.len());
+    let table = aws_sdk_dynamodb::Client::new(&world.sdk)
+        .scan()
+        .table_name(TABLE)
+        .send()
+        .await
+        .unwrap();
+    let table_text = format!("{:?}", table.items());
+    for secret in &secrets_to_find {
+        for (place, text) in [
+            ("logs", &logs),
+            ("outcomes", &outcome_text),
+            ("notifications", &published.join("\n")),
+            ("the table", &table_text),
+            ("the error", &format!("{error} {error:?}")),
+        ] {
+            assert!(!text.contains(secret.as_str()), "a secret reached {place}");
+        }
+    }
+}
