@@ -5,7 +5,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::command::{RestoreCommand, json as strict_json};
+use crate::command::{COMMAND_FIELDS, RestoreCommand, json as strict_json};
 use crate::config::Config;
 use crate::outcome::{ErrorCode, Outcome, OutcomeKind, Problem, Trigger};
 use crate::policy::{People, check_webhook_approval};
@@ -15,19 +15,6 @@ use crate::triggers::signature::{SignatureHeaders, verify};
 
 /// Webhook bodies larger than this are refused (413).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-const COMMAND_FIELDS: [&str; 10] = [
-    "groupId",
-    "clusterName",
-    "backupType",
-    "restore",
-    "restorePoint",
-    "idempotencyKey",
-    "requestedBy",
-    "approvedBy",
-    "reason",
-    "dryRun",
-];
 
 const ACCEPTED_SHAPES: &str = "accepted events: an API Gateway HTTP API (payload 2.0) or Function URL request; an EventBridge Scheduler input {\"schedule\": {\"executionId\", \"scheduledTime\"}, \"command\"}; a scheduled rule event (\"detail-type\": \"Scheduled Event\"); an EventBridge \"Restore Requested\" event; an SQS batch from the work queue; or a bare restore command";
 
@@ -398,18 +385,7 @@ where
                 .webhook_rejected(&value, request_id, problems, status)
                 .await);
         };
-        let request = RunRequest {
-            request_id: command
-                .idempotency_key
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            command,
-            key_field: "/idempotencyKey",
-            trigger: Trigger::Webhook,
-            deadline: invocation.deadline,
-            from_queue: false,
-        };
+        let request = webhook_request(command, invocation, false);
         let report = match &self.queue {
             Some(queue) => {
                 let message = json!({
@@ -535,18 +511,7 @@ where
             tracing::warn!(message_id, problems = ?codes, "work queue: a signed message no longer passes validation or policy; dropped");
             return Ok(());
         };
-        let request = RunRequest {
-            request_id: command
-                .idempotency_key
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            command,
-            key_field: "/idempotencyKey",
-            trigger: Trigger::Webhook,
-            deadline: invocation.deadline,
-            from_queue: true,
-        };
+        let request = webhook_request(command, invocation, true);
         let report = self.runner.run(&request).await?;
         log_outcome(&report);
         match report.publication {
@@ -584,6 +549,26 @@ where
             first: None,
             notified: None,
         }
+    }
+}
+
+/// A verified webhook command for the runner: its `idempotencyKey` is the key.
+fn webhook_request(
+    command: RestoreCommand,
+    invocation: &Invocation,
+    from_queue: bool,
+) -> RunRequest {
+    RunRequest {
+        request_id: command
+            .idempotency_key
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        command,
+        key_field: "/idempotencyKey",
+        trigger: Trigger::Webhook,
+        deadline: invocation.deadline,
+        from_queue,
     }
 }
 

@@ -104,6 +104,17 @@ struct Attempt {
     earlier_since: Option<DateTime<Utc>>,
 }
 
+/// One restore on its way to Atlas.
+struct Submission<'a> {
+    request: &'a RunRequest,
+    attempt: &'a Attempt,
+    job: LegacyRestoreJob,
+    body: Value,
+    point_chosen_at_run_time: bool,
+    submit_deadline: Instant,
+    reconcile_deadline: Instant,
+}
+
 enum Reconciled {
     Adopted(Vec<RestoreJob>),
     NoneFound,
@@ -342,8 +353,6 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             request.deadline,
             self.settings.reserve + self.settings.reconcile_budget,
         );
-        let reconcile_deadline = self.deadline(request.deadline, self.settings.reserve);
-        let run_time_point = spec.point_chosen_at_run_time();
 
         if !dry_run || spec.needs_latest_snapshot() {
             self.use_credentials(false).await?;
@@ -351,19 +360,7 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         let latest = if spec.needs_latest_snapshot() {
             match self.latest_snapshot(command, submit_deadline).await? {
                 Ok(Some(id)) => Some(id),
-                Ok(None) => {
-                    let problem = Problem::new(
-                        "/restorePoint",
-                        ErrorCode::SnapshotNotFound,
-                        format!(
-                            "{} has no completed legacy snapshot to restore from",
-                            command.source.cluster_name
-                        ),
-                    );
-                    return Ok(self
-                        .outcome(request, OutcomeKind::Rejected, attempt.started_at)
-                        .with_errors(vec![problem]));
-                }
+                Ok(None) => return Ok(self.no_snapshot(request, attempt)),
                 Err(error) => {
                     return Ok(self.failed_read(
                         request,
@@ -378,94 +375,61 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         };
         // A point chosen at run time is chosen as of the first attempt, so a retry means the same.
         let Ok(job) = spec.resolve(attempt.started_at, latest.as_ref()) else {
-            let problem = Problem::new(
-                "/restorePoint",
-                ErrorCode::SnapshotNotFound,
-                "no completed snapshot to restore from",
-            );
-            return Ok(self
-                .outcome(request, OutcomeKind::Rejected, attempt.started_at)
-                .with_errors(vec![problem]));
+            return Ok(self.no_snapshot(request, attempt));
         };
-        let body = job.atlas_body();
+        let submission = Submission {
+            request,
+            attempt,
+            body: job.atlas_body(),
+            job,
+            point_chosen_at_run_time: spec.point_chosen_at_run_time(),
+            submit_deadline,
+            reconcile_deadline: self.deadline(request.deadline, self.settings.reserve),
+        };
         if dry_run {
             return Ok(self
                 .outcome(request, OutcomeKind::DryRun, attempt.started_at)
-                .with_restore(&body));
+                .with_restore(&submission.body));
         }
         if let Some(since) = attempt.earlier_since {
-            match self
-                .reconcile(command, &job, run_time_point, since, reconcile_deadline)
-                .await
-            {
+            match self.reconcile(&submission, since).await {
                 Reconciled::Adopted(jobs) => {
-                    return Ok(self.submitted(request, attempt, &body, None, jobs, true));
+                    return Ok(self.submitted(&submission, None, jobs, true));
                 }
                 Reconciled::ListFailed(error) => {
-                    return Ok(self.unknown(
-                        request,
-                        attempt,
-                        &body,
-                        None,
-                        format!(
-                            "an earlier attempt died and its jobs could not be listed: {error}"
-                        ),
-                        None,
-                    ));
+                    let reason = format!(
+                        "an earlier attempt died and its jobs could not be listed: {error}"
+                    );
+                    return Ok(self.unknown(&submission, None, reason, None));
                 }
                 Reconciled::NoneFound => {}
             }
         }
-        self.submit(
-            request,
-            attempt,
-            &job,
-            &body,
-            run_time_point,
-            submit_deadline,
-            reconcile_deadline,
-        )
-        .await
+        self.submit(&submission).await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn submit(
-        &self,
-        request: &RunRequest,
-        attempt: &Attempt,
-        job: &LegacyRestoreJob,
-        body: &Value,
-        run_time_point: bool,
-        submit_deadline: Instant,
-        reconcile_deadline: Instant,
-    ) -> Result<Outcome, DependencyError> {
-        let source = &request.command.source;
+    /// Sends the restore, and acts on Atlas's answer class (CONTRACT section 4).
+    async fn submit(&self, submission: &Submission<'_>) -> Result<Outcome, DependencyError> {
+        let source = &submission.request.command.source;
         let mut credentials_refreshed = false;
         loop {
             let answer = self
                 .atlas
-                .create_legacy_restore_job(source, body, submit_deadline)
+                .create_legacy_restore_job(source, &submission.body, submission.submit_deadline)
                 .await;
             match answer {
                 CreateAnswer::Created { http_status, jobs } => {
-                    return Ok(self.submitted(
-                        request,
-                        attempt,
-                        body,
-                        Some(http_status),
-                        jobs,
-                        false,
-                    ));
+                    return Ok(self.submitted(submission, Some(http_status), jobs, false));
                 }
                 CreateAnswer::Refused { http_status, error } => {
-                    return Ok(self.failed(request, attempt, body, Some(http_status), error));
+                    return Ok(self.failed(submission, Some(http_status), error));
                 }
                 CreateAnswer::NotSent { reason } => {
                     let error = ApiError {
                         reason: Some(format!("the request never reached Atlas: {reason}")),
                         ..ApiError::default()
                     };
-                    return Ok(self.failed(request, attempt, body, None, error));
+                    return Ok(self.failed(submission, None, error));
                 }
                 CreateAnswer::Unauthorized { .. } if !credentials_refreshed => {
                     // The secret may have been rotated: fetch it once more and send once more.
@@ -473,50 +437,31 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
                     self.use_credentials(true).await?;
                 }
                 CreateAnswer::Unauthorized { http_status, error } => {
-                    return Ok(self.failed(request, attempt, body, Some(http_status), error));
+                    return Ok(self.failed(submission, Some(http_status), error));
                 }
                 CreateAnswer::Unavailable { error, retry_after } => {
                     match self
-                        .reconcile(
-                            &request.command,
-                            job,
-                            run_time_point,
-                            attempt.started_at,
-                            reconcile_deadline,
-                        )
+                        .reconcile(submission, submission.attempt.started_at)
                         .await
                     {
                         Reconciled::Adopted(jobs) => {
-                            return Ok(self.submitted(
-                                request,
-                                attempt,
-                                body,
-                                Some(503),
-                                jobs,
-                                true,
-                            ));
+                            return Ok(self.submitted(submission, Some(503), jobs, true));
                         }
                         Reconciled::ListFailed(list_error) => {
                             let reason = format!(
                                 "Atlas answered 503 and its jobs could not be listed: {list_error}"
                             );
-                            return Ok(self.unknown(
-                                request,
-                                attempt,
-                                body,
-                                Some(503),
-                                reason,
-                                Some(error),
-                            ));
+                            return Ok(self.unknown(submission, Some(503), reason, Some(error)));
                         }
                         Reconciled::NoneFound => {
                             let wait = retry_after.unwrap_or(self.settings.unavailable_backoff);
-                            if Instant::now() + wait + Duration::from_secs(1) >= submit_deadline {
-                                let reason = "Atlas answered 503 and no job was found; no time was left to send again".to_owned();
+                            if Instant::now() + wait + Duration::from_secs(1)
+                                >= submission.submit_deadline
+                            {
+                                let reason =
+                                    "Atlas answered 503 and no job was found; no time was left to send again".to_owned();
                                 return Ok(self.unknown(
-                                    request,
-                                    attempt,
-                                    body,
+                                    submission,
                                     Some(503),
                                     reason,
                                     Some(error),
@@ -533,26 +478,20 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
                 } => {
                     return Ok(
                         match self
-                            .reconcile(
-                                &request.command,
-                                job,
-                                run_time_point,
-                                attempt.started_at,
-                                reconcile_deadline,
-                            )
+                            .reconcile(submission, submission.attempt.started_at)
                             .await
                         {
                             Reconciled::Adopted(jobs) => {
-                                self.submitted(request, attempt, body, http_status, jobs, true)
+                                self.submitted(submission, http_status, jobs, true)
                             }
                             Reconciled::NoneFound => {
-                                self.unknown(request, attempt, body, http_status, reason, error)
+                                self.unknown(submission, http_status, reason, error)
                             }
                             Reconciled::ListFailed(list_error) => {
                                 let reason = format!(
                                     "{reason}; listing the cluster's jobs to check also failed: {list_error}"
                                 );
-                                self.unknown(request, attempt, body, http_status, reason, error)
+                                self.unknown(submission, http_status, reason, error)
                             }
                         },
                     );
@@ -746,24 +685,21 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         }))
     }
 
-    async fn reconcile(
-        &self,
-        command: &RestoreCommand,
-        job: &LegacyRestoreJob,
-        run_time_point: bool,
-        since: DateTime<Utc>,
-        deadline: Instant,
-    ) -> Reconciled {
+    /// Looks for the job(s) an unanswered request created, among the source cluster's jobs
+    /// created since `since` (minus the clock-skew margin).
+    async fn reconcile(&self, submission: &Submission<'_>, since: DateTime<Utc>) -> Reconciled {
         let margin = chrono::Duration::from_std(self.settings.reconcile_margin)
             .unwrap_or(chrono::Duration::minutes(2));
+        let source = &submission.request.command.source;
         match self
             .atlas
-            .list_restore_jobs(&command.source, Some(since - margin), deadline)
+            .list_restore_jobs(source, Some(since - margin), submission.reconcile_deadline)
             .await
         {
             Err(error) => Reconciled::ListFailed(error),
             Ok(jobs) => {
-                let adopted = find_adoptable(&jobs, job, run_time_point);
+                let adopted =
+                    find_adoptable(&jobs, &submission.job, submission.point_chosen_at_run_time);
                 if adopted.is_empty() {
                     Reconciled::NoneFound
                 } else {
@@ -809,9 +745,7 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
 
     fn submitted(
         &self,
-        request: &RunRequest,
-        attempt: &Attempt,
-        body: &Value,
+        submission: &Submission<'_>,
         http_status: Option<u16>,
         jobs: Vec<RestoreJob>,
         reconciled: bool,
@@ -822,16 +756,18 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             reconciled,
             ..AtlasSummary::default()
         };
-        self.outcome(request, OutcomeKind::Submitted, attempt.started_at)
-            .with_restore(body)
-            .with_atlas(summary)
+        self.outcome(
+            submission.request,
+            OutcomeKind::Submitted,
+            submission.attempt.started_at,
+        )
+        .with_restore(&submission.body)
+        .with_atlas(summary)
     }
 
     fn failed(
         &self,
-        request: &RunRequest,
-        attempt: &Attempt,
-        body: &Value,
+        submission: &Submission<'_>,
         http_status: Option<u16>,
         error: ApiError,
     ) -> Outcome {
@@ -842,16 +778,18 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             reason: error.reason,
             ..AtlasSummary::default()
         };
-        self.outcome(request, OutcomeKind::Failed, attempt.started_at)
-            .with_restore(body)
-            .with_atlas(summary)
+        self.outcome(
+            submission.request,
+            OutcomeKind::Failed,
+            submission.attempt.started_at,
+        )
+        .with_restore(&submission.body)
+        .with_atlas(summary)
     }
 
     fn unknown(
         &self,
-        request: &RunRequest,
-        attempt: &Attempt,
-        body: &Value,
+        submission: &Submission<'_>,
         http_status: Option<u16>,
         reason: String,
         error: Option<ApiError>,
@@ -864,9 +802,26 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             reason: Some(reason),
             ..AtlasSummary::default()
         };
-        self.outcome(request, OutcomeKind::Unknown, attempt.started_at)
-            .with_restore(body)
-            .with_atlas(summary)
+        self.outcome(
+            submission.request,
+            OutcomeKind::Unknown,
+            submission.attempt.started_at,
+        )
+        .with_restore(&submission.body)
+        .with_atlas(summary)
+    }
+
+    fn no_snapshot(&self, request: &RunRequest, attempt: &Attempt) -> Outcome {
+        let problem = Problem::new(
+            "/restorePoint",
+            ErrorCode::SnapshotNotFound,
+            format!(
+                "{} has no completed legacy snapshot to restore from",
+                request.command.source.cluster_name
+            ),
+        );
+        self.outcome(request, OutcomeKind::Rejected, attempt.started_at)
+            .with_errors(vec![problem])
     }
 
     fn failed_read(

@@ -20,19 +20,22 @@ pub use values::{ClusterName, IdempotencyKey, MinutesAgo, ObjectId, PositiveInt3
 
 use crate::outcome::{ErrorCode, Problem};
 
+/// The fields of a command (CONTRACT section 1).
+pub const COMMAND_FIELDS: &[&str] = &[
+    "groupId",
+    "clusterName",
+    "backupType",
+    "restore",
+    "restorePoint",
+    "idempotencyKey",
+    "requestedBy",
+    "approvedBy",
+    "reason",
+    "dryRun",
+];
+
 const COMMAND_RULES: FieldRules = FieldRules {
-    writable: &[
-        "groupId",
-        "clusterName",
-        "backupType",
-        "restore",
-        "restorePoint",
-        "idempotencyKey",
-        "requestedBy",
-        "approvedBy",
-        "reason",
-        "dryRun",
-    ],
+    writable: COMMAND_FIELDS,
     read_only: &[],
     elsewhere: &[
         (
