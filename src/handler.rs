@@ -623,6 +623,23 @@ fn webhook_answer(report: Report) -> Value {
     )
 }
 
+/// An Embedded Metric Format record: metric `Outcomes` (count 1) with dimension `Outcome`.
+pub fn metric_line(kind: OutcomeKind, at: DateTime<Utc>) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": at.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": METRIC_NAMESPACE,
+                "Dimensions": [["Outcome"]],
+                "Metrics": [{"Name": "Outcomes", "Unit": "Count"}]
+            }]
+        },
+        "Outcome": kind.as_str(),
+        "Outcomes": 1
+    })
+    .to_string()
+}
+
 fn http_response(status: u16, body: &Value) -> Value {
     json!({
         "statusCode": status,
@@ -632,9 +649,14 @@ fn http_response(status: u16, body: &Value) -> Value {
     })
 }
 
-/// One log line per outcome: the request, the trigger, the outcome and what it touched.
+/// CloudWatch namespace of the outcome metric (alarms on FAILED and UNKNOWN use it).
+pub const METRIC_NAMESPACE: &str = "AtlasRestoreRunner";
+
+/// One log line per outcome: the request, the trigger, the outcome and what it touched; and one
+/// CloudWatch Embedded Metric Format line counting the outcome by kind.
 fn log_outcome(report: &Report) {
     let outcome = &report.outcome;
+    println!("{}", metric_line(outcome.outcome, Utc::now()));
     let jobs: Vec<&str> = outcome
         .atlas
         .iter()
@@ -656,4 +678,20 @@ fn log_outcome(report: &Report) {
         published = matches!(report.publication, Publication::Published),
         "outcome"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metric_line_is_embedded_metric_format() {
+        let at = DateTime::from_timestamp_millis(1_795_885_575_120).unwrap();
+        let line: Value = serde_json::from_str(&metric_line(OutcomeKind::Unknown, at)).unwrap();
+        assert_eq!(line["_aws"]["Timestamp"], 1_795_885_575_120_i64);
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], METRIC_NAMESPACE);
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Outcome"]]));
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "Outcomes");
+        assert_eq!((line["Outcome"].as_str(), line["Outcomes"].as_i64()), (Some("UNKNOWN"), Some(1)));
+    }
 }
