@@ -124,23 +124,35 @@ impl World {
     }
 
     fn runner_with(&self, topic_arn: &str, settings: RunnerSettings) -> TestRunner {
+        self.runner_on(
+            &Names {
+                topic_arn,
+                ..Names::default()
+            },
+            settings,
+        )
+    }
+
+    /// A runner whose adapters use `names` (a missing secret or table for failure tests).
+    fn runner_on(&self, names: &Names<'_>, settings: RunnerSettings) -> TestRunner {
         let mut config = AtlasClientConfig::new(self.atlas.base_url().parse().unwrap());
         config.backoff_base = Duration::from_millis(20);
         config.request_timeout = Duration::from_secs(3);
-        let placeholder = atlas_restore_runner::atlas::AtlasCredentials::ApiKey {
-            public_key: String::new(),
-            private_key: atlas_restore_runner::secret::Secret::new(""),
+        let topic_arn = if names.topic_arn.is_empty() {
+            self.topic_arn.as_str()
+        } else {
+            names.topic_arn
         };
         Runner::new(
-            AtlasClient::new(config, placeholder).unwrap(),
+            AtlasClient::without_credentials(config).unwrap(),
             SecretsManagerSecrets::new(
                 &self.sdk,
-                ATLAS_SECRET.into(),
+                names.atlas_secret.into(),
                 None,
                 Duration::from_secs(300),
             ),
             SnsNotifier::new(&self.sdk, topic_arn.to_owned(), NotifyFormat::Json),
-            DynamoIdempotencyStore::new(&self.sdk, TABLE.into()),
+            DynamoIdempotencyStore::new(&self.sdk, names.table.into()),
             SystemClock,
             RunnerSettings {
                 unavailable_backoff: Duration::from_millis(50),
@@ -160,6 +172,23 @@ impl World {
             .into_iter()
             .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
             .collect()
+    }
+}
+
+/// Which AWS resources a runner uses; an empty `topic_arn` means the world's topic.
+struct Names<'a> {
+    atlas_secret: &'a str,
+    table: &'a str,
+    topic_arn: &'a str,
+}
+
+impl Default for Names<'_> {
+    fn default() -> Self {
+        Names {
+            atlas_secret: ATLAS_SECRET,
+            table: TABLE,
+            topic_arn: "",
+        }
     }
 }
 
@@ -701,23 +730,11 @@ async fn credentials_are_fetched_once_within_the_ttl_and_a_rotation_costs_one_fe
 async fn dependency_failures_submit_nothing_and_free_the_key() {
     let world = World::new().await;
     // A secret that does not exist.
-    let mut config = AtlasClientConfig::new(world.atlas.base_url().parse().unwrap());
-    config.request_timeout = Duration::from_secs(3);
-    let placeholder = atlas_restore_runner::atlas::AtlasCredentials::ApiKey {
-        public_key: String::new(),
-        private_key: atlas_restore_runner::secret::Secret::new(""),
-    };
-    let no_secret = Runner::new(
-        AtlasClient::new(config, placeholder).unwrap(),
-        SecretsManagerSecrets::new(
-            &world.sdk,
-            "no/such/secret".into(),
-            None,
-            Duration::from_secs(300),
-        ),
-        SnsNotifier::new(&world.sdk, world.topic_arn.clone(), NotifyFormat::Json),
-        DynamoIdempotencyStore::new(&world.sdk, TABLE.into()),
-        SystemClock,
+    let no_secret = world.runner_on(
+        &Names {
+            atlas_secret: "no/such/secret",
+            ..Names::default()
+        },
         RunnerSettings::default(),
     );
     let error = no_secret
@@ -750,23 +767,11 @@ async fn dependency_failures_submit_nothing_and_free_the_key() {
     assert!(error.message.contains("privateKey"), "{error}");
 
     // A table that does not exist.
-    let mut config = AtlasClientConfig::new(world.atlas.base_url().parse().unwrap());
-    config.request_timeout = Duration::from_secs(3);
-    let placeholder = atlas_restore_runner::atlas::AtlasCredentials::ApiKey {
-        public_key: String::new(),
-        private_key: atlas_restore_runner::secret::Secret::new(""),
-    };
-    let no_table = Runner::new(
-        AtlasClient::new(config, placeholder).unwrap(),
-        SecretsManagerSecrets::new(
-            &world.sdk,
-            ATLAS_SECRET.into(),
-            None,
-            Duration::from_secs(300),
-        ),
-        SnsNotifier::new(&world.sdk, world.topic_arn.clone(), NotifyFormat::Json),
-        DynamoIdempotencyStore::new(&world.sdk, "no-such-table".into()),
-        SystemClock,
+    let no_table = world.runner_on(
+        &Names {
+            table: "no-such-table",
+            ..Names::default()
+        },
         RunnerSettings::default(),
     );
     let error = no_table
