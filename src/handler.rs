@@ -689,9 +689,21 @@ mod tests {
         let at = DateTime::from_timestamp_millis(1_795_885_575_120).unwrap();
         let line: Value = serde_json::from_str(&metric_line(OutcomeKind::Unknown, at)).unwrap();
         assert_eq!(line["_aws"]["Timestamp"], 1_795_885_575_120_i64);
-        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], METRIC_NAMESPACE);
-        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Outcome"]]));
-        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "Outcomes");
-        assert_eq!((line["Outcome"].as_str(), line["Outcomes"].as_i64()), (Some("UNKNOWN"), Some(1)));
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            METRIC_NAMESPACE
+        );
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Outcome"]])
+        );
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "Outcomes"
+        );
+        assert_eq!(
+            (line["Outcome"].as_str(), line["Outcomes"].as_i64()),
+            (Some("UNKNOWN"), Some(1))
+        );
     }
 }
