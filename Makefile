@@ -11,7 +11,9 @@ export ATLAS_RUNNER_PYTHON := $(abspath $(PYTHON))
 
 ## test: everything CI runs (format, lints, every test)
 # (clippy --all-targets also builds the demo example; `cargo test` runs lib, bin and tests/)
+# (examples are built first: the Runtime API harness's tests run examples/hello_lambda)
 test: check-fmt clippy venv
+	$(CARGO) build --examples
 	$(CARGO) test --lib --bins --tests
 
 ## demo: a restore command validated and submitted to a local Atlas double, end to end

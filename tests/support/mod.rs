@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod atlas_double;
+pub mod lambda_runtime_api;
 pub mod moto;
 pub mod python_server;
 pub mod schema;
+pub mod stack;
