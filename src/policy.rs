@@ -76,13 +76,31 @@ impl<'a> People<'a> {
     }
 }
 
-/// The target a destructive restore overwrites: `(group id, cluster)`. `None` for a download.
-pub fn destructive_target(command: &RestoreCommand) -> Option<(&str, &TargetCluster)> {
+/// How a command names the cluster it overwrites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetName<'a> {
+    Name(&'a str),
+    Id(&'a str),
+}
+
+/// The target a destructive restore overwrites (legacy `AUTOMATED_RESTORE`; cloud `automated`
+/// or `pointInTime`): `(group id, cluster)`. `None` for a download.
+pub fn destructive_target(command: &RestoreCommand) -> Option<(&str, TargetName<'_>)> {
     match &command.restore {
         RestoreSpec::Legacy(LegacyRestoreSpec::Automated { target, .. }) => {
-            Some((target.group_id.as_str(), &target.cluster))
+            let cluster = match &target.cluster {
+                TargetCluster::Name(name) => TargetName::Name(name.as_str()),
+                TargetCluster::Id(id) => TargetName::Id(id.as_str()),
+            };
+            Some((target.group_id.as_str(), cluster))
         }
         RestoreSpec::Legacy(LegacyRestoreSpec::Download { .. }) => None,
+        RestoreSpec::Cloud(spec) => spec.target().map(|target| {
+            (
+                target.group_id.as_str(),
+                TargetName::Name(target.cluster_name.as_str()),
+            )
+        }),
     }
 }
 

@@ -59,6 +59,25 @@ pub trait Atlas: Send + Sync {
         deadline: Instant,
     ) -> impl Future<Output = Result<Vec<crate::atlas::model::Cluster>, AtlasError>> + Send;
 
+    fn create_cloud_restore_job(
+        &self,
+        source: &SourceCluster,
+        body: &Value,
+        deadline: Instant,
+    ) -> impl Future<Output = CreateAnswer> + Send;
+
+    fn list_cloud_restore_jobs(
+        &self,
+        source: &SourceCluster,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Vec<RestoreJob>, AtlasError>> + Send;
+
+    fn list_cloud_snapshots(
+        &self,
+        source: &SourceCluster,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Vec<crate::atlas::model::CloudSnapshot>, AtlasError>> + Send;
+
     /// Replaces the credentials after the secret was fetched again.
     fn set_credentials(&self, credentials: AtlasCredentials);
 }
@@ -96,6 +115,32 @@ impl Atlas for AtlasClient {
         deadline: Instant,
     ) -> impl Future<Output = Result<Vec<crate::atlas::model::Cluster>, AtlasError>> + Send {
         AtlasClient::list_clusters(self, group_id, deadline)
+    }
+
+    fn create_cloud_restore_job(
+        &self,
+        source: &SourceCluster,
+        body: &Value,
+        deadline: Instant,
+    ) -> impl Future<Output = CreateAnswer> + Send {
+        AtlasClient::create_cloud_restore_job(self, source, body, deadline)
+    }
+
+    fn list_cloud_restore_jobs(
+        &self,
+        source: &SourceCluster,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Vec<RestoreJob>, AtlasError>> + Send {
+        AtlasClient::list_cloud_restore_jobs(self, source, deadline)
+    }
+
+    fn list_cloud_snapshots(
+        &self,
+        source: &SourceCluster,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Vec<crate::atlas::model::CloudSnapshot>, AtlasError>> + Send
+    {
+        AtlasClient::list_cloud_snapshots(self, source, deadline)
     }
 
     fn set_credentials(&self, credentials: AtlasCredentials) {

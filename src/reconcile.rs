@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::atlas::model::RestoreJob;
-use crate::command::{LegacyPoint, LegacyRestoreJob, TargetCluster};
+use crate::command::{
+    CloudPoint, CloudRestoreJob, CloudTarget, LegacyPoint, LegacyRestoreJob, ObjectId,
+    TargetCluster,
+};
 
 /// The jobs that `restore` created, if Atlas lists them: the earliest matching job and every
 /// job of its batch (a sharded cluster has one per shard plus one for the config server).
@@ -38,6 +41,87 @@ pub fn find_adoptable(
             .cloned()
             .collect(),
     }
+}
+
+/// The Cloud Backup job that `restore` created, if Atlas lists it. Cloud jobs carry no creation
+/// time: a candidate is a job still running, or one that finished at or after `since`. Atlas
+/// echoes the restore point of a cloud job, so it is compared unless chosen at run time.
+pub fn find_adoptable_cloud(
+    jobs: &[RestoreJob],
+    restore: &CloudRestoreJob,
+    point_chosen_at_run_time: bool,
+    since: DateTime<Utc>,
+) -> Vec<RestoreJob> {
+    let text = |job: &RestoreJob, name: &str| {
+        job.other
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let number = |job: &RestoreJob, name: &str| job.other.get(name).and_then(Value::as_i64);
+    let flag = |job: &RestoreJob, name: &str| {
+        job.other
+            .get(name)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    let recent = |job: &RestoreJob| {
+        let finished = text(job, "finishedAt")
+            .and_then(|f| DateTime::parse_from_rfc3339(&f).ok())
+            .map(|f| f.with_timezone(&Utc));
+        let ended = finished.is_some()
+            || flag(job, "failed")
+            || flag(job, "cancelled")
+            || flag(job, "expired");
+        !ended || finished.is_some_and(|f| f >= since)
+    };
+    let same_text = |job: &RestoreJob, name: &str, expected: &str| {
+        text(job, name).is_none_or(|t| t.eq_ignore_ascii_case(expected))
+    };
+    let same_target = |job: &RestoreJob, target: &CloudTarget| {
+        same_text(job, "targetGroupId", target.group_id.as_str())
+            && same_text(job, "targetClusterName", target.cluster_name.as_str())
+    };
+    let same_snapshot = |job: &RestoreJob, id: &ObjectId| {
+        point_chosen_at_run_time || job.snapshot_id.as_deref() == Some(id.as_str())
+    };
+    let matching = jobs.iter().filter(|job| {
+        recent(job)
+            && match restore {
+                CloudRestoreJob::Automated {
+                    snapshot_id,
+                    target,
+                } => {
+                    text(job, "deliveryType").as_deref() == Some("automated")
+                        && same_target(job, target)
+                        && same_snapshot(job, snapshot_id)
+                }
+                CloudRestoreJob::Download { snapshot_id } => {
+                    text(job, "deliveryType").as_deref() == Some("download")
+                        && same_snapshot(job, snapshot_id)
+                }
+                CloudRestoreJob::PointInTime { point, target } => {
+                    let point_matches = point_chosen_at_run_time
+                        || match point {
+                            CloudPoint::Seconds(seconds) => {
+                                number(job, "pointInTimeUTCSeconds").is_none_or(|s| s == *seconds)
+                            }
+                            CloudPoint::Oplog {
+                                timestamp_seconds,
+                                increment,
+                            } => {
+                                number(job, "oplogTs").is_none_or(|t| t == *timestamp_seconds)
+                                    && number(job, "oplogInc")
+                                        .is_none_or(|i| i == i64::from(increment.get()))
+                            }
+                        };
+                    text(job, "deliveryType").as_deref() == Some("pointInTime")
+                        && same_target(job, target)
+                        && point_matches
+                }
+            }
+    });
+    matching.take(1).cloned().collect()
 }
 
 fn matches(job: &RestoreJob, restore: &LegacyRestoreJob, point_chosen_at_run_time: bool) -> bool {
@@ -129,7 +213,7 @@ fn created(job: &RestoreJob) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::{AutomatedTarget, ClusterName, DownloadOptions, ObjectId, PositiveInt32};
+    use crate::command::{AutomatedTarget, ClusterName, DownloadOptions, PositiveInt32};
     use serde_json::json;
 
     const GROUP: &str = "5e2211c17a3e5a48f5497de3";
@@ -265,6 +349,111 @@ mod tests {
             json!({"id": "p", "pointInTime": true, "timestamp": {"date": "2026-11-28T17:06:15Z"}, "delivery": delivery("orders-drill")}),
         );
         assert_eq!(find_adoptable(&[an_hour_later], &minutes, true).len(), 1);
+    }
+
+    #[test]
+    fn a_cloud_job_matches_on_type_target_and_point_among_running_or_recently_finished_jobs() {
+        let target = CloudTarget {
+            group_id: ObjectId::parse(GROUP).unwrap(),
+            cluster_name: ClusterName::parse("orders-drill").unwrap(),
+        };
+        let since: DateTime<Utc> = "2026-11-28T17:00:00Z".parse().unwrap();
+        let restore = CloudRestoreJob::PointInTime {
+            point: CloudPoint::Seconds(1_795_881_975),
+            target: target.clone(),
+        };
+        let job = |id: &str, extra: Value| {
+            let mut value = json!({"id": id, "deliveryType": "pointInTime", "targetGroupId": GROUP, "targetClusterName": "orders-drill", "pointInTimeUTCSeconds": 1_795_881_975});
+            for (k, v) in extra.as_object().unwrap() {
+                value[k] = v.clone();
+            }
+            serde_json::from_value::<RestoreJob>(value).unwrap()
+        };
+        let ids = |jobs: Vec<RestoreJob>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(find_adoptable_cloud(
+                &[job("running", json!({}))],
+                &restore,
+                false,
+                since
+            )),
+            vec!["running"]
+        );
+        assert_eq!(
+            ids(find_adoptable_cloud(
+                &[job("new", json!({"finishedAt": "2026-11-28T17:05:00Z"}))],
+                &restore,
+                false,
+                since
+            )),
+            vec!["new"]
+        );
+        assert!(
+            find_adoptable_cloud(
+                &[job("old", json!({"finishedAt": "2026-11-28T16:00:00Z"}))],
+                &restore,
+                false,
+                since
+            )
+            .is_empty()
+        );
+        assert!(
+            find_adoptable_cloud(
+                &[job(
+                    "other-second",
+                    json!({"pointInTimeUTCSeconds": 1_795_881_976})
+                )],
+                &restore,
+                false,
+                since
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            find_adoptable_cloud(
+                &[job(
+                    "minutes",
+                    json!({"pointInTimeUTCSeconds": 1_795_881_000})
+                )],
+                &restore,
+                true,
+                since
+            )
+            .len(),
+            1
+        );
+        assert!(
+            find_adoptable_cloud(
+                &[job(
+                    "elsewhere",
+                    json!({"targetClusterName": "orders-copy"})
+                )],
+                &restore,
+                true,
+                since
+            )
+            .is_empty()
+        );
+        assert!(
+            find_adoptable_cloud(
+                &[job("automated", json!({"deliveryType": "automated"}))],
+                &restore,
+                true,
+                since
+            )
+            .is_empty()
+        );
+        let download = CloudRestoreJob::Download {
+            snapshot_id: ObjectId::parse(SNAPSHOT).unwrap(),
+        };
+        let download_job = serde_json::from_value::<RestoreJob>(
+            json!({"id": "d", "deliveryType": "download", "snapshotId": SNAPSHOT}),
+        )
+        .unwrap();
+        assert_eq!(
+            find_adoptable_cloud(&[download_job], &download, false, since).len(),
+            1
+        );
     }
 
     #[test]

@@ -10,13 +10,13 @@ use tokio::time::Instant;
 
 use crate::atlas::model::{ApiError, RestoreJob};
 use crate::atlas::{AtlasCredentials, AtlasError, CreateAnswer};
-use crate::command::{LegacyRestoreJob, ObjectId, RestoreCommand, RestoreSpec};
+use crate::command::{BackupType, ObjectId, ResolvedRestore, RestoreCommand};
 use crate::outcome::{AtlasSummary, ErrorCode, JobSummary, Outcome, OutcomeKind, Problem, Trigger};
 use crate::ports::{
     Atlas, Begin, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier,
     RecordState, Secrets,
 };
-use crate::reconcile::find_adoptable;
+use crate::reconcile::{find_adoptable, find_adoptable_cloud};
 
 /// Tunables of the runner (the contract's configuration plus safety margins).
 #[derive(Clone, Debug)]
@@ -108,7 +108,7 @@ struct Attempt {
 struct Submission<'a> {
     request: &'a RunRequest,
     attempt: &'a Attempt,
-    job: LegacyRestoreJob,
+    job: ResolvedRestore,
     body: Value,
     point_chosen_at_run_time: bool,
     submit_deadline: Instant,
@@ -281,9 +281,9 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         protected: &[crate::config::ProtectedCluster],
         deadline: DateTime<Utc>,
     ) -> Result<Option<Problem>, DependencyError> {
-        use crate::command::TargetCluster;
         use crate::policy::{
-            destructive_target, is_protected, protected_target_problem, unresolved_target_problem,
+            TargetName, destructive_target, is_protected, protected_target_problem,
+            unresolved_target_problem,
         };
         if approved_webhook || protected.is_empty() {
             return Ok(None);
@@ -292,8 +292,8 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             return Ok(None);
         };
         let name = match cluster {
-            TargetCluster::Name(name) => name.to_string(),
-            TargetCluster::Id(id) => {
+            TargetName::Name(name) => name.to_owned(),
+            TargetName::Id(id) => {
                 self.use_credentials(false).await?;
                 let group =
                     ObjectId::parse(group_id).unwrap_or_else(|| command.source.group_id.clone());
@@ -304,23 +304,22 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
                     listed = self.atlas.list_clusters(&group, atlas_deadline).await;
                 }
                 match listed {
-                    Ok(clusters) => match clusters
-                        .into_iter()
-                        .find(|c| c.id.eq_ignore_ascii_case(id.as_str()))
-                    {
-                        Some(found) => found.name,
-                        None => {
-                            return Ok(Some(unresolved_target_problem(
-                                group_id,
-                                id.as_str(),
-                                "no such cluster in the project",
-                            )));
+                    Ok(clusters) => {
+                        match clusters.into_iter().find(|c| c.id.eq_ignore_ascii_case(id)) {
+                            Some(found) => found.name,
+                            None => {
+                                return Ok(Some(unresolved_target_problem(
+                                    group_id,
+                                    id,
+                                    "no such cluster in the project",
+                                )));
+                            }
                         }
-                    },
+                    }
                     Err(error) => {
                         return Ok(Some(unresolved_target_problem(
                             group_id,
-                            id.as_str(),
+                            id,
                             &error.to_string(),
                         )));
                     }
@@ -347,7 +346,7 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         attempt: &Attempt,
     ) -> Result<Outcome, DependencyError> {
         let command = &request.command;
-        let RestoreSpec::Legacy(spec) = &command.restore;
+        let spec = &command.restore;
         let dry_run = command.dry_run || self.settings.dry_run;
         let submit_deadline = self.deadline(
             request.deadline,
@@ -374,7 +373,7 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             None
         };
         // A point chosen at run time is chosen as of the first attempt, so a retry means the same.
-        let Ok(job) = spec.resolve(attempt.started_at, latest.as_ref()) else {
+        let Some(job) = spec.resolve(attempt.started_at, latest.as_ref()) else {
             return Ok(self.no_snapshot(request, attempt));
         };
         let submission = Submission {
@@ -653,36 +652,51 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         command: &RestoreCommand,
         deadline: Instant,
     ) -> Result<Result<Option<ObjectId>, AtlasError>, DependencyError> {
-        let mut listed = self
-            .atlas
-            .list_completed_snapshots(&command.source, deadline)
-            .await;
+        let mut listed = self.completed_snapshots(command, deadline).await;
         if matches!(listed, Err(AtlasError::Unauthorized { .. })) {
             self.use_credentials(true).await?;
-            listed = self
-                .atlas
-                .list_completed_snapshots(&command.source, deadline)
-                .await;
+            listed = self.completed_snapshots(command, deadline).await;
         }
         Ok(listed.map(|snapshots| {
             snapshots
                 .into_iter()
-                .filter(|s| s.complete != Some(false))
-                .filter_map(|s| {
-                    let created = s
-                        .created
-                        .as_ref()
-                        .and_then(|c| c.date.as_deref())
-                        .and_then(|d| DateTime::parse_from_rfc3339(d).ok());
-                    Some((
-                        created,
-                        s.created.as_ref().and_then(|c| c.increment).unwrap_or(0),
-                        ObjectId::parse(&s.id)?,
-                    ))
-                })
                 .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)))
                 .map(|(_, _, id)| id)
         }))
+    }
+
+    /// The source cluster's completed snapshots of its backup type, as (created, increment, id).
+    async fn completed_snapshots(
+        &self,
+        command: &RestoreCommand,
+        deadline: Instant,
+    ) -> Result<Vec<(Option<DateTime<chrono::FixedOffset>>, i64, ObjectId)>, AtlasError> {
+        let parse = |date: Option<&str>| date.and_then(|d| DateTime::parse_from_rfc3339(d).ok());
+        Ok(match command.restore.backup_type() {
+            BackupType::Legacy => self
+                .atlas
+                .list_completed_snapshots(&command.source, deadline)
+                .await?
+                .into_iter()
+                .filter(|s| s.complete != Some(false))
+                .filter_map(|s| {
+                    let created = s.created.as_ref();
+                    Some((
+                        parse(created.and_then(|c| c.date.as_deref())),
+                        created.and_then(|c| c.increment).unwrap_or(0),
+                        ObjectId::parse(&s.id)?,
+                    ))
+                })
+                .collect(),
+            BackupType::Cloud => self
+                .atlas
+                .list_cloud_snapshots(&command.source, deadline)
+                .await?
+                .into_iter()
+                .filter(|s| s.status.as_deref() == Some("completed"))
+                .filter_map(|s| Some((parse(s.created_at.as_deref()), 0, ObjectId::parse(&s.id)?)))
+                .collect(),
+        })
     }
 
     /// Looks for the job(s) an unanswered request created, among the source cluster's jobs
@@ -691,21 +705,24 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         let margin = chrono::Duration::from_std(self.settings.reconcile_margin)
             .unwrap_or(chrono::Duration::minutes(2));
         let source = &submission.request.command.source;
-        match self
-            .atlas
-            .list_restore_jobs(source, Some(since - margin), submission.reconcile_deadline)
-            .await
-        {
+        let deadline = submission.reconcile_deadline;
+        let run_time = submission.point_chosen_at_run_time;
+        let adopted = match &submission.job {
+            ResolvedRestore::Legacy(job) => self
+                .atlas
+                .list_restore_jobs(source, Some(since - margin), deadline)
+                .await
+                .map(|jobs| find_adoptable(&jobs, job, run_time)),
+            ResolvedRestore::Cloud(job) => self
+                .atlas
+                .list_cloud_restore_jobs(source, deadline)
+                .await
+                .map(|jobs| find_adoptable_cloud(&jobs, job, run_time, since - margin)),
+        };
+        match adopted {
             Err(error) => Reconciled::ListFailed(error),
-            Ok(jobs) => {
-                let adopted =
-                    find_adoptable(&jobs, &submission.job, submission.point_chosen_at_run_time);
-                if adopted.is_empty() {
-                    Reconciled::NoneFound
-                } else {
-                    Reconciled::Adopted(adopted)
-                }
-            }
+            Ok(jobs) if jobs.is_empty() => Reconciled::NoneFound,
+            Ok(jobs) => Reconciled::Adopted(jobs),
         }
     }
 
@@ -854,10 +871,17 @@ fn job_summary(job: &RestoreJob) -> JobSummary {
         id: job.id.clone(),
         batch_id: job.batch_id.clone(),
         status_name: job.status_name.clone(),
+        // Legacy jobs hold the target in `delivery`; Cloud Backup jobs at the top.
         target_cluster_name: job
             .delivery
             .as_ref()
-            .and_then(|d| d.target_cluster_name.clone()),
+            .and_then(|d| d.target_cluster_name.clone())
+            .or_else(|| {
+                job.other
+                    .get("targetClusterName")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            }),
     }
 }
 

@@ -102,7 +102,9 @@ fn every_body_validates_against_backup_restore_job() {
     for (case, command) in every_shape() {
         let parsed =
             RestoreCommand::from_value(&command, now()).unwrap_or_else(|p| panic!("{case}: {p:?}"));
-        let RestoreSpec::Legacy(spec) = &parsed.restore;
+        let RestoreSpec::Legacy(spec) = &parsed.restore else {
+            panic!("a legacy restore")
+        };
         let body = spec.resolve(now(), Some(&latest)).unwrap().atlas_body();
         assert_eq!(
             violations("BackupRestoreJob", &body),
@@ -129,13 +131,17 @@ fn every_body_validates_against_backup_restore_job() {
 #[test]
 fn bodies_are_exactly_what_was_asked_for() {
     let parsed = RestoreCommand::from_value(&every_shape()[0].1, now()).unwrap();
-    let RestoreSpec::Legacy(spec) = &parsed.restore;
+    let RestoreSpec::Legacy(spec) = &parsed.restore else {
+        panic!("a legacy restore")
+    };
     assert_eq!(
         spec.resolve(now(), None).unwrap().atlas_body(),
         json!({"snapshotId": SNAPSHOT, "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterName": "orders-drill"}})
     );
     let parsed = RestoreCommand::from_value(&every_shape()[8].1, now()).unwrap();
-    let RestoreSpec::Legacy(spec) = &parsed.restore;
+    let RestoreSpec::Legacy(spec) = &parsed.restore else {
+        panic!("a legacy restore")
+    };
     assert_eq!(
         spec.resolve(now(), None).unwrap().atlas_body(),
         json!({"snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP", "expirationHours": 4, "maxDownloads": 2}})

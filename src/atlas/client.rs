@@ -13,9 +13,14 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::credentials::AtlasCredentials;
-use super::model::{ApiError, Cluster, Page, RestoreJob, Snapshot};
+use super::model::{ApiError, CloudSnapshot, Cluster, Page, RestoreJob, Snapshot};
 use crate::command::{ObjectId, SourceCluster};
 use crate::secret::Secret;
+
+/// Media type of the legacy (v1.0) API.
+const V1: &str = "application/json";
+/// Media type of the versioned v2 API (Cloud Backup), the resource version this client speaks.
+const V2: &str = "application/vnd.atlas.2023-01-01+json";
 
 const USER_AGENT: &str = concat!("atlas-restore-runner/", env!("CARGO_PKG_VERSION"));
 /// Atlas's largest page.
@@ -229,11 +234,45 @@ impl AtlasClient {
         deadline: Instant,
     ) -> CreateAnswer {
         let url = self.api_url(&restore_jobs_path(source), &[]);
+        // The legacy answer is a PAGE of jobs (one per shard plus the config server).
+        self.create(&url, body, V1, deadline, |answer| {
+            let page: Page<RestoreJob> = answer.json()?;
+            Ok(page.results)
+        })
+        .await
+    }
+
+    /// `POST /api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/restoreJobs`, with
+    /// the same answer classes; Atlas answers ONE job.
+    pub async fn create_cloud_restore_job(
+        &self,
+        source: &SourceCluster,
+        body: &Value,
+        deadline: Instant,
+    ) -> CreateAnswer {
+        let url = self.api_url(&cloud_restore_jobs_path(source), &[]);
+        self.create(&url, body, V2, deadline, |answer| {
+            Ok(vec![answer.json::<RestoreJob>()?])
+        })
+        .await
+    }
+
+    async fn create(
+        &self,
+        url: &Url,
+        body: &Value,
+        media: &str,
+        deadline: Instant,
+        read_jobs: impl Fn(&Answer) -> Result<Vec<RestoreJob>, String>,
+    ) -> CreateAnswer {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let answer = match self.send(Method::POST, &url, Some(&bytes), deadline).await {
+            let answer = match self
+                .send(Method::POST, url, Some(&bytes), media, deadline)
+                .await
+            {
                 Ok(answer) => answer,
                 Err(SendError::NotSent(reason)) => {
                     if self.wait_to_retry(attempt, None, deadline).await {
@@ -256,10 +295,10 @@ impl AtlasClient {
                 }
             };
             return match answer.status {
-                200..=299 => match answer.json::<Page<RestoreJob>>() {
-                    Ok(page) if !page.results.is_empty() => CreateAnswer::Created {
+                200..=299 => match read_jobs(&answer) {
+                    Ok(jobs) if !jobs.is_empty() => CreateAnswer::Created {
                         http_status: answer.status,
-                        jobs: page.results,
+                        jobs,
                     },
                     Ok(_) => CreateAnswer::Ambiguous {
                         http_status: Some(answer.status),
@@ -321,7 +360,7 @@ impl AtlasClient {
         deadline: Instant,
     ) -> Result<Vec<RestoreJob>, AtlasError> {
         let jobs: Vec<RestoreJob> = self
-            .get_all_pages(&restore_jobs_path(source), &[], deadline)
+            .get_all_pages(&restore_jobs_path(source), &[], V1, deadline)
             .await?;
         Ok(match created_since {
             None => jobs,
@@ -346,7 +385,7 @@ impl AtlasClient {
     ) -> Result<RestoreJob, AtlasError> {
         let mut path = restore_jobs_path(source);
         path.push(job_id.to_owned());
-        self.get_json(&self.api_url(&path, &[]), deadline).await
+        self.get_json(&self.api_url(&path, &[]), V1, deadline).await
     }
 
     /// The source cluster's completed legacy snapshots (`completed=true`), every page.
@@ -355,9 +394,9 @@ impl AtlasClient {
         source: &SourceCluster,
         deadline: Instant,
     ) -> Result<Vec<Snapshot>, AtlasError> {
-        let path = cluster_path(source, "snapshots");
+        let path = cluster_path("v1.0", source, &["snapshots"]);
         let snapshots: Vec<Snapshot> = self
-            .get_all_pages(&path, &[("completed", "true")], deadline)
+            .get_all_pages(&path, &[("completed", "true")], V1, deadline)
             .await?;
         Ok(snapshots
             .into_iter()
@@ -379,20 +418,54 @@ impl AtlasClient {
             group_id.to_string(),
             "clusters".into(),
         ];
-        self.get_all_pages(&path, &[], deadline).await
+        self.get_all_pages(&path, &[], V1, deadline).await
+    }
+
+    /// The source cluster's Cloud Backup restore jobs, every page. Cloud jobs carry no creation
+    /// time, so there is no `created_since`: reconciliation filters on what they do carry.
+    pub async fn list_cloud_restore_jobs(
+        &self,
+        source: &SourceCluster,
+        deadline: Instant,
+    ) -> Result<Vec<RestoreJob>, AtlasError> {
+        self.get_all_pages(&cloud_restore_jobs_path(source), &[], V2, deadline)
+            .await
+    }
+
+    /// `GET .../backup/restoreJobs/{restoreJobId}`.
+    pub async fn get_cloud_restore_job(
+        &self,
+        source: &SourceCluster,
+        job_id: &str,
+        deadline: Instant,
+    ) -> Result<RestoreJob, AtlasError> {
+        let mut path = cloud_restore_jobs_path(source);
+        path.push(job_id.to_owned());
+        self.get_json(&self.api_url(&path, &[]), V2, deadline).await
+    }
+
+    /// The source cluster's Cloud Backup snapshots (`GET .../backup/snapshots`), every page.
+    pub async fn list_cloud_snapshots(
+        &self,
+        source: &SourceCluster,
+        deadline: Instant,
+    ) -> Result<Vec<CloudSnapshot>, AtlasError> {
+        let path = cluster_path("v2", source, &["backup", "snapshots"]);
+        self.get_all_pages(&path, &[], V2, deadline).await
     }
 
     /// An authenticated GET of any path under the base URL, for endpoints this client has no
     /// method for (and for proving the authentication against other servers).
     pub async fn get_value(&self, path: &[&str], deadline: Instant) -> Result<Value, AtlasError> {
         let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
-        self.get_json(&self.api_url(&path, &[]), deadline).await
+        self.get_json(&self.api_url(&path, &[]), V1, deadline).await
     }
 
     async fn get_all_pages<T: DeserializeOwned>(
         &self,
         path: &[String],
         query: &[(&str, &str)],
+        media: &str,
         deadline: Instant,
     ) -> Result<Vec<T>, AtlasError> {
         let mut all = Vec::new();
@@ -404,7 +477,9 @@ impl AtlasClient {
                 ("itemsPerPage", items.as_str()),
                 ("pageNum", page_text.as_str()),
             ]);
-            let page: Page<T> = self.get_json(&self.api_url(path, &paged), deadline).await?;
+            let page: Page<T> = self
+                .get_json(&self.api_url(path, &paged), media, deadline)
+                .await?;
             let count = page.results.len();
             all.extend(page.results);
             let complete = count < PAGE_SIZE
@@ -423,46 +498,48 @@ impl AtlasClient {
     async fn get_json<T: DeserializeOwned>(
         &self,
         url: &Url,
+        media: &str,
         deadline: Instant,
     ) -> Result<T, AtlasError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (retry_after, failure) = match self.send(Method::GET, url, None, deadline).await {
-                Err(SendError::NotSent(reason) | SendError::AfterSending(reason)) => {
-                    (None, AtlasError::NoAnswer(reason))
-                }
-                Err(SendError::TokenRefused { status, error }) => {
-                    return Err(AtlasError::Unauthorized { status, error });
-                }
-                Ok(answer) => match answer.status {
-                    200..=299 => {
-                        return answer.json().map_err(|reason| AtlasError::Unreadable {
-                            status: answer.status,
-                            reason,
-                        });
+            let (retry_after, failure) =
+                match self.send(Method::GET, url, None, media, deadline).await {
+                    Err(SendError::NotSent(reason) | SendError::AfterSending(reason)) => {
+                        (None, AtlasError::NoAnswer(reason))
                     }
-                    401 => {
-                        return Err(AtlasError::Unauthorized {
-                            status: 401,
-                            error: answer.error(),
-                        });
+                    Err(SendError::TokenRefused { status, error }) => {
+                        return Err(AtlasError::Unauthorized { status, error });
                     }
-                    429 | 500..=599 => (
-                        answer.retry_after,
-                        AtlasError::Api {
-                            status: answer.status,
-                            error: answer.error(),
-                        },
-                    ),
-                    status => {
-                        return Err(AtlasError::Api {
-                            status,
-                            error: answer.error(),
-                        });
-                    }
-                },
-            };
+                    Ok(answer) => match answer.status {
+                        200..=299 => {
+                            return answer.json().map_err(|reason| AtlasError::Unreadable {
+                                status: answer.status,
+                                reason,
+                            });
+                        }
+                        401 => {
+                            return Err(AtlasError::Unauthorized {
+                                status: 401,
+                                error: answer.error(),
+                            });
+                        }
+                        429 | 500..=599 => (
+                            answer.retry_after,
+                            AtlasError::Api {
+                                status: answer.status,
+                                error: answer.error(),
+                            },
+                        ),
+                        status => {
+                            return Err(AtlasError::Api {
+                                status,
+                                error: answer.error(),
+                            });
+                        }
+                    },
+                };
             if !self.wait_to_retry(attempt, retry_after, deadline).await {
                 return Err(failure);
             }
@@ -475,6 +552,7 @@ impl AtlasClient {
         method: Method,
         url: &Url,
         body: Option<&[u8]>,
+        media: &str,
         deadline: Instant,
     ) -> Result<Answer, SendError> {
         let Some(timeout) = self.time_for_attempt(deadline) else {
@@ -489,12 +567,10 @@ impl AtlasClient {
         let mut request = self
             .http
             .request(method, url.clone())
-            .header(ACCEPT, "application/json")
+            .header(ACCEPT, media)
             .timeout(timeout);
         if let Some(body) = body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_vec());
+            request = request.header(CONTENT_TYPE, media).body(body.to_vec());
         }
         let response = match auth.as_ref() {
             Auth::Missing => {
@@ -710,20 +786,29 @@ impl Auth {
 }
 
 fn restore_jobs_path(source: &SourceCluster) -> Vec<String> {
-    cluster_path(source, "restoreJobs")
+    cluster_path("v1.0", source, &["restoreJobs"])
 }
 
-fn cluster_path(source: &SourceCluster, leaf: &str) -> Vec<String> {
-    vec![
-        "api".into(),
-        "atlas".into(),
-        "v1.0".into(),
-        "groups".into(),
-        source.group_id.to_string(),
-        "clusters".into(),
-        source.cluster_name.to_string(),
-        leaf.into(),
+fn cloud_restore_jobs_path(source: &SourceCluster) -> Vec<String> {
+    cluster_path("v2", source, &["backup", "restoreJobs"])
+}
+
+/// `/api/atlas/{version}/groups/{groupId}/clusters/{clusterName}/{leaves...}`.
+fn cluster_path(version: &str, source: &SourceCluster, leaves: &[&str]) -> Vec<String> {
+    let mut path: Vec<String> = [
+        "api",
+        "atlas",
+        version,
+        "groups",
+        source.group_id.as_str(),
+        "clusters",
+        source.cluster_name.as_str(),
     ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    path.extend(leaves.iter().map(|s| s.to_string()));
+    path
 }
 
 /// Atlas's `envelope=true` answers carry the real status in the body: a single resource as

@@ -73,6 +73,21 @@ pub struct Snapshot {
     pub other: Map<String, Value>,
 }
 
+/// A Cloud Backup snapshot (`DiskBackupReplicaSet`), as far as the runner needs it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudSnapshot {
+    pub id: String,
+    /// RFC 3339.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// `queued`, `inProgress`, `completed`, `failed`, or a value Atlas adds later.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
 /// `ApiBSONTimestampView`: `increment` is a small counter in practice, whatever the schema says.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct BsonTimestamp {

@@ -2,6 +2,7 @@
 //! form and fingerprint. Pure: no I/O; the clock is passed in.
 
 mod canonical;
+pub mod cloud;
 mod fields;
 pub mod json;
 pub mod legacy;
@@ -11,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub use canonical::{canonical_json, fingerprint};
+pub use cloud::{CloudPoint, CloudRestoreJob, CloudRestoreSpec, CloudTarget};
 use fields::{FieldRules, Fields, Problems};
 pub use legacy::{
     AutomatedTarget, DownloadOptions, LegacyPoint, LegacyRestoreJob, LegacyRestoreSpec,
@@ -73,26 +75,80 @@ pub enum RunTimePoint {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackupType {
     Legacy,
+    Cloud,
 }
 
 impl BackupType {
     pub fn as_str(self) -> &'static str {
         match self {
             BackupType::Legacy => "legacy",
+            BackupType::Cloud => "cloud",
         }
     }
 }
 
-/// The restore itself, by backup type. Cloud Backup will be a second variant.
+/// The restore itself, by backup type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RestoreSpec {
     Legacy(LegacyRestoreSpec),
+    Cloud(CloudRestoreSpec),
 }
 
 impl RestoreSpec {
     pub fn backup_type(&self) -> BackupType {
         match self {
             RestoreSpec::Legacy(_) => BackupType::Legacy,
+            RestoreSpec::Cloud(_) => BackupType::Cloud,
+        }
+    }
+
+    /// Whether resolving needs the newest completed snapshot of the source cluster.
+    pub fn needs_latest_snapshot(&self) -> bool {
+        match self {
+            RestoreSpec::Legacy(spec) => spec.needs_latest_snapshot(),
+            RestoreSpec::Cloud(spec) => spec.needs_latest_snapshot(),
+        }
+    }
+
+    /// Whether the restore point is chosen when the command runs (`restorePoint`).
+    pub fn point_chosen_at_run_time(&self) -> bool {
+        match self {
+            RestoreSpec::Legacy(spec) => spec.point_chosen_at_run_time(),
+            RestoreSpec::Cloud(spec) => spec.point_chosen_at_run_time(),
+        }
+    }
+
+    /// Fixes the restore point; `None` when `latestSnapshot` is needed and there is none.
+    pub fn resolve(
+        &self,
+        now: DateTime<Utc>,
+        latest_snapshot: Option<&ObjectId>,
+    ) -> Option<ResolvedRestore> {
+        match self {
+            RestoreSpec::Legacy(spec) => spec
+                .resolve(now, latest_snapshot)
+                .ok()
+                .map(ResolvedRestore::Legacy),
+            RestoreSpec::Cloud(spec) => spec
+                .resolve(now, latest_snapshot)
+                .map(ResolvedRestore::Cloud),
+        }
+    }
+}
+
+/// A restore with every choice made: exactly what is sent to Atlas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResolvedRestore {
+    Legacy(LegacyRestoreJob),
+    Cloud(CloudRestoreJob),
+}
+
+impl ResolvedRestore {
+    /// The exact body for Atlas.
+    pub fn atlas_body(&self) -> Value {
+        match self {
+            ResolvedRestore::Legacy(job) => job.atlas_body(),
+            ResolvedRestore::Cloud(job) => job.atlas_body(),
         }
     }
 }
@@ -158,6 +214,23 @@ impl RestoreCommand {
                 };
                 (BackupType::Legacy, spec.canonical_body(), point)
             }
+            RestoreSpec::Cloud(spec) => {
+                let point = match spec {
+                    CloudRestoreSpec::Automated {
+                        snapshot: RestorePointChoice::AtRunTime(point),
+                        ..
+                    }
+                    | CloudRestoreSpec::Download {
+                        snapshot: RestorePointChoice::AtRunTime(point),
+                    }
+                    | CloudRestoreSpec::PointInTime {
+                        point: RestorePointChoice::AtRunTime(point),
+                        ..
+                    } => Some(*point),
+                    _ => None,
+                };
+                (BackupType::Cloud, spec.canonical_body(), point)
+            }
         };
         serde_json::json!({
             "groupId": self.source.group_id,
@@ -219,6 +292,10 @@ fn read_command(
             legacy::validate(restore, run_time_point, run_time_point_given, now, problems)
                 .map(RestoreSpec::Legacy)
         }
+        (BackupType::Cloud, Some(restore)) => {
+            cloud::validate(restore, run_time_point, run_time_point_given, now, problems)
+                .map(RestoreSpec::Cloud)
+        }
         (_, None) => None,
     };
 
@@ -243,14 +320,7 @@ fn read_backup_type(fields: &Fields<'_>, problems: &mut Problems) -> Option<Back
     let name = fields.string("backupType", problems)?;
     match name {
         "legacy" => Some(BackupType::Legacy),
-        "cloud" => {
-            problems.add(
-                fields.pointer("backupType"),
-                ErrorCode::InvalidFormat,
-                "Cloud Backup restores (\"backupType\": \"cloud\") are not supported by this version yet; only \"legacy\" is",
-            );
-            None
-        }
+        "cloud" => Some(BackupType::Cloud),
         _ => {
             problems.add(
                 fields.pointer("backupType"),
