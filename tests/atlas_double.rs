@@ -10,7 +10,7 @@ use md5::{Digest, Md5};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
-use support::atlas_double::{AtlasDouble, Fault, RecordedAuth, Route};
+use support::atlas_double::{AtlasDouble, CloudJobState, Fault, RecordedAuth, Route};
 use support::schema::violations;
 
 const PUBLIC_KEY: &str = "qwertyui";
@@ -1744,4 +1744,1502 @@ async fn requests_are_recorded_with_headers_query_and_route() {
     assert_eq!(requests[2].query.as_deref(), Some("itemsPerPage=3"));
     assert_eq!(requests[2].route, Some(Route::ListRestoreJobs));
     assert_eq!(requests[2].status, Some(200));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cloud Backup (v2)
+
+const VERSIONED: &str = "application/vnd.atlas.2023-01-01+json";
+const CLOUD_SNAP_RS: &str = "5f1c6b1e2a9b4f3d8c7e6d01";
+const CLOUD_SNAP_SHARDED: &str = "5f1c6b1e2a9b4f3d8c7e6d02";
+const CLOUD_SNAP_TARGET: &str = "5f1c6b1e2a9b4f3d8c7e6d03";
+const OTHER_TARGET: &str = "Target1";
+
+fn cloud_jobs_path(group: &str, cluster: &str) -> String {
+    format!("/api/atlas/v2/groups/{group}/clusters/{cluster}/backup/restoreJobs")
+}
+
+fn cloud_snapshots_path(group: &str, cluster: &str) -> String {
+    format!("/api/atlas/v2/groups/{group}/clusters/{cluster}/backup/snapshots")
+}
+
+fn cloud_automated(snapshot: &str) -> Value {
+    json!({
+        "deliveryType": "automated",
+        "snapshotId": snapshot,
+        "targetGroupId": TARGET_GROUP,
+        "targetClusterName": TARGET,
+    })
+}
+
+fn cloud_download(snapshot: &str) -> Value {
+    json!({"deliveryType": "download", "snapshotId": snapshot})
+}
+
+fn cloud_point_in_time(point: Value) -> Value {
+    let mut body = json!({
+        "deliveryType": "pointInTime",
+        "targetGroupId": TARGET_GROUP,
+        "targetClusterName": TARGET,
+    });
+    body.as_object_mut()
+        .unwrap()
+        .extend(point.as_object().unwrap().clone());
+    body
+}
+
+/// A populated double with one completed cloud snapshot per source cluster (taken at 01:00).
+async fn cloud_fixture() -> Fixture {
+    let fixture = Fixture::new().await;
+    let double = &fixture.double;
+    double.add_cloud_snapshot(GROUP, RS, CLOUD_SNAP_RS, at(1), "completed");
+    double.add_cloud_snapshot(GROUP, SHARDED, CLOUD_SNAP_SHARDED, at(1), "completed");
+    double.add_cloud_snapshot(TARGET_GROUP, TARGET, CLOUD_SNAP_TARGET, at(1), "completed");
+    double.add_cluster(TARGET_GROUP, OTHER_TARGET, "5f1c6b1e2a9b4f3d8c7e6a15", 0);
+    fixture
+}
+
+fn is_job_id(value: &Value) -> bool {
+    value.as_str().is_some_and(|id| {
+        id.len() == 24
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    })
+}
+
+fn finished() -> CloudJobState {
+    CloudJobState {
+        finished_at: Some(Utc::now()),
+        ..CloudJobState::default()
+    }
+}
+
+impl Fixture {
+    /// Sends with exactly these extra headers (no versioned media type unless given).
+    async fn send_with(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> reqwest::Result<Answer> {
+        let mut request = self
+            .client
+            .request(method, self.url(path_and_query))
+            .bearer_auth(&self.token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        Ok(Answer::from(request.send().await?).await)
+    }
+
+    async fn try_cloud_post(&self, path_and_query: &str, body: &Value) -> reqwest::Result<Answer> {
+        let headers = [("accept", VERSIONED), ("content-type", VERSIONED)];
+        self.send_with(
+            Method::POST,
+            path_and_query,
+            &headers,
+            Some(body.to_string()),
+        )
+        .await
+    }
+
+    async fn cloud_post(&self, path_and_query: &str, body: &Value) -> Answer {
+        self.try_cloud_post(path_and_query, body).await.unwrap()
+    }
+
+    async fn cloud_get(&self, path_and_query: &str) -> Answer {
+        self.send_with(Method::GET, path_and_query, &[("accept", VERSIONED)], None)
+            .await
+            .unwrap()
+    }
+
+    async fn cloud_create(&self, cluster: &str, body: &Value) -> Answer {
+        self.cloud_post(&cloud_jobs_path(GROUP, cluster), body)
+            .await
+    }
+
+    /// Creates a job that must succeed and returns it.
+    async fn cloud_job(&self, cluster: &str, body: &Value) -> Value {
+        let answer = self.cloud_create(cluster, body).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.json()
+    }
+}
+
+#[tokio::test]
+async fn a_cloud_restore_answers_one_job_as_atlas_documents_it() {
+    let fixture = cloud_fixture().await;
+    let double = &fixture.double;
+    let client = Client::new();
+    let session = DigestAuthSession::new(PUBLIC_KEY, PRIVATE_KEY);
+    let sent = cloud_automated(CLOUD_SNAP_RS);
+    let before = Utc::now() - chrono::Duration::seconds(1);
+    let response = client
+        .post(fixture.url(&cloud_jobs_path(GROUP, RS)))
+        .header("accept", VERSIONED)
+        .header("content-type", VERSIONED)
+        .body(sent.to_string())
+        .send_digest_auth(&session)
+        .await
+        .unwrap();
+    let answer = Answer::from(response).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.header("content-type"), Some(VERSIONED));
+    let job = answer.json();
+    assert_valid("DiskBackupSnapshotRestoreJob", &job);
+    assert!(job.get("results").is_none(), "one job, not a page: {job}");
+    assert!(is_job_id(&job["id"]), "{job}");
+    let id = job["id"].as_str().unwrap();
+    assert_eq!(job["deliveryType"], "automated");
+    assert_eq!(job["snapshotId"], CLOUD_SNAP_RS);
+    assert_eq!(job["targetGroupId"], TARGET_GROUP);
+    assert_eq!(job["targetClusterName"], TARGET);
+    assert_eq!(
+        job["timestamp"], "2026-03-01T01:00:00Z",
+        "the snapshot's time"
+    );
+    let expires = DateTime::parse_from_rfc3339(job["expiresAt"].as_str().unwrap()).unwrap();
+    assert!(expires > Utc::now());
+    assert_eq!(
+        (&job["cancelled"], &job["failed"], &job["expired"]),
+        (&json!(false), &json!(false), &json!(false))
+    );
+    for absent in [
+        "finishedAt",
+        "createdAt",
+        "deliveryUrl",
+        "components",
+        "pointInTimeUTCSeconds",
+        "oplogTs",
+        "oplogInc",
+    ] {
+        assert!(job.get(absent).is_none(), "{absent} in {job}");
+    }
+    let rels: Vec<&str> = job["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["rel"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rels,
+        [
+            "self",
+            "http://mms.mongodb.com/snapshot",
+            "http://mms.mongodb.com/cluster",
+            "http://mms.mongodb.com/group"
+        ]
+    );
+    assert_eq!(
+        job["links"][0]["href"],
+        format!("{}{}/{id}", double.base_url(), cloud_jobs_path(GROUP, RS))
+    );
+
+    let created_at = double.cloud_job_created_at(id).unwrap();
+    assert!(created_at >= before && created_at <= Utc::now());
+    assert_eq!(
+        double.cloud_job_created_at("0123456789abcdef01234567"),
+        None
+    );
+    assert_eq!(double.cloud_jobs(), vec![job.clone()]);
+    assert_eq!(double.cloud_job_request_body(id), Some(sent));
+    assert_eq!(double.created_cloud_jobs(), 1);
+    assert_eq!(double.created_jobs(), 0, "legacy jobs are separate");
+    assert_eq!(double.authenticated_posts(Route::CreateCloudRestoreJob), 1);
+    let recorded = double.requests_on(Route::CreateCloudRestoreJob);
+    assert_eq!(recorded.len(), 2, "the challenge, then the signed request");
+    assert_eq!(recorded[0].status, Some(401));
+    assert!(matches!(
+        recorded[1].auth,
+        RecordedAuth::Digest { valid: true, .. }
+    ));
+    assert_eq!(recorded[1].body, recorded[0].body, "the body was replayed");
+}
+
+#[tokio::test]
+async fn a_sharded_cloud_restore_is_still_one_job() {
+    let fixture = cloud_fixture().await;
+    let automated = fixture
+        .cloud_job(SHARDED, &cloud_automated(CLOUD_SNAP_SHARDED))
+        .await;
+    assert_valid("DiskBackupSnapshotRestoreJob", &automated);
+    assert!(automated.get("components").is_none());
+    assert_eq!(fixture.double.created_cloud_jobs(), 1);
+
+    let download = fixture
+        .cloud_job(SHARDED, &cloud_download(CLOUD_SNAP_SHARDED))
+        .await;
+    assert_valid("DiskBackupSnapshotRestoreJob", &download);
+    assert_eq!(download["deliveryUrl"], json!([]), "not ready yet");
+    assert!(download.get("targetGroupId").is_none());
+    let components = download["components"].as_array().unwrap();
+    assert_eq!(
+        components.len(),
+        SHARDS + 1,
+        "each shard and the config server"
+    );
+    assert!(components.iter().all(|c| c["replicaSetName"].is_string()));
+    assert!(components.iter().all(|c| c.get("downloadUrl").is_none()));
+    assert_eq!(fixture.double.created_cloud_jobs(), 2);
+    assert_eq!(
+        fixture
+            .double
+            .authenticated_posts(Route::CreateCloudRestoreJob),
+        2
+    );
+    let replica_set = fixture.cloud_job(RS, &cloud_download(CLOUD_SNAP_RS)).await;
+    assert!(replica_set.get("components").is_none());
+}
+
+#[tokio::test]
+async fn every_cloud_route_wants_the_versioned_accept_header() {
+    let fixture = cloud_fixture().await;
+    let job = fixture.cloud_job(RS, &cloud_download(CLOUD_SNAP_RS)).await;
+    let one = format!(
+        "{}/{}",
+        cloud_jobs_path(GROUP, RS),
+        job["id"].as_str().unwrap()
+    );
+    let list = cloud_jobs_path(GROUP, RS);
+    let snapshots = cloud_snapshots_path(GROUP, RS);
+    let body = Some(cloud_download(CLOUD_SNAP_RS).to_string());
+    let refused = [
+        None,
+        Some("application/json"),
+        Some("*/*"),
+        Some("application/vnd.atlas.2024-08-05+json"),
+        Some("application/vnd.atlas.2023-01-01"),
+    ];
+    let mut refusals = 0;
+    for accept in refused {
+        let mut headers = vec![("content-type", VERSIONED)];
+        if let Some(accept) = accept {
+            headers.push(("accept", accept));
+        }
+        let cases = [
+            (Method::POST, &list, body.clone()),
+            (Method::GET, &list, None),
+            (Method::GET, &one, None),
+            (Method::GET, &snapshots, None),
+        ];
+        for (method, path, body) in cases {
+            let answer = fixture
+                .send_with(method.clone(), path, &headers, body)
+                .await
+                .unwrap();
+            assert_api_error(&answer, 406, "INVALID_VERSION_DATE");
+            assert_eq!(
+                answer.header("content-type"),
+                Some("application/json"),
+                "{method} {path} with {accept:?}"
+            );
+            refusals += 1;
+        }
+    }
+    assert_eq!(refusals, 20);
+    assert_eq!(fixture.double.created_cloud_jobs(), 1, "nothing created");
+
+    let accepted = [
+        VERSIONED,
+        "application/vnd.atlas.2023-01-01+json; charset=utf-8",
+        "application/json, application/vnd.atlas.2023-01-01+json",
+        "APPLICATION/VND.ATLAS.2023-01-01+JSON",
+    ];
+    for accept in accepted {
+        for path in [&list, &one, &snapshots] {
+            let answer = fixture
+                .send_with(Method::GET, path, &[("accept", accept)], None)
+                .await
+                .unwrap();
+            assert_eq!(answer.status, 200, "{path} with {accept}: {}", answer.text);
+            assert_eq!(answer.header("content-type"), Some(VERSIONED));
+        }
+    }
+    // The legacy routes do not ask for it.
+    let legacy = fixture.get(&jobs_path(GROUP, RS)).await;
+    assert_eq!(legacy.status, 200);
+    assert_eq!(legacy.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn a_cloud_create_takes_json_or_the_versioned_media_type() {
+    let fixture = cloud_fixture().await;
+    let path = cloud_jobs_path(GROUP, RS);
+    let body = cloud_download(CLOUD_SNAP_RS).to_string();
+    let plain_json = fixture
+        .send_with(
+            Method::POST,
+            &path,
+            &[("accept", VERSIONED), ("content-type", "application/json")],
+            Some(body.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(plain_json.status, 200, "{}", plain_json.text);
+    assert_eq!(plain_json.header("content-type"), Some(VERSIONED));
+
+    for content_type in [None, Some("text/plain"), Some("application/xml")] {
+        let mut headers = vec![("accept", VERSIONED)];
+        if let Some(content_type) = content_type {
+            headers.push(("content-type", content_type));
+        }
+        let answer = fixture
+            .send_with(Method::POST, &path, &headers, Some(body.clone()))
+            .await
+            .unwrap();
+        assert_api_error(&answer, 415, "UNSUPPORTED_MEDIA_TYPE");
+    }
+    let versioned = [("accept", VERSIONED), ("content-type", VERSIONED)];
+    let malformed = fixture
+        .send_with(
+            Method::POST,
+            &path,
+            &versioned,
+            Some("{\"deliveryType\": ".into()),
+        )
+        .await
+        .unwrap();
+    assert_api_error(&malformed, 400, "MALFORMED_JSON");
+    let not_an_object = fixture
+        .send_with(Method::POST, &path, &versioned, Some("[]".into()))
+        .await
+        .unwrap();
+    assert_api_error(&not_an_object, 400, "INVALID_JSON");
+    assert_eq!(fixture.double.created_cloud_jobs(), 1);
+}
+
+/// (group, cluster, body, status, errorCode, the field named in `badRequestDetail`).
+type RuleCase = (
+    &'static str,
+    &'static str,
+    Value,
+    u16,
+    &'static str,
+    Option<&'static str>,
+);
+
+#[tokio::test]
+async fn cloud_restore_rules_are_enforced_and_nothing_is_created_on_error() {
+    let fixture = cloud_fixture().await;
+    let double = &fixture.double;
+    double.add_cloud_snapshot(GROUP, RS, "5f1c6b1e2a9b4f3d8c7e6d11", at(2), "queued");
+    double.add_cloud_snapshot(GROUP, RS, "5f1c6b1e2a9b4f3d8c7e6d12", at(3), "inProgress");
+    double.add_cloud_snapshot(GROUP, RS, "5f1c6b1e2a9b4f3d8c7e6d13", at(4), "failed");
+    let now = Utc::now().timestamp();
+    let hour_ago = now - 3600;
+    let with = |mut body: Value, extra: Value| {
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let without = |mut body: Value, key: &str| {
+        body.as_object_mut().unwrap().remove(key);
+        body
+    };
+    let automated = cloud_automated(CLOUD_SNAP_RS);
+    let download = cloud_download(CLOUD_SNAP_RS);
+    let cases: Vec<RuleCase> = vec![
+        (
+            GROUP,
+            RS,
+            json!({}),
+            400,
+            "MISSING_ATTRIBUTE",
+            Some("deliveryType"),
+        ),
+        (
+            GROUP,
+            RS,
+            with(download.clone(), json!({"deliveryType": "DOWNLOAD"})),
+            400,
+            "INVALID_ENUM_VALUE",
+            Some("deliveryType"),
+        ),
+        (
+            GROUP,
+            RS,
+            with(download.clone(), json!({"deliveryType": 1})),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("deliveryType"),
+        ),
+        (
+            GROUP,
+            RS,
+            without(automated.clone(), "snapshotId"),
+            400,
+            "MISSING_ATTRIBUTE",
+            Some("snapshotId"),
+        ),
+        (
+            GROUP,
+            RS,
+            without(automated.clone(), "targetGroupId"),
+            400,
+            "MISSING_ATTRIBUTE",
+            Some("targetGroupId"),
+        ),
+        (
+            GROUP,
+            RS,
+            without(automated.clone(), "targetClusterName"),
+            400,
+            "MISSING_ATTRIBUTE",
+            Some("targetClusterName"),
+        ),
+        (
+            GROUP,
+            RS,
+            with(
+                automated.clone(),
+                json!({"pointInTimeUTCSeconds": hour_ago}),
+            ),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("pointInTimeUTCSeconds"),
+        ),
+        (
+            GROUP,
+            RS,
+            with(
+                download.clone(),
+                json!({"oplogTs": hour_ago, "oplogInc": 1}),
+            ),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("oplogTs"),
+        ),
+        (
+            GROUP,
+            RS,
+            without(download.clone(), "snapshotId"),
+            400,
+            "MISSING_ATTRIBUTE",
+            Some("snapshotId"),
+        ),
+        (
+            GROUP,
+            RS,
+            with(download.clone(), json!({"targetGroupId": TARGET_GROUP})),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("targetGroupId"),
+        ),
+        (
+            GROUP,
+            RS,
+            with(download.clone(), json!({"targetClusterName": TARGET})),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("targetClusterName"),
+        ),
+        (
+            GROUP,
+            RS,
+            with(download.clone(), json!({"snapshotId": "not-a-snapshot-id"})),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("snapshotId"),
+        ),
+        (
+            GROUP,
+            RS,
+            with(automated.clone(), json!({"targetClusterName": "bad name"})),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("targetClusterName"),
+        ),
+        (
+            GROUP,
+            RS,
+            with(automated.clone(), json!({"targetGroupId": 42})),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("targetGroupId"),
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_point_in_time(
+                json!({"pointInTimeUTCSeconds": hour_ago, "snapshotId": CLOUD_SNAP_RS}),
+            ),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("snapshotId"),
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_point_in_time(json!({})),
+            400,
+            "MISSING_ONE_OF_ATTRIBUTES",
+            Some("pointInTimeUTCSeconds"),
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_point_in_time(
+                json!({"pointInTimeUTCSeconds": hour_ago, "oplogTs": hour_ago, "oplogInc": 1}),
+            ),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("pointInTimeUTCSeconds"),
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_point_in_time(json!({"oplogTs": hour_ago})),
+            400,
+            "MISSING_ATTRIBUTE",
+            Some("oplogInc"),
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_point_in_time(json!({"oplogInc": 1})),
+            400,
+            "MISSING_ATTRIBUTE",
+            Some("oplogTs"),
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_point_in_time(json!({"oplogTs": hour_ago, "oplogInc": 0})),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("oplogInc"),
+        ),
+        // The legacy traps: an ISO-8601 oplogTs, milliseconds instead of seconds.
+        (
+            GROUP,
+            RS,
+            cloud_point_in_time(json!({"oplogTs": "2026-03-01T00:30:00Z", "oplogInc": 1})),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("oplogTs"),
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_point_in_time(json!({"pointInTimeUTCSeconds": hour_ago * 1000})),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("pointInTimeUTCSeconds"),
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_point_in_time(json!({"pointInTimeUTCSeconds": 1_000_000_000})),
+            400,
+            "INVALID_ATTRIBUTE",
+            Some("pointInTimeUTCSeconds"),
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_point_in_time(json!({"pointInTimeUTCSeconds": now + 3600})),
+            400,
+            "INVALID_PIT_RESTORE_TIME",
+            Some("pointInTimeUTCSeconds"),
+        ),
+        (
+            GROUP,
+            RS,
+            without(
+                cloud_point_in_time(json!({"pointInTimeUTCSeconds": hour_ago})),
+                "targetGroupId",
+            ),
+            400,
+            "MISSING_ATTRIBUTE",
+            Some("targetGroupId"),
+        ),
+        (
+            "ffffffffffffffffffffffff",
+            RS,
+            download.clone(),
+            404,
+            "GROUP_NOT_FOUND",
+            None,
+        ),
+        (
+            GROUP,
+            "NoSuchCluster",
+            download.clone(),
+            404,
+            "CLUSTER_NOT_FOUND",
+            None,
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_download("0123456789abcdef01234567"),
+            404,
+            "SNAPSHOT_NOT_FOUND",
+            None,
+        ),
+        // Legacy snapshots and other clusters' cloud snapshots are not this cluster's cloud snapshots.
+        (
+            GROUP,
+            RS,
+            cloud_download(SNAP_RS),
+            404,
+            "SNAPSHOT_NOT_FOUND",
+            None,
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_download(CLOUD_SNAP_SHARDED),
+            404,
+            "SNAPSHOT_NOT_FOUND",
+            None,
+        ),
+        (
+            GROUP,
+            RS,
+            with(automated.clone(), json!({"targetClusterName": "Nope"})),
+            404,
+            "CLUSTER_NOT_FOUND",
+            None,
+        ),
+        (
+            GROUP,
+            RS,
+            with(automated.clone(), json!({"targetClusterName": RS})),
+            404,
+            "CLUSTER_NOT_FOUND",
+            None,
+        ),
+        (
+            GROUP,
+            RS,
+            with(
+                automated.clone(),
+                json!({"targetGroupId": "ffffffffffffffffffffffff"}),
+            ),
+            404,
+            "GROUP_NOT_FOUND",
+            None,
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_point_in_time(json!({"pointInTimeUTCSeconds": at(0).timestamp()})),
+            404,
+            "UNABLE_T0_FIND_SNAPSHOT_PRIOR_TO_PIT_RESTORE_OPTIME",
+            None,
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_download("5f1c6b1e2a9b4f3d8c7e6d11"),
+            409,
+            "CANNOT_START_RESTORE_JOB_FOR_INCOMPLETE_CLUSTER_SNAPSHOT",
+            None,
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_download("5f1c6b1e2a9b4f3d8c7e6d12"),
+            409,
+            "CANNOT_START_RESTORE_JOB_FOR_INCOMPLETE_CLUSTER_SNAPSHOT",
+            None,
+        ),
+        (
+            GROUP,
+            RS,
+            cloud_download("5f1c6b1e2a9b4f3d8c7e6d13"),
+            409,
+            "CANNOT_START_RESTORE_JOB_FOR_INCOMPLETE_CLUSTER_SNAPSHOT",
+            None,
+        ),
+    ];
+    let count = cases.len();
+    for (group, cluster, body, status, code, field) in cases {
+        let answer = fixture
+            .cloud_post(&cloud_jobs_path(group, cluster), &body)
+            .await;
+        assert_api_error(&answer, status, code);
+        let error = answer.json();
+        match field {
+            Some(field) => assert_eq!(
+                error["badRequestDetail"]["fields"][0]["field"], field,
+                "{body}: {error}"
+            ),
+            None => assert!(error.get("badRequestDetail").is_none(), "{error}"),
+        }
+    }
+    assert_eq!(double.created_cloud_jobs(), 0);
+    assert_eq!(
+        double.authenticated_posts(Route::CreateCloudRestoreJob),
+        count
+    );
+
+    // Unknown fields are ignored; the legacy body shape is not a cloud body.
+    let legacy_shape = json!({"snapshotId": CLOUD_SNAP_RS, "delivery": {"methodName": "HTTP"}});
+    assert_api_error(
+        &fixture.cloud_create(RS, &legacy_shape).await,
+        400,
+        "MISSING_ATTRIBUTE",
+    );
+    let job = fixture
+        .cloud_job(
+            RS,
+            &with(
+                download,
+                json!({"checkPointId": "5f1c6b1e2a9b4f3d8c7e6c01"}),
+            ),
+        )
+        .await;
+    assert!(job.get("checkPointId").is_none());
+    assert_eq!(double.created_cloud_jobs(), 1);
+}
+
+#[tokio::test]
+async fn point_in_time_cloud_restores_echo_the_point_in_seconds() {
+    let fixture = cloud_fixture().await;
+    let double = &fixture.double;
+    let now = Utc::now();
+    let base = now - chrono::Duration::hours(3);
+    double.add_cloud_snapshot(GROUP, RS, "5f1c6b1e2a9b4f3d8c7e6d21", base, "completed");
+    double.add_cloud_snapshot(
+        GROUP,
+        RS,
+        "5f1c6b1e2a9b4f3d8c7e6d22",
+        now - chrono::Duration::minutes(90),
+        "failed",
+    );
+    double.add_cloud_snapshot(
+        GROUP,
+        RS,
+        "5f1c6b1e2a9b4f3d8c7e6d23",
+        now - chrono::Duration::minutes(30),
+        "completed",
+    );
+    let point = (now - chrono::Duration::hours(1)).timestamp();
+    let job = fixture
+        .cloud_job(
+            RS,
+            &cloud_point_in_time(json!({"pointInTimeUTCSeconds": point})),
+        )
+        .await;
+    assert_valid("DiskBackupSnapshotRestoreJob", &job);
+    assert_eq!(job["deliveryType"], "pointInTime");
+    assert_eq!(job["pointInTimeUTCSeconds"], point);
+    assert!(job.get("snapshotId").is_none(), "no snapshot is named");
+    assert_eq!(
+        job["timestamp"],
+        base.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "the newest completed snapshot before the point"
+    );
+    assert_eq!(job["targetClusterName"], TARGET);
+    assert!(job.get("oplogTs").is_none());
+
+    let id = job["id"].as_str().unwrap();
+    double.set_cloud_job_state(id, finished());
+    let oplog = fixture
+        .cloud_job(
+            RS,
+            &cloud_point_in_time(json!({"oplogTs": point, "oplogInc": 7})),
+        )
+        .await;
+    assert_valid("DiskBackupSnapshotRestoreJob", &oplog);
+    assert_eq!(
+        (&oplog["oplogTs"], &oplog["oplogInc"]),
+        (&json!(point), &json!(7))
+    );
+    assert!(oplog.get("pointInTimeUTCSeconds").is_none());
+    assert_eq!(double.created_cloud_jobs(), 2);
+}
+
+#[tokio::test]
+async fn a_target_with_a_restore_in_progress_answers_409() {
+    let fixture = cloud_fixture().await;
+    let double = &fixture.double;
+    let first = fixture.cloud_job(RS, &cloud_automated(CLOUD_SNAP_RS)).await;
+    let busy = fixture
+        .cloud_create(RS, &cloud_automated(CLOUD_SNAP_RS))
+        .await;
+    assert_api_error(&busy, 409, "ATLAS_CLUSTER_RESTORE_IN_PROGRESS");
+    let from_elsewhere = fixture
+        .cloud_create(SHARDED, &cloud_automated(CLOUD_SNAP_SHARDED))
+        .await;
+    assert_api_error(&from_elsewhere, 409, "ATLAS_CLUSTER_RESTORE_IN_PROGRESS");
+    let recent = (Utc::now() - chrono::Duration::minutes(5)).timestamp();
+    let point_in_time = fixture
+        .cloud_create(
+            RS,
+            &cloud_point_in_time(json!({"pointInTimeUTCSeconds": recent})),
+        )
+        .await;
+    assert_api_error(&point_in_time, 409, "ATLAS_CLUSTER_RESTORE_IN_PROGRESS");
+    // Another target, or no target at all, is free.
+    let mut other = cloud_automated(CLOUD_SNAP_RS);
+    other["targetClusterName"] = json!(OTHER_TARGET);
+    fixture.cloud_job(RS, &other).await;
+    fixture.cloud_job(RS, &cloud_download(CLOUD_SNAP_RS)).await;
+    fixture.cloud_job(RS, &cloud_download(CLOUD_SNAP_RS)).await;
+    // A legacy job into the same target is not a cloud restore.
+    assert_eq!(
+        fixture.create(RS, &automated_body(SNAP_RS)).await.status,
+        200
+    );
+    assert_eq!(double.created_cloud_jobs(), 4);
+
+    // Each way of ending frees the target.
+    let endings = [
+        finished(),
+        CloudJobState {
+            failed: true,
+            ..CloudJobState::default()
+        },
+        CloudJobState {
+            cancelled: true,
+            ..CloudJobState::default()
+        },
+        CloudJobState {
+            expired: true,
+            ..CloudJobState::default()
+        },
+    ];
+    let mut running = first["id"].as_str().unwrap().to_owned();
+    for ending in endings {
+        double.set_cloud_job_state(&running, ending);
+        let next = fixture.cloud_job(RS, &cloud_automated(CLOUD_SNAP_RS)).await;
+        let again = fixture
+            .cloud_create(RS, &cloud_automated(CLOUD_SNAP_RS))
+            .await;
+        assert_api_error(&again, 409, "ATLAS_CLUSTER_RESTORE_IN_PROGRESS");
+        running = next["id"].as_str().unwrap().to_owned();
+    }
+    assert_eq!(double.created_cloud_jobs(), 8);
+}
+
+#[tokio::test]
+async fn get_one_cloud_job_reflects_set_cloud_job_state() {
+    let fixture = cloud_fixture().await;
+    let double = &fixture.double;
+    let created = fixture.cloud_job(RS, &cloud_download(CLOUD_SNAP_RS)).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("{}/{id}", cloud_jobs_path(GROUP, RS));
+    let job = fixture.cloud_get(&path).await;
+    assert_eq!(job.status, 200, "{}", job.text);
+    assert_eq!(job.header("content-type"), Some(VERSIONED));
+    assert_eq!(job.json(), created);
+    assert_eq!(job.json()["deliveryUrl"], json!([]));
+
+    let done = Utc.with_ymd_and_hms(2026, 3, 1, 2, 30, 0).unwrap();
+    let url = format!("{}/restore-{id}.tar.gz", double.base_url());
+    double.set_cloud_job_state(
+        &id,
+        CloudJobState {
+            finished_at: Some(done),
+            delivery_url: Some(vec![url.clone()]),
+            ..CloudJobState::default()
+        },
+    );
+    let job = fixture.cloud_get(&path).await.json();
+    assert_valid("DiskBackupSnapshotRestoreJob", &job);
+    assert_eq!(job["finishedAt"], "2026-03-01T02:30:00Z");
+    assert_eq!(job["deliveryUrl"], json!([url]));
+    assert_eq!(job["failed"], false);
+    assert_eq!(double.cloud_jobs()[0], job);
+    let listed = fixture.cloud_get(&cloud_jobs_path(GROUP, RS)).await.json();
+    assert_eq!(listed["results"][0], job);
+
+    double.set_cloud_job_state(
+        &id,
+        CloudJobState {
+            expired: true,
+            ..CloudJobState::default()
+        },
+    );
+    let job = fixture.cloud_get(&path).await.json();
+    assert!(job.get("finishedAt").is_none());
+    assert_eq!(job["expired"], true);
+    assert_eq!(job["deliveryUrl"], json!([]));
+
+    // A sharded download: one URL per component, in order.
+    let sharded = fixture
+        .cloud_job(SHARDED, &cloud_download(CLOUD_SNAP_SHARDED))
+        .await;
+    let urls: Vec<String> = (0..=SHARDS)
+        .map(|i| format!("https://restore/{i}.tar.gz"))
+        .collect();
+    let sharded_id = sharded["id"].as_str().unwrap();
+    double.set_cloud_job_state(
+        sharded_id,
+        CloudJobState {
+            finished_at: Some(done),
+            delivery_url: Some(urls.clone()),
+            ..CloudJobState::default()
+        },
+    );
+    let sharded = fixture
+        .cloud_get(&format!("{}/{sharded_id}", cloud_jobs_path(GROUP, SHARDED)))
+        .await
+        .json();
+    assert_valid("DiskBackupSnapshotRestoreJob", &sharded);
+    let downloads: Vec<&Value> = sharded["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["downloadUrl"])
+        .collect();
+    assert_eq!(
+        downloads,
+        urls.iter()
+            .map(|u| json!(u))
+            .collect::<Vec<_>>()
+            .iter()
+            .collect::<Vec<_>>()
+    );
+
+    let missing = fixture
+        .cloud_get(&format!(
+            "{}/0123456789abcdef01234567",
+            cloud_jobs_path(GROUP, RS)
+        ))
+        .await;
+    assert_api_error(&missing, 404, "RESTORE_JOB_NOT_FOUND");
+    let other_cluster = fixture
+        .cloud_get(&format!("{}/{id}", cloud_jobs_path(GROUP, SHARDED)))
+        .await;
+    assert_api_error(&other_cluster, 404, "RESTORE_JOB_NOT_FOUND");
+    let legacy = fixture.create(RS, &http_body(SNAP_RS)).await.json();
+    let legacy_id = legacy["results"][0]["id"].as_str().unwrap();
+    let legacy_on_v2 = fixture
+        .cloud_get(&format!("{}/{legacy_id}", cloud_jobs_path(GROUP, RS)))
+        .await;
+    assert_api_error(&legacy_on_v2, 404, "RESTORE_JOB_NOT_FOUND");
+    let cloud_on_legacy = fixture.get(&format!("{}/{id}", jobs_path(GROUP, RS))).await;
+    assert_api_error(&cloud_on_legacy, 404, "RESTORE_JOB_NOT_FOUND");
+    assert_api_error(
+        &fixture
+            .cloud_get(&format!("{}/{id}", cloud_jobs_path(EMPTY_GROUP, RS)))
+            .await,
+        404,
+        "CLUSTER_NOT_FOUND",
+    );
+    assert_eq!(double.authenticated_posts(Route::GetCloudRestoreJob), 8);
+}
+
+#[tokio::test]
+#[should_panic(expected = "set_cloud_job_state: no cloud job")]
+async fn set_cloud_job_state_panics_on_an_unknown_job() {
+    let double = populated().await;
+    double.set_cloud_job_state("0123456789abcdef01234567", finished());
+}
+
+#[tokio::test]
+async fn cloud_job_lists_are_paged_newest_first() {
+    let fixture = cloud_fixture().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let job = fixture.cloud_job(RS, &cloud_download(CLOUD_SNAP_RS)).await;
+        ids.push(job["id"].as_str().unwrap().to_owned());
+    }
+    fixture
+        .cloud_job(SHARDED, &cloud_download(CLOUD_SNAP_SHARDED))
+        .await;
+    fixture.create(RS, &http_body(SNAP_RS)).await;
+    ids.reverse();
+    let path = cloud_jobs_path(GROUP, RS);
+    let listed = |page: &Value| -> Vec<String> {
+        page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let all = fixture.cloud_get(&path).await;
+    assert_eq!(all.header("content-type"), Some(VERSIONED));
+    let all = all.json();
+    assert_valid("PaginatedCloudBackupRestoreJobView", &all);
+    assert_eq!(
+        all["totalCount"], 5,
+        "legacy and other clusters' jobs are not listed"
+    );
+    assert_eq!(listed(&all), ids);
+    assert!(
+        all["links"][0]["href"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}{path}?", fixture.double.base_url()))
+    );
+
+    let first = fixture
+        .cloud_get(&format!("{path}?itemsPerPage=2"))
+        .await
+        .json();
+    assert_eq!(listed(&first), ids[..2]);
+    assert!(
+        first["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["rel"] == "next")
+    );
+    let last = fixture
+        .cloud_get(&format!("{path}?itemsPerPage=2&pageNum=3"))
+        .await
+        .json();
+    assert_eq!(listed(&last), ids[4..]);
+    assert!(
+        !last["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["rel"] == "next")
+    );
+    assert_valid("PaginatedCloudBackupRestoreJobView", &last);
+    let beyond = fixture
+        .cloud_get(&format!("{path}?itemsPerPage=2&pageNum=4"))
+        .await
+        .json();
+    assert_eq!(beyond["results"], json!([]));
+    let uncounted = fixture
+        .cloud_get(&format!("{path}?includeCount=false"))
+        .await
+        .json();
+    assert!(uncounted.get("totalCount").is_none());
+    assert_valid("PaginatedCloudBackupRestoreJobView", &uncounted);
+    assert_eq!(
+        fixture
+            .cloud_get(&format!("{path}?itemsPerPage=500"))
+            .await
+            .status,
+        200
+    );
+    for bad in [
+        "itemsPerPage=501",
+        "itemsPerPage=0",
+        "pageNum=0",
+        "includeCount=maybe",
+    ] {
+        assert_api_error(
+            &fixture.cloud_get(&format!("{path}?{bad}")).await,
+            400,
+            "INVALID_QUERY_PARAMETER",
+        );
+    }
+    let empty = fixture
+        .cloud_get(&cloud_jobs_path(TARGET_GROUP, TARGET))
+        .await
+        .json();
+    assert_eq!(
+        (&empty["results"], &empty["totalCount"]),
+        (&json!([]), &json!(0))
+    );
+    assert_api_error(
+        &fixture.cloud_get(&cloud_jobs_path(GROUP, "Nope")).await,
+        404,
+        "CLUSTER_NOT_FOUND",
+    );
+    assert_api_error(
+        &fixture
+            .cloud_get(&cloud_jobs_path("ffffffffffffffffffffffff", RS))
+            .await,
+        404,
+        "GROUP_NOT_FOUND",
+    );
+    let legacy = fixture.get(&jobs_path(GROUP, RS)).await.json();
+    assert_eq!(legacy["totalCount"], 1, "cloud jobs are not legacy jobs");
+}
+
+#[tokio::test]
+async fn cloud_snapshots_are_listed_newest_first_with_every_status() {
+    let fixture = cloud_fixture().await;
+    let double = &fixture.double;
+    double.add_cloud_snapshot(GROUP, RS, "5f1c6b1e2a9b4f3d8c7e6d31", at(5), "completed");
+    double.add_cloud_snapshot(GROUP, RS, "5f1c6b1e2a9b4f3d8c7e6d32", at(3), "failed");
+    double.add_cloud_snapshot(GROUP, RS, "5f1c6b1e2a9b4f3d8c7e6d33", at(6), "inProgress");
+    double.add_cloud_snapshot(GROUP, RS, "5f1c6b1e2a9b4f3d8c7e6d34", at(7), "queued");
+    let path = cloud_snapshots_path(GROUP, RS);
+    let ids = |page: &Value| -> Vec<String> {
+        page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let all = fixture.cloud_get(&path).await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    assert_eq!(all.header("content-type"), Some(VERSIONED));
+    let all = all.json();
+    assert_valid("PaginatedCloudBackupReplicaSetView", &all);
+    assert_eq!(
+        ids(&all),
+        [
+            "5f1c6b1e2a9b4f3d8c7e6d34",
+            "5f1c6b1e2a9b4f3d8c7e6d33",
+            "5f1c6b1e2a9b4f3d8c7e6d31",
+            "5f1c6b1e2a9b4f3d8c7e6d32",
+            CLOUD_SNAP_RS,
+        ],
+        "newest first, every status, legacy snapshots apart"
+    );
+    assert_eq!(all["totalCount"], 5);
+    let statuses: Vec<&str> = all["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["queued", "inProgress", "completed", "failed", "completed"]
+    );
+    let newest_completed = &all["results"][2];
+    assert_valid("DiskBackupReplicaSet", newest_completed);
+    assert_eq!(newest_completed["createdAt"], "2026-03-01T05:00:00Z");
+    assert_eq!(newest_completed["type"], "replicaSet");
+    assert_eq!(newest_completed["replicaSetName"], RS);
+    assert_eq!(newest_completed["snapshotType"], "scheduled");
+    assert!(newest_completed["mongodVersion"].is_string());
+    assert!(newest_completed["expiresAt"].is_string());
+    assert_eq!(
+        newest_completed["links"][0]["href"],
+        format!("{}{path}/5f1c6b1e2a9b4f3d8c7e6d31", double.base_url())
+    );
+
+    // The OpenAPI definition has no status filter: an unknown query parameter is ignored.
+    let openapi: Value =
+        serde_json::from_str(include_str!("fixtures/atlas/restore-api.openapi.json")).unwrap();
+    let parameters = &openapi["paths"]["/api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots"]
+        ["get"]["parameters"];
+    let names: Vec<&str> = parameters
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"status"), "{names:?}");
+    assert!(names.contains(&"pointInTimeUtcSeconds"), "{names:?}");
+    let filtered = fixture
+        .cloud_get(&format!("{path}?status=completed"))
+        .await
+        .json();
+    assert_eq!(ids(&filtered), ids(&all));
+
+    // pointInTimeUtcSeconds, or oplogTs with oplogInc: the newest completed snapshot before it.
+    let point = at(6).timestamp() + 60;
+    let closest = fixture
+        .cloud_get(&format!("{path}?pointInTimeUtcSeconds={point}"))
+        .await
+        .json();
+    assert_valid("PaginatedCloudBackupReplicaSetView", &closest);
+    assert_eq!(ids(&closest), ["5f1c6b1e2a9b4f3d8c7e6d31"]);
+    let by_oplog = fixture
+        .cloud_get(&format!("{path}?oplogTs={}&oplogInc=1", at(4).timestamp()))
+        .await
+        .json();
+    assert_eq!(ids(&by_oplog), [CLOUD_SNAP_RS]);
+    let before_all = fixture
+        .cloud_get(&format!(
+            "{path}?pointInTimeUtcSeconds={}",
+            at(0).timestamp()
+        ))
+        .await
+        .json();
+    assert_eq!(before_all["results"], json!([]));
+    let bad = [
+        (
+            format!("pointInTimeUtcSeconds={point}&oplogTs={point}&oplogInc=1"),
+            "MUTUALLY_EXCLUSIVE_QUERY_PARAMETERS",
+        ),
+        (format!("oplogTs={point}"), "MISSING_QUERY_PARAMETER"),
+        ("oplogInc=1".to_owned(), "MISSING_QUERY_PARAMETER"),
+        (
+            "pointInTimeUtcSeconds=yesterday".to_owned(),
+            "INVALID_QUERY_PARAMETER",
+        ),
+        ("itemsPerPage=501".to_owned(), "INVALID_QUERY_PARAMETER"),
+    ];
+    for (query, code) in bad {
+        assert_api_error(
+            &fixture.cloud_get(&format!("{path}?{query}")).await,
+            400,
+            code,
+        );
+    }
+
+    let paged = fixture
+        .cloud_get(&format!("{path}?itemsPerPage=2&pageNum=2"))
+        .await
+        .json();
+    assert_eq!(
+        ids(&paged),
+        ["5f1c6b1e2a9b4f3d8c7e6d31", "5f1c6b1e2a9b4f3d8c7e6d32"]
+    );
+    assert_eq!(paged["totalCount"], 5);
+    let sharded = fixture
+        .cloud_get(&cloud_snapshots_path(GROUP, SHARDED))
+        .await
+        .json();
+    assert_valid("PaginatedCloudBackupReplicaSetView", &sharded);
+    assert_eq!(ids(&sharded), [CLOUD_SNAP_SHARDED]);
+    assert_eq!(sharded["results"][0]["type"], "shardedCluster");
+    assert_api_error(
+        &fixture
+            .cloud_get(&cloud_snapshots_path(GROUP, "Nope"))
+            .await,
+        404,
+        "CLUSTER_NOT_FOUND",
+    );
+    let legacy = fixture
+        .get(&format!(
+            "/api/atlas/v1.0/groups/{GROUP}/clusters/{RS}/snapshots"
+        ))
+        .await
+        .json();
+    assert_eq!(
+        legacy["totalCount"], 1,
+        "cloud snapshots are not legacy snapshots"
+    );
+    assert_eq!(double.authenticated_posts(Route::ListCloudSnapshots), 13);
+}
+
+#[tokio::test]
+#[should_panic(expected = "add_cloud_snapshot: status done")]
+async fn add_cloud_snapshot_panics_on_an_unknown_status() {
+    let double = populated().await;
+    double.add_cloud_snapshot(GROUP, RS, CLOUD_SNAP_RS, at(1), "done");
+}
+
+#[tokio::test]
+async fn faults_apply_to_the_cloud_routes() {
+    let fixture = cloud_fixture().await;
+    let double = &fixture.double;
+    let create = Route::CreateCloudRestoreJob;
+    double.push_fault(
+        create,
+        Fault::Status {
+            status: 429,
+            error_code: "RATE_LIMITED".into(),
+            retry_after: Some(3),
+        },
+    );
+    double.push_fault(create, Fault::DropBeforeBody);
+    double.push_fault(create, Fault::DropAfterBody);
+    double.push_fault(
+        create,
+        Fault::NonJson {
+            status: 502,
+            body: "<html>Bad Gateway</html>".into(),
+            process: false,
+        },
+    );
+    double.push_fault(
+        create,
+        Fault::NonJson {
+            status: 200,
+            body: "OK".into(),
+            process: true,
+        },
+    );
+    double.push_fault(
+        create,
+        Fault::CreateThenFail {
+            status: 500,
+            error_code: "UNEXPECTED_ERROR".into(),
+        },
+    );
+    double.push_fault(create, Fault::CreateThenDrop);
+    // A legacy fault does not touch the cloud routes.
+    double.push_fault(
+        Route::CreateRestoreJob,
+        Fault::Status {
+            status: 503,
+            error_code: "UNEXPECTED_ERROR".into(),
+            retry_after: None,
+        },
+    );
+    let path = cloud_jobs_path(GROUP, RS);
+    let body = cloud_download(CLOUD_SNAP_RS);
+
+    let limited = fixture.cloud_post(&path, &body).await;
+    assert_api_error(&limited, 429, "RATE_LIMITED");
+    assert_eq!(limited.header("retry-after"), Some("3"));
+    assert!(fixture.try_cloud_post(&path, &body).await.is_err());
+    assert!(fixture.try_cloud_post(&path, &body).await.is_err());
+    let recorded = double.requests_on(create);
+    assert!(recorded[1].body.is_empty(), "dropped before the body");
+    assert_eq!(recorded[2].body, body.to_string().into_bytes());
+    assert_eq!((recorded[1].status, recorded[2].status), (None, None));
+    let gateway = fixture.cloud_post(&path, &body).await;
+    assert_eq!(
+        (gateway.status, gateway.text.as_str()),
+        (502, "<html>Bad Gateway</html>")
+    );
+    assert_eq!(double.created_cloud_jobs(), 0, "nothing processed so far");
+    assert_eq!(double.authenticated_posts(create), 0);
+
+    let ok = fixture.cloud_post(&path, &body).await;
+    assert_eq!((ok.status, ok.text.as_str()), (200, "OK"));
+    assert_eq!(
+        double.created_cloud_jobs(),
+        1,
+        "processed, then a non-JSON answer"
+    );
+    let failed = fixture.cloud_post(&path, &body).await;
+    assert_api_error(&failed, 500, "UNEXPECTED_ERROR");
+    assert_eq!(double.created_cloud_jobs(), 2);
+    assert!(fixture.try_cloud_post(&path, &body).await.is_err());
+    assert_eq!(double.created_cloud_jobs(), 3);
+    assert_eq!(double.authenticated_posts(create), 3);
+    let listed = fixture.cloud_get(&path).await.json();
+    assert_eq!(listed["totalCount"], 3, "reconciliation can find the jobs");
+    assert_eq!(
+        double.pending_faults(),
+        1,
+        "the legacy fault is still queued"
+    );
+    assert_eq!(fixture.cloud_post(&path, &body).await.status, 200);
+
+    for route in [
+        Route::ListCloudRestoreJobs,
+        Route::GetCloudRestoreJob,
+        Route::ListCloudSnapshots,
+    ] {
+        double.push_fault(
+            route,
+            Fault::Status {
+                status: 503,
+                error_code: "SERVICE_UNAVAILABLE".into(),
+                retry_after: Some(1),
+            },
+        );
+    }
+    let id = double.cloud_jobs()[0]["id"].as_str().unwrap().to_owned();
+    for path in [
+        cloud_jobs_path(GROUP, RS),
+        format!("{}/{id}", cloud_jobs_path(GROUP, RS)),
+        cloud_snapshots_path(GROUP, RS),
+    ] {
+        let answer = fixture.cloud_get(&path).await;
+        assert_api_error(&answer, 503, "SERVICE_UNAVAILABLE");
+        assert_eq!(answer.header("retry-after"), Some("1"));
+        assert_eq!(fixture.cloud_get(&path).await.status, 200, "{path}");
+    }
+    assert_eq!(double.pending_faults(), 1);
+}
+
+#[tokio::test]
+async fn delays_apply_to_cloud_creates() {
+    let fixture = cloud_fixture().await;
+    let delay = Duration::from_millis(600);
+    fixture
+        .double
+        .push_fault(Route::CreateCloudRestoreJob, Fault::ProcessThenDelay(delay));
+    let request = fixture
+        .client
+        .post(fixture.url(&cloud_jobs_path(GROUP, RS)))
+        .bearer_auth(&fixture.token)
+        .header("accept", VERSIONED)
+        .header("content-type", VERSIONED)
+        .body(cloud_download(CLOUD_SNAP_RS).to_string());
+    let started = Instant::now();
+    let pending = tokio::spawn(async move { request.send().await.unwrap().status().as_u16() });
+    wait_until("the cloud job is created", || {
+        fixture.double.created_cloud_jobs() == 1
+    })
+    .await;
+    assert!(
+        started.elapsed() < delay,
+        "the machine is too slow for this test"
+    );
+    assert!(!pending.is_finished(), "the answer is held back");
+    assert_eq!(pending.await.unwrap(), 200);
+    assert!(started.elapsed() >= delay);
+}
+
+#[tokio::test]
+async fn cloud_paths_methods_envelope_and_recording() {
+    let fixture = cloud_fixture().await;
+    let double = &fixture.double;
+    let job = fixture.cloud_job(RS, &cloud_download(CLOUD_SNAP_RS)).await;
+    let id = job["id"].as_str().unwrap();
+    let versioned = [("accept", VERSIONED)];
+    let cancel = fixture
+        .send_with(
+            Method::DELETE,
+            &format!("{}/{id}", cloud_jobs_path(GROUP, RS)),
+            &versioned,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_api_error(&cancel, 405, "METHOD_NOT_ALLOWED");
+    assert_eq!(cancel.header("allow"), Some("GET"));
+    let take = fixture
+        .send_with(
+            Method::POST,
+            &cloud_snapshots_path(GROUP, RS),
+            &versioned,
+            Some("{}".into()),
+        )
+        .await
+        .unwrap();
+    assert_api_error(&take, 405, "METHOD_NOT_ALLOWED");
+    let put = fixture
+        .send_with(Method::PUT, &cloud_jobs_path(GROUP, RS), &versioned, None)
+        .await
+        .unwrap();
+    assert_eq!(put.header("allow"), Some("GET, POST"));
+    let unknown = fixture
+        .cloud_get(&format!(
+            "/api/atlas/v2/groups/{GROUP}/clusters/{RS}/backup/exports"
+        ))
+        .await;
+    assert_api_error(&unknown, 404, "RESOURCE_NOT_FOUND");
+    assert_eq!(double.requests().last().unwrap().route, None);
+
+    let enveloped = fixture
+        .cloud_post(
+            &format!("{}?envelope=true&pretty=true", cloud_jobs_path(GROUP, RS)),
+            &cloud_download(CLOUD_SNAP_RS),
+        )
+        .await;
+    assert_eq!(enveloped.status, 200);
+    assert!(enveloped.text.contains("\n  "), "{}", enveloped.text);
+    let body = enveloped.json();
+    assert_eq!(body["status"], 200);
+    assert_valid("DiskBackupSnapshotRestoreJob", &body["content"]);
+    let missing = fixture
+        .cloud_get(&format!("{}?envelope=true", cloud_jobs_path(GROUP, "Nope")))
+        .await
+        .json();
+    assert_eq!(
+        (&missing["status"], &missing["content"]["errorCode"]),
+        (&json!(404), &json!("CLUSTER_NOT_FOUND"))
+    );
+
+    let recorded = double.requests_on(Route::CreateCloudRestoreJob);
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(recorded[0].method, "POST");
+    assert_eq!(recorded[0].path, cloud_jobs_path(GROUP, RS));
+    assert!(
+        recorded[0]
+            .headers
+            .iter()
+            .any(|(n, v)| n == "accept" && v == VERSIONED)
+    );
+    assert_eq!(
+        recorded[1].query.as_deref(),
+        Some("envelope=true&pretty=true")
+    );
+    assert_eq!(double.requests_on(Route::ListCloudRestoreJobs).len(), 1);
+    assert_eq!(double.requests_on(Route::ListCloudSnapshots).len(), 0);
+    assert_eq!(double.requests_on(Route::GetCloudRestoreJob).len(), 0);
 }

@@ -1,8 +1,9 @@
 //! A test double of the MongoDB Atlas Admin API, served over real HTTP on `127.0.0.1`.
 //!
 //! It covers what this project touches (see `tests/fixtures/atlas/NOTES.md`): legacy restore jobs
-//! (create, list, get), legacy snapshots, the project's clusters, HTTP Digest with API keys and
-//! OAuth 2.0 client credentials with service accounts. Faults can be queued per route to make the
+//! (create, list, get), legacy snapshots, the project's clusters, Cloud Backup (v2) restore jobs
+//! (create, list, get) and cloud snapshots (list), HTTP Digest with API keys and OAuth 2.0 client
+//! credentials with service accounts. Faults can be queued per route to make the
 //! double answer errors, non-JSON bodies, slow answers, or drop the connection before or after
 //! processing. Every request is recorded.
 //!
@@ -20,9 +21,15 @@
 //!   `status` field added; any other body becomes `{"status": <status>, "content": <body>}`. The
 //!   401 answers of authentication are never enveloped, so Digest keeps working.
 //! - `GET .../snapshots` defaults to `completed=true` like Atlas (`all` and `false` also accepted).
+//! - Cloud Backup (v2) routes (`/api/atlas/v2/.../backup/...`) want `Accept:
+//!   application/vnd.atlas.2023-01-01+json` (else 406 `INVALID_VERSION_DATE`) and answer with that
+//!   media type; their errors stay `application/json`, as in the OpenAPI definition. Cloud
+//!   snapshots ([`AtlasDouble::add_cloud_snapshot`]) and cloud jobs are separate from legacy ones.
+//!   The rules and error codes are in `atlas_double/cloud.rs`.
 
 mod api;
 mod auth;
+mod cloud;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::error::Error;
@@ -60,6 +67,27 @@ pub enum Route {
     ListSnapshots,
     ListClusters,
     Token,
+    /// `POST /api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/restoreJobs`.
+    CreateCloudRestoreJob,
+    /// `GET /api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/restoreJobs`.
+    ListCloudRestoreJobs,
+    /// `GET /api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/restoreJobs/{id}`.
+    GetCloudRestoreJob,
+    /// `GET /api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots`.
+    ListCloudSnapshots,
+}
+
+/// The state of a cloud restore job, as set by [`AtlasDouble::set_cloud_job_state`]. It replaces
+/// the job's whole state: `finished_at: None` removes `finishedAt`, and `delivery_url: None` puts
+/// a `download` job back to "not ready" (`deliveryUrl: []`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CloudJobState {
+    pub finished_at: Option<DateTime<Utc>>,
+    pub failed: bool,
+    pub cancelled: bool,
+    pub expired: bool,
+    /// `deliveryUrl`; for a sharded cluster also `components[i].downloadUrl`, in order.
+    pub delivery_url: Option<Vec<String>>,
 }
 
 /// A misbehaviour queued with [`AtlasDouble::push_fault`], consumed by one authenticated request.
@@ -213,6 +241,84 @@ impl AtlasDouble {
         });
     }
 
+    /// A cloud backup snapshot of an existing cluster (separate from legacy snapshots). `status`
+    /// is one of `queued`, `inProgress`, `completed`, `failed` (panics otherwise).
+    pub fn add_cloud_snapshot(
+        &self,
+        group_id: &str,
+        cluster_name: &str,
+        snapshot_id: &str,
+        created_at: DateTime<Utc>,
+        status: &str,
+    ) {
+        assert!(
+            cloud::SNAPSHOT_STATUSES.contains(&status),
+            "add_cloud_snapshot: status {status} is not one of {:?}",
+            cloud::SNAPSHOT_STATUSES
+        );
+        let mut state = self.lock();
+        assert!(
+            state.cluster(group_id, cluster_name).is_some(),
+            "add_cloud_snapshot: no cluster {cluster_name} in group {group_id}"
+        );
+        state.cloud_snapshots.push(CloudSnapshot {
+            group_id: group_id.to_owned(),
+            cluster_name: cluster_name.to_owned(),
+            id: snapshot_id.to_owned(),
+            created_at,
+            status: status.to_owned(),
+        });
+    }
+
+    /// Sets a cloud restore job's `finishedAt`, `failed`, `cancelled`, `expired` and (download
+    /// jobs) `deliveryUrl`. Panics on an unknown job.
+    pub fn set_cloud_job_state(&self, job_id: &str, job_state: CloudJobState) {
+        let mut state = self.lock();
+        let job = state
+            .cloud_jobs
+            .iter_mut()
+            .find(|job| job.value["id"] == job_id)
+            .unwrap_or_else(|| panic!("set_cloud_job_state: no cloud job {job_id}"));
+        cloud::apply_state(&mut job.value, &job_state);
+    }
+
+    /// Every cloud restore job created, as served now, in creation order.
+    pub fn cloud_jobs(&self) -> Vec<Value> {
+        let state = self.lock();
+        state
+            .cloud_jobs
+            .iter()
+            .map(|job| job.value.clone())
+            .collect()
+    }
+
+    /// Number of cloud restore jobs created (one per accepted create, sharded clusters included).
+    pub fn created_cloud_jobs(&self) -> usize {
+        self.lock().cloud_jobs.len()
+    }
+
+    /// When the double created a cloud restore job. `DiskBackupSnapshotRestoreJob` has no
+    /// creation time and Atlas does not send one (the v1.0 `createdAt` is gone), so the double
+    /// keeps it here only.
+    pub fn cloud_job_created_at(&self, job_id: &str) -> Option<DateTime<Utc>> {
+        let state = self.lock();
+        let job = state
+            .cloud_jobs
+            .iter()
+            .find(|job| job.value["id"] == job_id)?;
+        Some(job.created_at)
+    }
+
+    /// The body of the request that created a cloud restore job, as JSON.
+    pub fn cloud_job_request_body(&self, job_id: &str) -> Option<Value> {
+        let state = self.lock();
+        let job = state
+            .cloud_jobs
+            .iter()
+            .find(|job| job.value["id"] == job_id)?;
+        serde_json::from_slice(&job.request_body).ok()
+    }
+
     /// Lifetime of access tokens issued from now on (default 3600 s).
     pub fn set_token_ttl(&self, ttl: Duration) {
         self.lock().token_ttl = ttl;
@@ -335,6 +441,8 @@ struct State {
     clusters: Vec<Cluster>,
     snapshots: Vec<Snapshot>,
     jobs: Vec<Job>,
+    cloud_snapshots: Vec<CloudSnapshot>,
+    cloud_jobs: Vec<CloudJob>,
     nonces: HashMap<String, Nonce>,
     tokens: HashMap<String, Token>,
     token_ttl: Duration,
@@ -369,6 +477,24 @@ struct Job {
     request_body: Vec<u8>,
 }
 
+struct CloudSnapshot {
+    group_id: String,
+    cluster_name: String,
+    id: String,
+    created_at: DateTime<Utc>,
+    status: String,
+}
+
+struct CloudJob {
+    group_id: String,
+    cluster_name: String,
+    value: Value,
+    request_body: Vec<u8>,
+    created_at: DateTime<Utc>,
+    /// `(targetGroupId, targetClusterName)` for `automated` and `pointInTime` jobs.
+    target: Option<(String, String)>,
+}
+
 struct Nonce {
     issued: Instant,
     expired: bool,
@@ -392,6 +518,8 @@ impl State {
             clusters: Vec::new(),
             snapshots: Vec::new(),
             jobs: Vec::new(),
+            cloud_snapshots: Vec::new(),
+            cloud_jobs: Vec::new(),
             nonces: HashMap::new(),
             tokens: HashMap::new(),
             token_ttl: Duration::from_secs(3600),
@@ -435,6 +563,8 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 struct Reply {
     status: u16,
     body: ReplyBody,
+    /// `Content-Type` of a JSON body.
+    media_type: &'static str,
     headers: Vec<(&'static str, String)>,
     /// False for answers that `envelope=true` must not wrap (authentication, OAuth).
     envelope: bool,
@@ -450,6 +580,7 @@ impl Reply {
         Reply {
             status,
             body: ReplyBody::Json(body),
+            media_type: "application/json",
             headers: Vec::new(),
             envelope: true,
         }
@@ -459,6 +590,7 @@ impl Reply {
         Reply {
             status,
             body: ReplyBody::Text(body),
+            media_type: "application/json",
             headers: Vec::new(),
             envelope: false,
         }
@@ -485,6 +617,12 @@ impl Reply {
 
     fn no_envelope(mut self) -> Reply {
         self.envelope = false;
+        self
+    }
+
+    /// A JSON body served as `application/vnd.atlas.2023-01-01+json` (v2 success answers).
+    fn versioned(mut self) -> Reply {
+        self.media_type = cloud::VERSIONED_MEDIA_TYPE;
         self
     }
 }
@@ -515,7 +653,7 @@ fn render(reply: Reply, envelope: bool, pretty: bool) -> (u16, Response<Full<Byt
             } else {
                 serde_json::to_string(&body)
             };
-            (status, "application/json", text.expect("JSON renders"))
+            (status, reply.media_type, text.expect("JSON renders"))
         }
         ReplyBody::Text(text) => (reply.status, "text/plain; charset=utf-8", text),
     };
@@ -689,8 +827,9 @@ impl Exchange {
         match target {
             api::Target::Api(route, params) => {
                 let query = self.query.clone();
+                let headers = self.headers.clone();
                 self.run(route, body, move |state, bytes| {
-                    api::process(state, route, &params, &query, bytes)
+                    api::process(state, route, &params, &query, &headers, bytes)
                 })
                 .await
             }

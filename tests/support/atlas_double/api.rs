@@ -1,9 +1,10 @@
 //! The Atlas routes: resolution, query parameters, pages and the restore-job rules.
 
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, TimeZone, Utc};
+use hyper::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use super::{Cluster, Job, Reply, Route, State, random_hex};
+use super::{Cluster, Job, Reply, Route, State, cloud, random_hex};
 
 const V1: &str = "/api/atlas/v1.0";
 const MAX_ITEMS_PER_PAGE: usize = 500;
@@ -35,9 +36,9 @@ impl Target {
 }
 
 pub(super) struct Params {
-    group_id: String,
-    cluster_name: String,
-    job_id: String,
+    pub(super) group_id: String,
+    pub(super) cluster_name: String,
+    pub(super) job_id: String,
 }
 
 pub(super) fn resolve(method: &str, path: &str) -> Target {
@@ -118,6 +119,69 @@ pub(super) fn resolve(method: &str, path: &str) -> Target {
             _,
             "snapshots",
         ] => Target::MethodNotAllowed("GET"),
+        [
+            "api",
+            "atlas",
+            "v2",
+            "groups",
+            group,
+            "clusters",
+            cluster,
+            "backup",
+            "restoreJobs",
+        ] => match method {
+            "GET" => Target::Api(Route::ListCloudRestoreJobs, params(group, cluster, "")),
+            "POST" => Target::Api(Route::CreateCloudRestoreJob, params(group, cluster, "")),
+            _ => Target::MethodNotAllowed("GET, POST"),
+        },
+        [
+            "api",
+            "atlas",
+            "v2",
+            "groups",
+            group,
+            "clusters",
+            cluster,
+            "backup",
+            "restoreJobs",
+            job,
+        ] if get => Target::Api(Route::GetCloudRestoreJob, params(group, cluster, job)),
+        [
+            "api",
+            "atlas",
+            "v2",
+            "groups",
+            group,
+            "clusters",
+            cluster,
+            "backup",
+            "snapshots",
+        ] if get => Target::Api(Route::ListCloudSnapshots, params(group, cluster, "")),
+        // Atlas also cancels a job (DELETE) and takes an on-demand snapshot (POST) here; the double
+        // does neither.
+        [
+            "api",
+            "atlas",
+            "v2",
+            "groups",
+            _,
+            "clusters",
+            _,
+            "backup",
+            "restoreJobs",
+            _,
+        ]
+        | [
+            "api",
+            "atlas",
+            "v2",
+            "groups",
+            _,
+            "clusters",
+            _,
+            "backup",
+            "snapshots",
+        ] => Target::MethodNotAllowed("GET"),
         _ => Target::NotFound,
     }
 }
@@ -159,7 +223,7 @@ impl Query {
         )
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -181,7 +245,7 @@ impl Query {
         }
     }
 
-    fn paging(&self) -> Result<Paging, Reply> {
+    pub(super) fn paging(&self) -> Result<Paging, Reply> {
         let number = |name: &str, default: usize, max: usize| match self.get(name) {
             None => Ok(default),
             Some(text) => match text.parse::<usize>() {
@@ -197,13 +261,13 @@ impl Query {
     }
 }
 
-struct Paging {
+pub(super) struct Paging {
     items_per_page: usize,
     page_num: usize,
     include_count: bool,
 }
 
-fn invalid_query(name: &str) -> Reply {
+pub(super) fn invalid_query(name: &str) -> Reply {
     Reply::api_error(
         400,
         "INVALID_QUERY_PARAMETER",
@@ -211,7 +275,7 @@ fn invalid_query(name: &str) -> Reply {
     )
 }
 
-fn invalid_attribute(name: &str) -> Reply {
+pub(super) fn invalid_attribute(name: &str) -> Reply {
     Reply::api_error(
         400,
         "INVALID_ATTRIBUTE",
@@ -236,7 +300,7 @@ pub(super) fn method_not_allowed(allow: &'static str) -> Reply {
     .header("allow", allow)
 }
 
-fn group_not_found(group_id: &str) -> Reply {
+pub(super) fn group_not_found(group_id: &str) -> Reply {
     Reply::api_error(
         404,
         "GROUP_NOT_FOUND",
@@ -244,7 +308,7 @@ fn group_not_found(group_id: &str) -> Reply {
     )
 }
 
-fn cluster_not_found(group_id: &str, name: &str) -> Reply {
+pub(super) fn cluster_not_found(group_id: &str, name: &str) -> Reply {
     Reply::api_error(
         404,
         "CLUSTER_NOT_FOUND",
@@ -252,11 +316,11 @@ fn cluster_not_found(group_id: &str, name: &str) -> Reply {
     )
 }
 
-fn rfc3339(time: DateTime<Utc>) -> String {
+pub(super) fn rfc3339(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn is_hex24(text: &str) -> bool {
+pub(super) fn is_hex24(text: &str) -> bool {
     text.len() == 24 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
@@ -266,6 +330,7 @@ pub(super) fn process(
     route: Route,
     params: &Params,
     query: &Query,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> Reply {
     let result = match route {
@@ -274,12 +339,16 @@ pub(super) fn process(
         Route::GetRestoreJob => get_restore_job(state, params),
         Route::ListSnapshots => list_snapshots(state, params, query),
         Route::ListClusters => list_clusters(state, params, query),
+        Route::CreateCloudRestoreJob => cloud::create_restore_job(state, params, headers, body),
+        Route::ListCloudRestoreJobs => cloud::list_restore_jobs(state, params, headers, query),
+        Route::GetCloudRestoreJob => cloud::get_restore_job(state, params, headers),
+        Route::ListCloudSnapshots => cloud::list_snapshots(state, params, headers, query),
         Route::Token => unreachable!("the token route is served by auth"),
     };
     result.unwrap_or_else(|reply| reply)
 }
 
-fn find_cluster(state: &State, group_id: &str, name: &str) -> Result<Cluster, Reply> {
+pub(super) fn find_cluster(state: &State, group_id: &str, name: &str) -> Result<Cluster, Reply> {
     if !state.groups.iter().any(|g| g == group_id) {
         return Err(group_not_found(group_id));
     }
@@ -294,7 +363,7 @@ fn cluster_path(group_id: &str, cluster_name: &str) -> String {
 }
 
 /// A page `{links, results, totalCount}` of `items` (all items, before paging).
-fn page(base_url: &str, path: &str, paging: &Paging, items: Vec<Value>) -> Value {
+pub(super) fn page(base_url: &str, path: &str, paging: &Paging, items: Vec<Value>) -> Value {
     let total = items.len();
     let start = paging
         .items_per_page
@@ -333,7 +402,7 @@ enum Point {
     Millis(i64),
 }
 
-fn present<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(super) fn present<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     body.get(key).filter(|v| !v.is_null())
 }
 
