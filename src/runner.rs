@@ -412,10 +412,19 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         let source = &submission.request.command.source;
         let mut credentials_refreshed = false;
         loop {
-            let answer = self
-                .atlas
-                .create_legacy_restore_job(source, &submission.body, submission.submit_deadline)
-                .await;
+            let (body, deadline) = (&submission.body, submission.submit_deadline);
+            let answer = match &submission.job {
+                ResolvedRestore::Legacy(_) => {
+                    self.atlas
+                        .create_legacy_restore_job(source, body, deadline)
+                        .await
+                }
+                ResolvedRestore::Cloud(_) => {
+                    self.atlas
+                        .create_cloud_restore_job(source, body, deadline)
+                        .await
+                }
+            };
             match answer {
                 CreateAnswer::Created { http_status, jobs } => {
                     return Ok(self.submitted(submission, Some(http_status), jobs, false));

@@ -772,3 +772,67 @@ async fn a_missing_required_variable_fails_start_up_naming_it() {
         function.output()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_restores_through_the_webhook_and_a_schedule() {
+    let e2e = E2e::start(&[]).await;
+    let mut approved = command(Some("cloud-approval"));
+    approved["backupType"] = json!("cloud");
+    approved["restore"] = json!({"deliveryType": "automated", "snapshotId": SNAPSHOT, "targetGroupId": GROUP, "targetClusterName": "orders-drill"});
+    let (status, outcome) = e2e.http(signed(&approved)).await;
+    assert_eq!(
+        (
+            status,
+            outcome["outcome"].as_str(),
+            outcome["backupType"].as_str()
+        ),
+        (202, Some("SUBMITTED"), Some("cloud")),
+        "{outcome}"
+    );
+    assert_eq!(e2e.stack.atlas.created_cloud_jobs(), 1);
+
+    let drill = json!({"groupId": GROUP, "clusterName": "orders", "backupType": "cloud",
+        "restore": {"deliveryType": "pointInTime", "targetGroupId": GROUP, "targetClusterName": "orders-copy"},
+        "restorePoint": {"minutesAgo": 15}});
+    e2e.stack
+        .atlas
+        .add_cluster(GROUP, "orders-copy", "6a0000000000000000000003", 0);
+    let outcome = e2e
+        .answer(json!({"schedule": {"executionId": "cloud-exec-1"}, "command": drill}))
+        .await;
+    assert_eq!(
+        (outcome["outcome"].as_str(), outcome["trigger"].as_str()),
+        (Some("SUBMITTED"), Some("schedule")),
+        "{outcome}"
+    );
+    assert!(outcome["restore"]["pointInTimeUTCSeconds"].is_i64());
+    assert_eq!(e2e.stack.atlas.created_cloud_jobs(), 2);
+
+    let mut live = drill.clone();
+    live["restore"]["targetClusterName"] = json!("orders-live");
+    let outcome = e2e
+        .answer(json!({"schedule": {"executionId": "cloud-exec-2"}, "command": live}))
+        .await;
+    assert_eq!(
+        code_list(&outcome),
+        vec!["PROTECTED_TARGET"],
+        "pointInTime onto a protected cluster"
+    );
+    assert_eq!(e2e.stack.atlas.created_cloud_jobs(), 2);
+    let kinds: Vec<String> = e2e
+        .published(3)
+        .await
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["outcome"].as_str().unwrap(),
+                p["backupType"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["SUBMITTED cloud", "SUBMITTED cloud", "REJECTED cloud"]
+    );
+}

@@ -71,6 +71,21 @@ impl World {
             true,
         );
 
+        atlas.add_cloud_snapshot(
+            GROUP,
+            "orders",
+            SNAPSHOT,
+            Utc::now() - chrono::Duration::hours(6),
+            "completed",
+        );
+        atlas.add_cloud_snapshot(
+            GROUP,
+            "orders",
+            NEWER_SNAPSHOT,
+            Utc::now() - chrono::Duration::hours(1),
+            "completed",
+        );
+
         let moto = moto();
         let sdk = moto.sdk_config().await;
         aws_sdk_secretsmanager::Client::new(&sdk)
@@ -934,4 +949,120 @@ async fn no_secret_reaches_a_log_line_an_outcome_a_notification_or_the_table() {
             assert!(!text.contains(secret.as_str()), "a secret reached {place}");
         }
     }
+}
+
+fn cloud_command(restore: Value, restore_point: Value) -> RestoreCommand {
+    let value = json!({"groupId": GROUP, "clusterName": "orders", "backupType": "cloud", "restore": restore, "restorePoint": restore_point});
+    RestoreCommand::from_value(&value, Utc::now()).unwrap()
+}
+
+fn cloud_automated() -> Value {
+    json!({"deliveryType": "automated", "snapshotId": SNAPSHOT, "targetGroupId": GROUP, "targetClusterName": "orders-drill"})
+}
+
+#[tokio::test]
+async fn a_cloud_restore_is_submitted_once_and_a_busy_target_fails_verbatim() {
+    let world = World::new().await;
+    let runner = world.runner();
+    let report = run(
+        &runner,
+        &request(cloud_command(cloud_automated(), Value::Null), "cloud-1"),
+    )
+    .await;
+    assert_eq!(kind(&report), OutcomeKind::Submitted);
+    assert_eq!(report.outcome.backup_type.as_deref(), Some("cloud"));
+    assert_eq!(
+        report.outcome.atlas.as_ref().unwrap().jobs[0]
+            .target_cluster_name
+            .as_deref(),
+        Some("orders-drill")
+    );
+    assert_eq!(world.atlas.created_cloud_jobs(), 1);
+    assert_eq!(
+        kind(
+            &run(
+                &runner,
+                &request(cloud_command(cloud_automated(), Value::Null), "cloud-1")
+            )
+            .await
+        ),
+        OutcomeKind::Duplicate
+    );
+
+    // Another request into the same target while the first restore runs: Atlas refuses it.
+    let busy = run(
+        &runner,
+        &request(cloud_command(cloud_automated(), Value::Null), "cloud-2"),
+    )
+    .await;
+    assert_eq!(kind(&busy), OutcomeKind::Failed);
+    let atlas = busy.outcome.atlas.as_ref().unwrap();
+    assert_eq!(
+        (atlas.http_status, atlas.error_code.as_deref()),
+        (Some(409), Some("ATLAS_CLUSTER_RESTORE_IN_PROGRESS"))
+    );
+    assert_eq!(world.atlas.created_cloud_jobs(), 1);
+    assert_eq!(
+        world.atlas.created_jobs(),
+        0,
+        "nothing on the legacy endpoint"
+    );
+}
+
+#[tokio::test]
+async fn a_cloud_job_created_behind_a_500_is_adopted() {
+    let world = World::new().await;
+    world.atlas.push_fault(
+        Route::CreateCloudRestoreJob,
+        Fault::CreateThenFail {
+            status: 500,
+            error_code: "UNEXPECTED_ERROR".into(),
+        },
+    );
+    let report = run(
+        &world.runner(),
+        &request(cloud_command(cloud_automated(), Value::Null), "cloud-500"),
+    )
+    .await;
+    assert_eq!(kind(&report), OutcomeKind::Submitted);
+    assert!(report.outcome.atlas.as_ref().unwrap().reconciled);
+    assert_eq!(world.atlas.created_cloud_jobs(), 1);
+    assert_eq!(
+        world
+            .atlas
+            .authenticated_posts(Route::CreateCloudRestoreJob),
+        1
+    );
+}
+
+#[tokio::test]
+async fn cloud_points_chosen_at_run_time() {
+    let world = World::new().await;
+    let runner = world.runner();
+    let latest = cloud_command(json!({"deliveryType": "download"}), json!("latestSnapshot"));
+    let report = run(&runner, &request(latest, "cloud-latest")).await;
+    assert_eq!(
+        report.outcome.restore.as_ref().unwrap()["snapshotId"],
+        NEWER_SNAPSHOT
+    );
+    let minutes = cloud_command(
+        json!({"deliveryType": "pointInTime", "targetGroupId": GROUP, "targetClusterName": "orders-drill"}),
+        json!({"minutesAgo": 30}),
+    );
+    let before = Utc::now().timestamp();
+    let report = run(&runner, &request(minutes, "cloud-minutes")).await;
+    assert_eq!(
+        kind(&report),
+        OutcomeKind::Submitted,
+        "{:?}",
+        report.outcome
+    );
+    let seconds = report.outcome.restore.as_ref().unwrap()["pointInTimeUTCSeconds"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        (before - 1800 - 5..=Utc::now().timestamp() - 1800).contains(&seconds),
+        "seconds, not milliseconds"
+    );
+    assert_eq!(world.atlas.created_cloud_jobs(), 2);
 }

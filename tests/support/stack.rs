@@ -57,6 +57,21 @@ impl Stack {
             true,
         );
 
+        atlas.add_cloud_snapshot(
+            GROUP,
+            "orders",
+            SNAPSHOT,
+            Utc::now() - chrono::Duration::hours(6),
+            "completed",
+        );
+        atlas.add_cloud_snapshot(
+            GROUP,
+            "orders",
+            NEWER_SNAPSHOT,
+            Utc::now() - chrono::Duration::hours(1),
+            "completed",
+        );
+
         let moto = moto();
         let sdk = moto.sdk_config().await;
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
