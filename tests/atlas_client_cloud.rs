@@ -165,9 +165,12 @@ async fn each_delivery_type_creates_one_job_with_the_versioned_media_type() {
     }
 }
 
+/// A fault, the answer class it must produce, and how many jobs it leaves.
+type Case = (Fault, fn(&CreateAnswer) -> bool, usize);
+
 #[tokio::test]
 async fn cloud_answer_classes_are_those_of_the_contract() {
-    let cases: Vec<(Fault, fn(&CreateAnswer) -> bool, usize)> = vec![
+    let cases: Vec<Case> = vec![
         (
             Fault::Status {
                 status: 400,
