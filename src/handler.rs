@@ -25,6 +25,27 @@ pub struct Invocation {
     pub deadline: DateTime<Utc>,
 }
 
+impl Invocation {
+    /// The invocation's deadline from `Lambda-Runtime-Deadline-Ms`. Lambda sends epoch
+    /// milliseconds; `cargo lambda watch` sends the time budget instead (600000, ten minutes),
+    /// which read as epoch milliseconds is 1970. A value too small to be a date after 2001 is
+    /// therefore read as a budget from `now`.
+    pub fn deadline_from_header(deadline_ms: u64, now: DateTime<Utc>) -> DateTime<Utc> {
+        const EARLIEST_EPOCH_DEADLINE_MS: u64 = 1_000_000_000_000;
+        let as_epoch = i64::try_from(deadline_ms)
+            .ok()
+            .and_then(DateTime::<Utc>::from_timestamp_millis);
+        match as_epoch {
+            Some(deadline) if deadline_ms >= EARLIEST_EPOCH_DEADLINE_MS => deadline,
+            _ => {
+                now + chrono::Duration::milliseconds(
+                    i64::try_from(deadline_ms.min(EARLIEST_EPOCH_DEADLINE_MS)).unwrap_or(0),
+                )
+            }
+        }
+    }
+}
+
 /// A dependency failed: the invocation fails so Lambda retries it (and, after the retries,
 /// the event reaches the dead-letter destination).
 #[derive(Debug, thiserror::Error)]
@@ -683,6 +704,21 @@ fn log_outcome(report: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_is_epoch_milliseconds_or_a_budget_from_cargo_lambda_watch() {
+        let now: DateTime<Utc> = "2026-11-28T17:06:15Z".parse().unwrap();
+        let epoch = now.timestamp_millis() as u64 + 30_000;
+        assert_eq!(
+            Invocation::deadline_from_header(epoch, now),
+            now + chrono::Duration::seconds(30)
+        );
+        assert_eq!(
+            Invocation::deadline_from_header(600_000, now),
+            now + chrono::Duration::minutes(10)
+        );
+        assert_eq!(Invocation::deadline_from_header(0, now), now);
+    }
 
     #[test]
     fn the_metric_line_is_embedded_metric_format() {

@@ -14,7 +14,7 @@ use atlas_restore_runner::ports::SystemClock;
 use atlas_restore_runner::runner::{Runner, RunnerSettings};
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -66,10 +66,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let (payload, context) = event.into_parts();
-        let deadline = i64::try_from(context.deadline)
-            .ok()
-            .and_then(DateTime::<Utc>::from_timestamp_millis)
-            .unwrap_or_else(|| Utc::now() + chrono::Duration::seconds(30));
+        let deadline = Invocation::deadline_from_header(context.deadline, Utc::now());
         let invocation = Invocation {
             request_id: context.request_id,
             deadline,
