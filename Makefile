@@ -7,18 +7,44 @@ VENV_STAMP  := $(VENV)/.installed-$(shell cksum < tests/requirements.txt | cut -
 CARGO       ?= cargo
 export ATLAS_RUNNER_PYTHON := $(abspath $(PYTHON))
 
-.PHONY: test demo lint fmt check-fmt clippy unit venv clean
+.PHONY: test demo lint fmt check-fmt clippy unit venv clean build deploy lint-infra
 
 ## test: everything CI runs (format, lints, every test)
 # (clippy --all-targets also builds the demo example; `cargo test` runs lib, bin and tests/)
 # (examples are built first: the Runtime API harness's tests run examples/hello_lambda)
-test: check-fmt clippy venv
+test: check-fmt clippy venv lint-infra
 	$(CARGO) build --examples
 	$(CARGO) test --lib --bins --tests
 
-## demo: a restore command validated and submitted to a local Atlas double, end to end
-demo:
+## demo: every sample in events/ sent to the function under `cargo lambda watch`, on 127.0.0.1,
+## against moto and the Atlas double; prints each answer and what reached the topic, then stops
+# (cargo-lambda comes from PyPI into .venv, pinned in requirements-demo.txt)
+demo: demo-venv
 	$(CARGO) run --quiet --example demo
+
+## demo-serve: the same, then stays up (on 127.0.0.1:9000 when free) for `make invoke` until Ctrl-C
+demo-serve: demo-venv
+	$(CARGO) run --quiet --example demo -- --serve
+
+## invoke: send one sample to a running function, signed now: make invoke EVENT=events/<file>.json
+##   [ADDRESS=127.0.0.1:9000] (the signing secret: $WEBHOOK_SIGNING_SECRET, else the demo's)
+ADDRESS ?= 127.0.0.1:9000
+DEMO_SIGNING_SECRET := local-demo-signing-secret
+invoke:
+	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/<file>.json [ADDRESS=127.0.0.1:9000]" >&2; exit 2; }
+	WEBHOOK_SIGNING_SECRET="$${WEBHOOK_SIGNING_SECRET:-$(DEMO_SIGNING_SECRET)}" \
+		$(CARGO) run --quiet --example send_event -- "$(EVENT)" --address "$(ADDRESS)"
+
+.PHONY: demo-serve invoke demo-venv
+DEMO_STAMP  := $(VENV)/.demo-installed-$(shell cksum < requirements-demo.txt | cut -d' ' -f1)
+
+demo-venv: $(DEMO_STAMP)
+
+# .venv is remade when tests/requirements.txt changes, which takes this stamp with it.
+$(DEMO_STAMP): $(VENV_STAMP) requirements-demo.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-input -r requirements-demo.txt
+	$(VENV)/bin/cargo-lambda lambda --version
+	touch $@
 
 venv: $(VENV_STAMP)
 
@@ -40,3 +66,33 @@ fmt:
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV)
+	rm -rf $(INFRA_VENV)
+
+# --- infra/ (AWS SAM): build, deploy, lint ------------------------------------------------------
+# cfn-lint and checkov live in a venv of their own (infra/.venv, from infra/requirements.txt), so
+# their pins never meet the test tools' in .venv.
+INFRA_VENV  := infra/.venv
+INFRA_STAMP := $(INFRA_VENV)/.installed-$(shell cksum < infra/requirements.txt | cut -d' ' -f1)
+
+## build: the arm64 bundle infra/template.yaml deploys: target/lambda/bootstrap/bootstrap.zip
+# (cargo-lambda and zig come from PyPI into .venv with the demo's tools: requirements-demo.txt)
+build: demo-venv
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip --lambda-dir target/lambda
+
+## deploy: `sam deploy` of infra/template.yaml; the first time guided (it writes infra/samconfig.toml)
+# Needs the AWS SAM CLI and AWS credentials; nothing else in this Makefile does.
+deploy: build
+	@command -v sam >/dev/null || { echo "make deploy needs the AWS SAM CLI (sam) on PATH; see the README's Deploy section" >&2; exit 1; }
+	cd infra && if [ -f samconfig.toml ]; then sam deploy; else sam deploy --guided; fi
+
+## lint-infra: cfn-lint and checkov on infra/template.yaml, offline, no errors allowed
+# checkov: --skip-download (and BC_SKIP_MAPPING) keep it from fetching guidelines and policies.
+lint-infra: $(INFRA_STAMP)
+	$(INFRA_VENV)/bin/cfn-lint infra/template.yaml
+	BC_SKIP_MAPPING=TRUE $(INFRA_VENV)/bin/checkov --file infra/template.yaml --framework cloudformation --skip-download --compact --quiet
+
+$(INFRA_STAMP): infra/requirements.txt
+	rm -rf $(INFRA_VENV)
+	python3 -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-input -r infra/requirements.txt
+	touch $@
