@@ -342,6 +342,45 @@ async fn a_busy_target_is_refused_409_and_rate_limits_are_waited_out() {
 }
 
 #[tokio::test]
+async fn refused_credentials_are_unauthorized_for_both_methods_and_create_nothing() {
+    let atlas = double().await;
+    let config = || AtlasClientConfig::new(atlas.base_url().parse().unwrap());
+    let wrong_key = AtlasClient::new(
+        config(),
+        AtlasCredentials::ApiKey {
+            public_key: "pub".into(),
+            private_key: Secret::new("wrong"),
+        },
+    )
+    .unwrap();
+    let wrong_secret = AtlasClient::new(
+        config(),
+        AtlasCredentials::ServiceAccount {
+            client_id: "mdb_sa_id_cloud".into(),
+            client_secret: Secret::new("wrong"),
+        },
+    )
+    .unwrap();
+    for client in [wrong_key, wrong_secret] {
+        let answer = client
+            .create_cloud_restore_job(&source(), &automated(), deadline())
+            .await;
+        assert!(
+            matches!(
+                answer,
+                CreateAnswer::Unauthorized {
+                    http_status: 401,
+                    ..
+                }
+            ),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(atlas.created_cloud_jobs(), 0);
+    assert_eq!(posts(&atlas), 0);
+}
+
+#[tokio::test]
 async fn cloud_jobs_and_snapshots_are_listed() {
     let atlas = double().await;
     let (_, client) = clients(&atlas).swap_remove(0);
