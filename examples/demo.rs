@@ -58,7 +58,10 @@ const WARM_UP: &str = "warm-up";
 const SENT_AGAIN: &str = "direct-snapshot-restore.json";
 
 /// What each sample should come to: the outcome kind, or the answer when there is none.
-const EXPECTED: [(&str, &str); 15] = [
+const EXPECTED: [(&str, &str); 18] = [
+    ("cloud-direct-automated.json", "SUBMITTED"),
+    ("cloud-direct-download.json", "SUBMITTED"),
+    ("cloud-schedule-point-in-time.json", "SUBMITTED"),
     ("direct-dry-run.json", "DRY_RUN"),
     ("direct-http-download.json", "SUBMITTED"),
     ("direct-invalid-command.json", "REJECTED"),
@@ -324,20 +327,20 @@ async fn run(started: &mut Started, options: &Options) -> Result<bool, String> {
     atlas.add_api_key(PUBLIC_KEY, PRIVATE_KEY);
     atlas.add_cluster(GROUP, "orders", "6a0000000000000000000001", 0);
     atlas.add_cluster(GROUP, "orders-drill", "6a0000000000000000000002", 0);
+    atlas.add_cluster(GROUP, "orders-copy", "6a0000000000000000000003", 0);
     for (id, hours) in [(SNAPSHOT, 6), (NEWER_SNAPSHOT, 1)] {
-        atlas.add_snapshot(
-            GROUP,
-            "orders",
-            id,
-            Utc::now() - chrono::Duration::hours(hours),
-            true,
-        );
+        let created = Utc::now() - chrono::Duration::hours(hours);
+        atlas.add_snapshot(GROUP, "orders", id, created, true);
+        // The same ids as Cloud Backup snapshots, for the backupType "cloud" samples.
+        atlas.add_cloud_snapshot(GROUP, "orders", id, created, "completed");
     }
     let atlas_url = atlas.base_url();
     started.atlas = Some(atlas);
     line(
         "Atlas double",
-        &format!("{atlas_url}  project {GROUP}: orders (2 snapshots), orders-drill"),
+        &format!(
+            "{atlas_url}  project {GROUP}: orders (2 legacy and 2 cloud snapshots), orders-drill, orders-copy"
+        ),
     );
 
     let pool = Arc::new(MotoPool::new());
@@ -461,7 +464,11 @@ async fn run(started: &mut Started, options: &Options) -> Result<bool, String> {
         }
     }
 
-    let jobs = started.atlas.as_ref().map_or(0, AtlasDouble::created_jobs);
+    // A legacy restore of a sharded cluster is one job per shard; the samples use replica sets.
+    let jobs = started
+        .atlas
+        .as_ref()
+        .map_or(0, |atlas| atlas.created_jobs() + atlas.created_cloud_jobs());
     println!();
     println!(
         "{} samples sent; {published} outcomes reached the topic; the Atlas double holds {jobs} restore job(s) for {submitted} SUBMITTED outcome(s).",

@@ -396,7 +396,8 @@ pub fn of_outcome(outcome: &Value) -> Summary {
         .flatten()
         .map(|job| JobLine {
             id: job["id"].as_str().unwrap_or("?").to_owned(),
-            status: job["statusName"].as_str().unwrap_or("?").to_owned(),
+            // Cloud Backup jobs have no statusName: a new one is simply running.
+            status: job["statusName"].as_str().unwrap_or("running").to_owned(),
             target: job["targetClusterName"]
                 .as_str()
                 .unwrap_or("download")
@@ -524,11 +525,19 @@ pub fn detail_lines(summary: &Summary) -> Vec<(String, String)> {
 
 /// An Atlas restore body on one line: its restore point (a time also shown as such), then
 /// where it goes: `pointInTimeUTCMillis=1795890975120 (2026-11-28T15:36:15Z), AUTOMATED_RESTORE
-/// -> orders-drill`.
+/// -> orders-drill`. Legacy bodies hold the method and target in `delivery`; Cloud Backup
+/// bodies hold `deliveryType` and the target at the top.
 pub fn describe_restore(body: &Value) -> String {
+    const PLACEMENT: [&str; 5] = [
+        "delivery",
+        "deliveryType",
+        "targetClusterName",
+        "targetGroupId",
+        "targetClusterId",
+    ];
     let mut parts = Vec::new();
     for (name, value) in body.as_object().into_iter().flatten() {
-        if name == "delivery" {
+        if PLACEMENT.contains(&name.as_str()) {
             continue;
         }
         let mut part = format!(
@@ -537,20 +546,33 @@ pub fn describe_restore(body: &Value) -> String {
                 .as_str()
                 .map_or_else(|| value.to_string(), str::to_owned)
         );
-        if name == "pointInTimeUTCMillis"
-            && let Some(time) = value
+        let time = match name.as_str() {
+            "pointInTimeUTCMillis" => value
                 .as_i64()
-                .and_then(DateTime::<Utc>::from_timestamp_millis)
-        {
+                .and_then(DateTime::<Utc>::from_timestamp_millis),
+            "pointInTimeUTCSeconds" | "oplogTs" => value
+                .as_i64()
+                .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0)),
+            _ => None,
+        };
+        if let Some(time) = time {
             part.push_str(&format!(" ({})", time.format("%Y-%m-%dT%H:%M:%SZ")));
         }
         parts.push(part);
     }
-    let delivery = &body["delivery"];
-    let method = delivery["methodName"].as_str().unwrap_or("?");
-    parts.push(match delivery["targetClusterName"].as_str() {
-        Some(target) => format!("{method} -> {target}"),
-        None => method.to_owned(),
-    });
+    let delivery = body.get("delivery").unwrap_or(body);
+    let method = delivery["methodName"]
+        .as_str()
+        .or(body["deliveryType"].as_str())
+        .unwrap_or("?");
+    parts.push(
+        match delivery["targetClusterName"]
+            .as_str()
+            .or(delivery["targetClusterId"].as_str())
+        {
+            Some(target) => format!("{method} -> {target}"),
+            None => method.to_owned(),
+        },
+    );
     parts.join(", ")
 }
