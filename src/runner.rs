@@ -782,13 +782,7 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             reconciled,
             ..AtlasSummary::default()
         };
-        self.outcome(
-            submission.request,
-            OutcomeKind::Submitted,
-            submission.attempt.started_at,
-        )
-        .with_restore(&submission.body)
-        .with_atlas(summary)
+        self.sent_outcome(submission, OutcomeKind::Submitted, summary)
     }
 
     fn failed(
@@ -804,13 +798,7 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             reason: error.reason,
             ..AtlasSummary::default()
         };
-        self.outcome(
-            submission.request,
-            OutcomeKind::Failed,
-            submission.attempt.started_at,
-        )
-        .with_restore(&submission.body)
-        .with_atlas(summary)
+        self.sent_outcome(submission, OutcomeKind::Failed, summary)
     }
 
     fn unknown(
@@ -828,13 +816,19 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             reason: Some(reason),
             ..AtlasSummary::default()
         };
-        self.outcome(
-            submission.request,
-            OutcomeKind::Unknown,
-            submission.attempt.started_at,
-        )
-        .with_restore(&submission.body)
-        .with_atlas(summary)
+        self.sent_outcome(submission, OutcomeKind::Unknown, summary)
+    }
+
+    /// The outcome of a restore that was (or may have been) sent: the body and what Atlas said.
+    fn sent_outcome(
+        &self,
+        submission: &Submission<'_>,
+        kind: OutcomeKind,
+        atlas: AtlasSummary,
+    ) -> Outcome {
+        self.outcome(submission.request, kind, submission.attempt.started_at)
+            .with_restore(&submission.body)
+            .with_atlas(atlas)
     }
 
     fn no_snapshot(&self, request: &RunRequest, attempt: &Attempt) -> Outcome {

@@ -289,24 +289,9 @@ pub(crate) fn validate(
     let fields = Fields::of(restore, "/restore", "\"restore\"", problems)?;
     fields.refuse_unlisted(&RESTORE_RULES, problems);
     let delivery = read_delivery_type(&fields, problems);
-    let snapshot = fields.parsed(
-        "snapshotId",
-        ObjectId::parse,
-        "24 hexadecimal digits",
-        problems,
-    );
-    let group_id = fields.parsed(
-        "targetGroupId",
-        ObjectId::parse,
-        "24 hexadecimal digits",
-        problems,
-    );
-    let cluster_name = fields.parsed(
-        "targetClusterName",
-        ClusterName::parse,
-        "a cluster name: letters, digits and '-', starting with a letter or digit, at most 64 characters",
-        problems,
-    );
+    let snapshot = fields.object_id("snapshotId", problems);
+    let group_id = fields.object_id("targetGroupId", problems);
+    let cluster_name = fields.cluster_name("targetClusterName", problems);
     let seconds = read_epoch_seconds(&fields, "pointInTimeUTCSeconds", now, problems);
     let oplog_ts = read_epoch_seconds(&fields, "oplogTs", now, problems);
     let oplog_inc = fields.integer("oplogInc", problems).and_then(|value| {

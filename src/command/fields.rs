@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::json::{pointer, shorten, type_name};
+use super::values::{ClusterName, ObjectId};
 use crate::outcome::{ErrorCode, Problem};
 
 /// Which field names an object accepts, refuses as read-only, or refuses with a hint.
@@ -192,6 +193,21 @@ impl<'a> Fields<'a> {
             );
         }
         parsed
+    }
+
+    /// A 24-hex-digit Atlas id field.
+    pub fn object_id(&self, name: &str, problems: &mut Problems) -> Option<ObjectId> {
+        self.parsed(name, ObjectId::parse, "24 hexadecimal digits", problems)
+    }
+
+    /// An Atlas cluster name field.
+    pub fn cluster_name(&self, name: &str, problems: &mut Problems) -> Option<ClusterName> {
+        self.parsed(
+            name,
+            ClusterName::parse,
+            "a cluster name: letters, digits and '-', starting with a letter or digit, at most 64 characters",
+            problems,
+        )
     }
 
     /// A required field that is absent (or null) is `REQUIRED` at its own pointer.

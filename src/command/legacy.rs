@@ -532,18 +532,8 @@ fn read_point(
         kinds.push("restorePoint");
     }
 
-    let snapshot = fields.parsed(
-        "snapshotId",
-        ObjectId::parse,
-        "24 hexadecimal digits",
-        problems,
-    );
-    let checkpoint = fields.parsed(
-        "checkpointId",
-        ObjectId::parse,
-        "24 hexadecimal digits",
-        problems,
-    );
+    let snapshot = fields.object_id("snapshotId", problems);
+    let checkpoint = fields.object_id("checkpointId", problems);
     let oplog = read_oplog(fields, now, problems);
     let point_in_time = read_point_in_time(fields, now, problems);
 
@@ -706,24 +696,9 @@ fn read_target(delivery: &Fields<'_>, problems: &mut Problems) -> Option<Automat
         " with \"AUTOMATED_RESTORE\": the project of the cluster to overwrite",
         problems,
     );
-    let group_id = delivery.parsed(
-        "targetGroupId",
-        ObjectId::parse,
-        "24 hexadecimal digits",
-        problems,
-    );
-    let name = delivery.parsed(
-        "targetClusterName",
-        ClusterName::parse,
-        "a cluster name: letters, digits and '-', starting with a letter or digit, at most 64 characters",
-        problems,
-    );
-    let id = delivery.parsed(
-        "targetClusterId",
-        ObjectId::parse,
-        "24 hexadecimal digits",
-        problems,
-    );
+    let group_id = delivery.object_id("targetGroupId", problems);
+    let name = delivery.cluster_name("targetClusterName", problems);
+    let id = delivery.object_id("targetClusterId", problems);
     let cluster = match (
         delivery.has("targetClusterName"),
         delivery.has("targetClusterId"),

@@ -260,19 +260,9 @@ fn read_command(
     fields.refuse_unlisted(&COMMAND_RULES, problems);
 
     fields.require("groupId", ": the project of the source cluster", problems);
-    let group_id = fields.parsed(
-        "groupId",
-        ObjectId::parse,
-        "24 hexadecimal digits",
-        problems,
-    );
+    let group_id = fields.object_id("groupId", problems);
     fields.require("clusterName", ": the source cluster", problems);
-    let cluster_name = fields.parsed(
-        "clusterName",
-        ClusterName::parse,
-        "a cluster name: letters, digits and '-', starting with a letter or digit, at most 64 characters",
-        problems,
-    );
+    let cluster_name = fields.cluster_name("clusterName", problems);
     let backup_type = read_backup_type(&fields, problems);
     let (run_time_point, run_time_point_given) = read_run_time_point(&fields, problems);
     let idempotency_key = fields.parsed(
