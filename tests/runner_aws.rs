@@ -14,124 +14,41 @@ use atlas_restore_runner::config::NotifyFormat;
 use atlas_restore_runner::outcome::{ErrorCode, Outcome, OutcomeKind, Trigger};
 use atlas_restore_runner::ports::{Begin, IdempotencyStore, SystemClock};
 use atlas_restore_runner::runner::{Publication, Report, RunRequest, Runner, RunnerSettings};
-use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::{AtlasDouble, Fault, Route};
-use support::moto::{MotoLease, moto, receive_all, sqs_subscribed_queue};
-
-const GROUP: &str = "5e2211c17a3e5a48f5497de3";
-const SNAPSHOT: &str = "5f1c6b1e2a9b4f3d8c7e6a5b";
-const NEWER_SNAPSHOT: &str = "5f1c6b1e2a9b4f3d8c7e6a5c";
-const PUBLIC_KEY: &str = "runner-public-key";
-const PRIVATE_KEY: &str = "runner-private-key-SECRET-1f0c";
-const ATLAS_SECRET: &str = "prod/atlas-restore-runner/atlas";
-const TABLE: &str = "restore-idempotency";
+use support::moto::receive_all;
+use support::stack::*;
 
 type TestRunner =
     Runner<AtlasClient, SecretsManagerSecrets, SnsNotifier, DynamoIdempotencyStore, SystemClock>;
 
-struct World {
-    atlas: AtlasDouble,
-    moto: MotoLease,
-    sdk: SdkConfig,
-    topic_arn: String,
-    queue_url: String,
+/// The stack of every end-to-end test (moto resources and the Atlas double), plus a sharded
+/// cluster for batch tests.
+struct World(Stack);
+
+impl std::ops::Deref for World {
+    type Target = Stack;
+
+    fn deref(&self) -> &Stack {
+        &self.0
+    }
 }
 
 impl World {
     async fn new() -> World {
-        let atlas = AtlasDouble::start().await;
-        atlas.add_api_key(PUBLIC_KEY, PRIVATE_KEY);
-        atlas.add_cluster(GROUP, "orders", "6a0000000000000000000001", 0);
-        atlas.add_cluster(GROUP, "orders-drill", "6a0000000000000000000002", 0);
-        atlas.add_cluster(GROUP, "sharded", "6a0000000000000000000003", 2);
-        atlas.add_snapshot(
-            GROUP,
-            "orders",
-            SNAPSHOT,
-            Utc::now() - chrono::Duration::hours(6),
-            true,
-        );
-        atlas.add_snapshot(
-            GROUP,
-            "orders",
-            NEWER_SNAPSHOT,
-            Utc::now() - chrono::Duration::hours(1),
-            true,
-        );
-        atlas.add_snapshot(
+        let stack = Stack::start().await;
+        stack
+            .atlas
+            .add_cluster(GROUP, "sharded", "6a0000000000000000000003", 2);
+        stack.atlas.add_snapshot(
             GROUP,
             "sharded",
             SNAPSHOT,
             Utc::now() - chrono::Duration::hours(1),
             true,
         );
-
-        atlas.add_cloud_snapshot(
-            GROUP,
-            "orders",
-            SNAPSHOT,
-            Utc::now() - chrono::Duration::hours(6),
-            "completed",
-        );
-        atlas.add_cloud_snapshot(
-            GROUP,
-            "orders",
-            NEWER_SNAPSHOT,
-            Utc::now() - chrono::Duration::hours(1),
-            "completed",
-        );
-
-        let moto = moto();
-        let sdk = moto.sdk_config().await;
-        aws_sdk_secretsmanager::Client::new(&sdk)
-            .create_secret()
-            .name(ATLAS_SECRET)
-            .secret_string(json!({"publicKey": PUBLIC_KEY, "privateKey": PRIVATE_KEY}).to_string())
-            .send()
-            .await
-            .unwrap();
-        aws_sdk_dynamodb::Client::new(&sdk)
-            .create_table()
-            .table_name(TABLE)
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("id")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("id")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .unwrap();
-        let topic_arn = aws_sdk_sns::Client::new(&sdk)
-            .create_topic()
-            .name("restore-outcomes")
-            .send()
-            .await
-            .unwrap()
-            .topic_arn
-            .unwrap();
-        let queue_url = sqs_subscribed_queue(&sdk, &topic_arn, false).await;
-        World {
-            atlas,
-            moto,
-            sdk,
-            topic_arn,
-            queue_url,
-        }
+        World(stack)
     }
 
     fn runner(&self) -> TestRunner {
@@ -182,7 +99,7 @@ impl World {
 
     /// Outcomes that reached the topic, read from the subscribed queue.
     async fn published(&self, expected: usize) -> Vec<Value> {
-        receive_all(&self.sdk, &self.queue_url, expected)
+        receive_all(&self.sdk, &self.outcomes_queue, expected)
             .await
             .into_iter()
             .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
@@ -925,7 +842,7 @@ async fn no_secret_reaches_a_log_line_an_outcome_a_notification_or_the_table() {
         logs.lines().count()
     );
     let outcome_text = serde_json::to_string(&outcomes).unwrap();
-    let published: Vec<String> = receive_all(&world.sdk, &world.queue_url, outcomes.len())
+    let published: Vec<String> = receive_all(&world.sdk, &world.outcomes_queue, outcomes.len())
         .await
         .iter()
         .map(|m| m.body().unwrap().to_owned())
