@@ -245,12 +245,29 @@ pub trait IdempotencyStore: Send + Sync {
         expires_at: DateTime<Utc>,
     ) -> impl Future<Output = Result<Begin, DependencyError>> + Send;
 
-    /// Stores the outcome (not yet published), if `attempt` still holds the key.
+    /// Stores the outcome (not yet published), if `attempt` still holds the key; the storing
+    /// attempt holds the right to publish it until `publish_claim_until`.
     fn store_outcome(
         &self,
         key: &str,
         attempt: u64,
         outcome: &Outcome,
+        publish_claim_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), DependencyError>> + Send;
+
+    /// Takes the right to publish a stored, unpublished outcome until `until`: `false` when
+    /// another attempt holds it (it is publishing now) or it was published.
+    fn claim_publication(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, DependencyError>> + Send;
+
+    /// Gives the right to publish back after a failed publish, so a retry can publish at once.
+    fn release_publication_claim(
+        &self,
+        key: &str,
     ) -> impl Future<Output = Result<(), DependencyError>> + Send;
 
     /// Claims a key whose stored outcome is `QUEUED` (the webhook handed the command to the

@@ -104,6 +104,10 @@ struct Attempt {
     earlier_since: Option<DateTime<Utc>>,
 }
 
+/// How long the attempt that stores an outcome holds the right to publish it, before a
+/// duplicate may (the attempt died between storing and publishing).
+const PUBLISH_CLAIM: chrono::Duration = chrono::Duration::seconds(60);
+
 /// One restore on its way to Atlas.
 struct Submission<'a> {
     request: &'a RunRequest,
@@ -234,7 +238,7 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         let queued = self.outcome(request, OutcomeKind::Queued, started_at);
         // Recorded before it is sent, so the queue's delivery finds it and claims it.
         self.store
-            .store_outcome(&request.request_id, attempt, &queued)
+            .store_outcome(&request.request_id, attempt, &queued, started_at)
             .await?;
         if let Err(error) = send().await {
             if let Err(release_error) = self.store.release(&request.request_id, attempt).await {
@@ -516,7 +520,12 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         outcome: Outcome,
     ) -> Result<Report, DependencyError> {
         let key = &request.request_id;
-        if let Err(error) = self.store.store_outcome(key, attempt, &outcome).await {
+        let claim_until = self.clock.now() + PUBLISH_CLAIM;
+        if let Err(error) = self
+            .store
+            .store_outcome(key, attempt, &outcome, claim_until)
+            .await
+        {
             // Not recorded: publish it anyway so no outcome is lost, then fail so the event is
             // retried; a retry reconciles with Atlas and never sends twice.
             let _ = self.publish(&outcome).await;
@@ -525,17 +534,7 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             }
             return Err(error);
         }
-        let publication = self.publish(&outcome).await;
-        if matches!(publication, Publication::Published) {
-            let settled = if outcome.outcome.keeps_key() {
-                self.store.mark_published(key).await
-            } else {
-                self.store.release(key, attempt).await
-            };
-            if let Err(error) = settled {
-                tracing::warn!(request_id = %key, %error, "published, but the record could not be updated; a duplicate may publish again");
-            }
-        }
+        let publication = self.publish_stored(key, attempt, &outcome).await;
         Ok(Report {
             outcome,
             publication,
@@ -600,21 +599,18 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
                 published,
             } => {
                 let mut publication = Publication::NotPublished;
-                if !published {
-                    // The first attempt stored its outcome but could not publish it: do it now.
-                    publication = self.publish(&first).await;
-                    if matches!(publication, Publication::Published) {
-                        let settled = if first.outcome.keeps_key() {
-                            self.store.mark_published(&request.request_id).await
-                        } else {
-                            self.store
-                                .release(&request.request_id, record.attempt)
-                                .await
-                        };
-                        if let Err(error) = settled {
-                            tracing::warn!(request_id = %request.request_id, %error, "published the stored outcome, but the record could not be updated");
-                        }
-                    }
+                // The first attempt stored its outcome but has not published it: publish it now,
+                // unless that attempt (or another duplicate) holds the right to, and is doing it.
+                if !published
+                    && first.outcome.is_published()
+                    && self
+                        .store
+                        .claim_publication(&request.request_id, now, now + PUBLISH_CLAIM)
+                        .await?
+                {
+                    publication = self
+                        .publish_stored(&request.request_id, record.attempt, &first)
+                        .await;
                 }
                 duplicate.restore = first.restore.clone();
                 duplicate.first = Some(first);
@@ -625,6 +621,24 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
                 })
             }
         }
+    }
+
+    /// Publishes a stored outcome whose publication this attempt holds, then marks it published
+    /// (or frees the key), or gives the right to publish back when publishing failed.
+    async fn publish_stored(&self, key: &str, attempt: u64, outcome: &Outcome) -> Publication {
+        let publication = self.publish(outcome).await;
+        let settled = match &publication {
+            Publication::Published if outcome.outcome.keeps_key() => {
+                self.store.mark_published(key).await
+            }
+            Publication::Published => self.store.release(key, attempt).await,
+            Publication::Failed(_) => self.store.release_publication_claim(key).await,
+            Publication::NotPublished => Ok(()),
+        };
+        if let Err(error) = settled {
+            tracing::warn!(request_id = %key, %error, "the record could not be updated after publishing; a duplicate may publish again");
+        }
+        publication
     }
 
     async fn publish(&self, outcome: &Outcome) -> Publication {

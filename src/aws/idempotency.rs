@@ -158,6 +158,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         key: &str,
         attempt: u64,
         outcome: &Outcome,
+        publish_claim_until: DateTime<Utc>,
     ) -> Result<(), DependencyError> {
         let json = serde_json::to_string(outcome).map_err(|e| {
             DependencyError::new(SERVICE, format!("the outcome could not be serialised: {e}"))
@@ -166,7 +167,8 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .update_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(key.to_owned()))
-            .update_expression("SET #status = :completed, outcome = :outcome, outcomeKind = :kind, published = :false REMOVE leaseUntil")
+            .update_expression("SET #status = :completed, outcome = :outcome, outcomeKind = :kind, published = :false, publishClaimUntil = :claim REMOVE leaseUntil")
+            .expression_attribute_values(":claim", number(publish_claim_until.timestamp_millis()))
             .condition_expression("attempt = :attempt")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.into()))
@@ -183,6 +185,45 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                     self.error("storing the outcome", &error)
                 }
             })?;
+        Ok(())
+    }
+
+    async fn claim_publication(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, DependencyError> {
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .update_expression("SET publishClaimUntil = :until")
+            .condition_expression("published = :false AND (attribute_not_exists(publishClaimUntil) OR publishClaimUntil < :now)")
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", number(now.timestamp_millis()))
+            .expression_attribute_values(":until", number(until.timestamp_millis()))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(true),
+            Err(error) if is_condition_failure(&error) => Ok(false),
+            Err(error) => Err(self.error("claiming the outcome's publication", &error)),
+        }
+    }
+
+    async fn release_publication_claim(&self, key: &str) -> Result<(), DependencyError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .update_expression("SET publishClaimUntil = :zero")
+            .condition_expression("attribute_exists(id)")
+            .expression_attribute_values(":zero", number(0))
+            .send()
+            .await
+            .map_err(|error| self.error("releasing the outcome's publication", &error))?;
         Ok(())
     }
 
