@@ -1,10 +1,7 @@
 //! Legacy backup restore jobs (`BackupRestoreJob`, `POST /api/atlas/v1.0/.../restoreJobs`):
 //! validation of the `restore` body and the exact body sent to Atlas.
 
-use std::sync::LazyLock;
-
 use chrono::{DateTime, Duration, Utc};
-use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -18,13 +15,63 @@ pub const MIN_POINT_IN_TIME_MILLIS: i64 = 1_199_145_600_000;
 /// Atlas accepts a point in time only within the last 24 hours.
 pub const POINT_IN_TIME_WINDOW: Duration = Duration::hours(24);
 
-/// `oplogTs` as the endpoint's OpenAPI pattern defines it (ISO-8601 date-time with a real date).
-static OPLOG_TS_PATTERN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^(?:[1-9]\d{3}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)|(?:[1-9]\d(?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[13579][26])00)-02-29)T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?(?:Z|[+-][01]\d:[0-5]\d)$",
-    )
-    .expect("the oplogTs pattern is a valid regular expression")
-});
+/// Whether `text` is an `oplogTs` as the endpoint's OpenAPI pattern defines it:
+/// `YYYY-MM-DDTHH:MM:SS`, an optional fraction of 1 to 9 digits, then `Z` or `±HH:MM` (hours
+/// 00-19), with a real calendar date, a year from 1000, and no leap second.
+fn is_oplog_timestamp(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        bytes
+            .get(range.clone())
+            .is_some_and(|b| b.iter().all(u8::is_ascii_digit))
+    };
+    let number =
+        |range: std::ops::Range<usize>| text.get(range).and_then(|t| t.parse::<u32>().ok());
+    let shape = bytes.len() >= 20
+        && digits(0..4)
+        && bytes[0] != b'0'
+        && bytes[4] == b'-'
+        && digits(5..7)
+        && bytes[7] == b'-'
+        && digits(8..10)
+        && bytes[10] == b'T'
+        && digits(11..13)
+        && bytes[13] == b':'
+        && digits(14..16)
+        && bytes[16] == b':'
+        && digits(17..19);
+    if !shape {
+        return false;
+    }
+    let mut rest = &text[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let length = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if !(1..=9).contains(&length) {
+            return false;
+        }
+        rest = &fraction[length..];
+    }
+    let zone_ok = rest == "Z"
+        || (rest.len() == 6
+            && matches!(rest.as_bytes()[0], b'+' | b'-')
+            && matches!(rest.as_bytes()[1], b'0' | b'1')
+            && rest.as_bytes()[2].is_ascii_digit()
+            && rest.as_bytes()[3] == b':'
+            && matches!(rest.as_bytes()[4], b'0'..=b'5')
+            && rest.as_bytes()[5].is_ascii_digit());
+    let (Some(year), Some(month), Some(day)) = (number(0..4), number(5..7), number(8..10)) else {
+        return false;
+    };
+    let (Some(hour), Some(minute), Some(second)) = (number(11..13), number(14..16), number(17..19))
+    else {
+        return false;
+    };
+    zone_ok
+        && chrono::NaiveDate::from_ymd_opt(year as i32, month, day).is_some()
+        && hour < 24
+        && minute < 60
+        && second < 60
+}
 
 const RESTORE_RULES: FieldRules = FieldRules {
     writable: &[
@@ -610,7 +657,7 @@ fn read_oplog(
     }
     let timestamp = fields.parsed(
         "oplogTs",
-        |text| OPLOG_TS_PATTERN.is_match(text).then(|| text.to_owned()),
+        |text| is_oplog_timestamp(text).then(|| text.to_owned()),
         "an ISO-8601 UTC date-time such as \"2026-11-28T17:06:15Z\"",
         problems,
     );
@@ -767,4 +814,71 @@ fn read_download_options(
         expiration_hours: expiration_hours.ok()?,
         max_downloads: max_downloads.ok()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_oplog_timestamp;
+
+    /// The endpoint's own pattern (tests/fixtures/atlas/restore-api.openapi.json, corrected as the
+    /// notes say), the reference the hand-written check must agree with.
+    const ATLAS_PATTERN: &str = r"^(?:[1-9]\d{3}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)|(?:[1-9]\d(?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[13579][26])00)-02-29)T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?(?:Z|[+-][01]\d:[0-5]\d)$";
+
+    #[test]
+    fn the_hand_written_check_agrees_with_atlas_pattern_on_every_single_edit_of_valid_samples() {
+        let pattern = regex::Regex::new(ATLAS_PATTERN).unwrap();
+        let samples = [
+            "2026-11-28T10:00:00Z",
+            "2024-02-29T23:59:59.123456789+19:59",
+            "1000-01-01T00:00:00-00:00",
+            "2000-02-29T12:30:45.5Z",
+            "2100-12-31T00:00:00+01:00",
+        ];
+        let alphabet: Vec<char> = "0123456789-:TZ.+ tz9".chars().collect();
+        let mut checked = 0;
+        for sample in samples {
+            let chars: Vec<char> = sample.chars().collect();
+            let mut variants = vec![sample.to_owned()];
+            for i in 0..=chars.len() {
+                for c in &alphabet {
+                    let mut replaced = chars.clone();
+                    if i < chars.len() {
+                        replaced[i] = *c;
+                        variants.push(replaced.iter().collect());
+                    }
+                    let mut inserted = chars.clone();
+                    inserted.insert(i, *c);
+                    variants.push(inserted.iter().collect());
+                }
+                if i < chars.len() {
+                    let mut removed = chars.clone();
+                    removed.remove(i);
+                    variants.push(removed.iter().collect());
+                }
+            }
+            for variant in variants {
+                assert_eq!(
+                    is_oplog_timestamp(&variant),
+                    pattern.is_match(&variant),
+                    "{variant:?}"
+                );
+                checked += 1;
+            }
+        }
+        for extra in [
+            "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2000-04-31T00:00:00Z",
+            "0999-01-01T00:00:00Z",
+            "",
+            "2026-11-28T10:00:00.Z",
+        ] {
+            assert_eq!(
+                is_oplog_timestamp(extra),
+                pattern.is_match(extra),
+                "{extra:?}"
+            );
+        }
+        assert!(checked > 3000);
+    }
 }
