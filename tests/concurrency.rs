@@ -149,8 +149,14 @@ async fn fifty_concurrent_deliveries_of_one_command_create_one_job_and_forty_nin
             None => assert_eq!(*status, 409, "still running"),
         }
     }
-    let in_flight = duplicates.iter().filter(|(status, _)| *status == 409).count();
-    assert!(in_flight > 0, "the deliveries overlapped: some found the first still running");
+    let in_flight = duplicates
+        .iter()
+        .filter(|(status, _)| *status == 409)
+        .count();
+    assert!(
+        in_flight > 0,
+        "the deliveries overlapped: some found the first still running"
+    );
     assert_eq!(stack.atlas.created_jobs(), 1, "exactly one job");
     assert_eq!(stack.moto.count("Publish"), 1, "published once");
 }
