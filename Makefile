@@ -7,7 +7,7 @@ VENV_STAMP  := $(VENV)/.installed-$(shell cksum < tests/requirements.txt | cut -
 CARGO       ?= cargo
 export ATLAS_RUNNER_PYTHON := $(abspath $(PYTHON))
 
-.PHONY: test demo lint fmt check-fmt clippy unit venv clean build deploy lint-infra
+.PHONY: test demo lint fmt check-fmt clippy unit venv clean build deploy lint-infra bench
 
 ## test: everything CI runs (format, lints, every test)
 # (clippy --all-targets also builds the demo example; `cargo test` runs lib, bin and tests/)
@@ -96,3 +96,25 @@ $(INFRA_STAMP): infra/requirements.txt
 	python3 -m venv $(INFRA_VENV)
 	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-input -r infra/requirements.txt
 	touch $@
+
+# --- bench: performance, never part of `make test` ------------------------------------------------
+## bench: package size, start-up, peak RSS and warm path of the real bootstrap beside a hello-world
+## function (through a local Lambda Runtime API, against moto and the Atlas double), and criterion
+## benchmarks of the core; prints a table and writes it into docs/PERFORMANCE.md. Takes minutes.
+# Honours CARGO_TARGET_DIR. When the arm64 package cannot be built (no aarch64 target or zig),
+# the report says so and keeps going with the x86_64 binary's size.
+BENCH_TARGET := $(abspath $(or $(CARGO_TARGET_DIR),target))
+BENCH_LAMBDA := $(BENCH_TARGET)/lambda-bench
+bench: demo-venv
+	rm -f $(BENCH_LAMBDA)/bootstrap/bootstrap.zip $(BENCH_TARGET)/aarch64-unknown-linux-gnu/release/bootstrap
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip --lambda-dir $(BENCH_LAMBDA) \
+		|| echo "bench: the arm64 package could not be built; only the x86_64 binary is measured" >&2
+	$(CARGO) build --release --bin bootstrap --example hello_lambda
+	$(CARGO) bench --bench core
+	BENCH_BOOTSTRAP=$(BENCH_TARGET)/release/bootstrap \
+	BENCH_HELLO=$(BENCH_TARGET)/release/examples/hello_lambda \
+	BENCH_ARM64_BINARY=$(BENCH_TARGET)/aarch64-unknown-linux-gnu/release/bootstrap \
+	BENCH_ARM64_ZIP=$(BENCH_LAMBDA)/bootstrap/bootstrap.zip \
+	BENCH_CRITERION_DIR=$(BENCH_TARGET)/criterion \
+	BENCH_COMMAND="make bench" \
+		$(CARGO) bench --bench lambda
