@@ -294,17 +294,7 @@ pub(crate) fn validate(
     let cluster_name = fields.cluster_name("targetClusterName", problems);
     let seconds = read_epoch_seconds(&fields, "pointInTimeUTCSeconds", now, problems);
     let oplog_ts = read_epoch_seconds(&fields, "oplogTs", now, problems);
-    let oplog_inc = fields.integer("oplogInc", problems).and_then(|value| {
-        let increment = PositiveInt32::new(value);
-        if increment.is_none() {
-            problems.add(
-                fields.pointer("oplogInc"),
-                ErrorCode::OutOfRange,
-                format!("oplogInc must be a 32-bit integer of at least 1; got {value}"),
-            );
-        }
-        increment
-    });
+    let oplog_inc = fields.positive_int32("oplogInc", problems);
 
     let not_with = |names: &[&str], method: &str, why: &str, problems: &mut Problems| {
         for name in names {
@@ -498,12 +488,7 @@ fn read_point(
         fields.has("oplogTs"),
         fields.has("oplogInc"),
     );
-    if has_ts && !has_inc {
-        fields.require("oplogInc", ": oplogTs and oplogInc go together", problems);
-    }
-    if has_inc && !has_ts {
-        fields.require("oplogTs", ": oplogTs and oplogInc go together", problems);
-    }
+    fields.require_oplog_pair(problems);
     let mut kinds = Vec::new();
     if has_seconds {
         kinds.push("pointInTimeUTCSeconds");
@@ -534,15 +519,7 @@ fn read_point(
             increment: oplog_inc?,
         })),
         _ => {
-            let at = if run_time_point_given { "" } else { "/restore" };
-            problems.add(
-                at,
-                ErrorCode::Conflict,
-                format!(
-                    "exactly one restore point is allowed, got {}",
-                    kinds.join(", ")
-                ),
-            );
+            problems.restore_point_conflict(&kinds, run_time_point_given);
             None
         }
     }

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::json::{pointer, shorten, type_name};
-use super::values::{ClusterName, ObjectId};
+use super::values::{ClusterName, ObjectId, PositiveInt32};
 use crate::outcome::{ErrorCode, Problem};
 
 /// Which field names an object accepts, refuses as read-only, or refuses with a hint.
@@ -25,6 +25,20 @@ impl Problems {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// More than one restore point: a `CONFLICT` at `/restore`, or at the root when the
+    /// command's `restorePoint` is one of them.
+    pub fn restore_point_conflict(&mut self, kinds: &[&str], run_time_point_given: bool) {
+        let at = if run_time_point_given { "" } else { "/restore" };
+        self.add(
+            at,
+            ErrorCode::Conflict,
+            format!(
+                "exactly one restore point is allowed, got {}",
+                kinds.join(", ")
+            ),
+        );
     }
 }
 
@@ -208,6 +222,31 @@ impl<'a> Fields<'a> {
             "a cluster name: letters, digits and '-', starting with a letter or digit, at most 64 characters",
             problems,
         )
+    }
+
+    /// A positive 32-bit integer field (`oplogInc`); zero, negative or too large is `OUT_OF_RANGE`.
+    pub fn positive_int32(&self, name: &str, problems: &mut Problems) -> Option<PositiveInt32> {
+        let value = self.integer(name, problems)?;
+        let positive = PositiveInt32::new(value);
+        if positive.is_none() {
+            problems.add(
+                self.pointer(name),
+                ErrorCode::OutOfRange,
+                format!("{name} must be a 32-bit integer of at least 1; got {value}"),
+            );
+        }
+        positive
+    }
+
+    /// `oplogTs` and `oplogInc` come together: the one missing is `REQUIRED`.
+    pub fn require_oplog_pair(&self, problems: &mut Problems) {
+        let (has_ts, has_inc) = (self.has("oplogTs"), self.has("oplogInc"));
+        if has_ts && !has_inc {
+            self.require("oplogInc", ": oplogTs and oplogInc go together", problems);
+        }
+        if has_inc && !has_ts {
+            self.require("oplogTs", ": oplogTs and oplogInc go together", problems);
+        }
     }
 
     /// A required field that is absent (or null) is `REQUIRED` at its own pointer.

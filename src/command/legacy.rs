@@ -629,15 +629,7 @@ fn read_point(
             Some(RestorePointChoice::Given(point))
         }
         _ => {
-            let at = if run_time_point_given { "" } else { "/restore" };
-            problems.add(
-                at,
-                ErrorCode::Conflict,
-                format!(
-                    "exactly one restore point is allowed, got {}",
-                    kinds.join(", ")
-                ),
-            );
+            problems.restore_point_conflict(&kinds, run_time_point_given);
             None
         }
     }
@@ -648,13 +640,7 @@ fn read_oplog(
     now: DateTime<Utc>,
     problems: &mut Problems,
 ) -> Option<LegacyPoint> {
-    let (has_ts, has_inc) = (fields.has("oplogTs"), fields.has("oplogInc"));
-    if has_ts && !has_inc {
-        fields.require("oplogInc", ": oplogTs and oplogInc go together", problems);
-    }
-    if has_inc && !has_ts {
-        fields.require("oplogTs", ": oplogTs and oplogInc go together", problems);
-    }
+    fields.require_oplog_pair(problems);
     let timestamp = fields.parsed(
         "oplogTs",
         |text| is_oplog_timestamp(text).then(|| text.to_owned()),
@@ -670,17 +656,7 @@ fn read_oplog(
             format!("oplogTs {ts} is in the future"),
         );
     }
-    let increment = fields.integer("oplogInc", problems).and_then(|value| {
-        let increment = PositiveInt32::new(value);
-        if increment.is_none() {
-            problems.add(
-                fields.pointer("oplogInc"),
-                ErrorCode::OutOfRange,
-                format!("oplogInc must be a 32-bit integer of at least 1; got {value}"),
-            );
-        }
-        increment
-    });
+    let increment = fields.positive_int32("oplogInc", problems);
     Some(LegacyPoint::Oplog {
         timestamp: timestamp?,
         increment: increment?,
