@@ -83,6 +83,22 @@ impl Config {
                         }),
                 }
             };
+        // Hours may be fractional (`0.5`), so a drill or a test can stall in minutes.
+        let hours = |name: &'static str, default: f64, max: f64| -> Result<Duration, ConfigError> {
+            let text = get(name);
+            let hours = match &text {
+                None => Some(default),
+                Some(text) => text.parse::<f64>().ok(),
+            };
+            hours
+                .filter(|h| h.is_finite() && *h * 3600.0 >= 1.0 && *h <= max)
+                .map(|h| Duration::from_secs_f64(h * 3600.0))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name,
+                    value: text.unwrap_or_default(),
+                    expected: "a number of hours (a fraction allowed), at least one second and at most 336",
+                })
+        };
         let flag = |name: &'static str| -> Result<bool, ConfigError> {
             match get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
                 None | Some("false") => Ok(false),
@@ -162,7 +178,7 @@ impl Config {
             dry_run: flag("DRY_RUN")?,
             follow_jobs,
             follow_interval: seconds("FOLLOW_INTERVAL_SECONDS", 300, 900)?,
-            follow_max: seconds("FOLLOW_MAX_HOURS", 48, 24 * 14)?.saturating_mul(3600),
+            follow_max: hours("FOLLOW_MAX_HOURS", 48.0, 24.0 * 14.0)?,
         })
     }
 }
@@ -247,6 +263,13 @@ mod tests {
             ("IDEMPOTENCY_TTL_SECONDS", "-1"),
             ("ATLAS_BASE_URL", "cloud.mongodb.com"),
             ("FOLLOW_INTERVAL_SECONDS", "901"),
+            ("FOLLOW_INTERVAL_SECONDS", "0"),
+            ("FOLLOW_MAX_HOURS", "0"),
+            ("FOLLOW_MAX_HOURS", "0.0001"),
+            ("FOLLOW_MAX_HOURS", "337"),
+            ("FOLLOW_MAX_HOURS", "NaN"),
+            ("FOLLOW_MAX_HOURS", "inf"),
+            ("FOLLOW_MAX_HOURS", "two"),
         ] {
             let error = Config::from_vars(&vars(&[(name, value)])).unwrap_err();
             assert!(
@@ -254,6 +277,20 @@ mod tests {
                 "{name}={value}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn follow_max_hours_may_be_a_fraction_for_drills_and_tests() {
+        let config = Config::from_vars(&vars(&[
+            ("FOLLOW_JOBS", "true"),
+            ("WORK_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/1/q"),
+            ("FOLLOW_MAX_HOURS", "0.01"),
+            ("FOLLOW_INTERVAL_SECONDS", "2"),
+        ]))
+        .unwrap();
+        assert!(config.follow_jobs);
+        assert_eq!(config.follow_max, Duration::from_secs(36));
+        assert_eq!(config.follow_interval, Duration::from_secs(2));
     }
 
     #[test]

@@ -7,10 +7,11 @@ use serde_json::{Value, json};
 
 use crate::command::{COMMAND_FIELDS, RestoreCommand, json as strict_json};
 use crate::config::Config;
+use crate::follow::FollowUpMessage;
 use crate::outcome::{ErrorCode, Outcome, OutcomeKind, Problem, Trigger};
 use crate::policy::{People, check_webhook_approval};
 use crate::ports::{Atlas, Clock, DependencyError, IdempotencyStore, Notifier, Secrets, WorkQueue};
-use crate::runner::{Publication, Report, RunRequest, Runner};
+use crate::runner::{CheckReport, Publication, Report, RunRequest, Runner};
 use crate::triggers::signature::{SignatureHeaders, verify};
 
 /// Webhook bodies larger than this are refused (413).
@@ -54,8 +55,7 @@ pub struct HandlerError(#[from] pub DependencyError);
 
 /// Everything the handler needs, built once per Lambda instance.
 pub struct App<A, S, N, I, C, Q> {
-    pub runner: Runner<A, S, N, I, C>,
-    pub queue: Option<Q>,
+    pub runner: Runner<A, S, N, I, C, Q>,
     pub config: Config,
 }
 
@@ -339,20 +339,42 @@ where
         } else {
             Some(raw.as_bytes().to_vec())
         };
-        let signing = self.runner.secrets().webhook_signing_secrets().await?;
-        let signed_bytes = decoded.as_deref().unwrap_or(raw.as_bytes());
-        if let Err(reason) = verify(&headers, signed_bytes, &signing, now, true) {
-            tracing::warn!(%reason, "webhook: unverified request refused with 401");
-            return Ok(http_response(401, &json!({"message": "Unauthorized"})));
-        }
         let method = event
             .pointer("/requestContext/http/method")
             .and_then(Value::as_str)
             .unwrap_or("");
+        let lookup = method
+            .eq_ignore_ascii_case("GET")
+            .then(|| status_lookup_path(event))
+            .flatten();
+        let signing = self.runner.secrets().webhook_signing_secrets().await?;
+        // A lookup signs `GET /restore/{requestId}` in place of a body; the id as sent in the
+        // path (percent-encoded) or decoded both verify.
+        let verified = match &lookup {
+            Some(path) => [path.signed_decoded(), path.signed_as_sent()]
+                .iter()
+                .map(|signed| verify(&headers, signed.as_bytes(), &signing, now, true))
+                .reduce(|first, second| first.or(second))
+                .unwrap_or(Ok(())),
+            None => verify(
+                &headers,
+                decoded.as_deref().unwrap_or(raw.as_bytes()),
+                &signing,
+                now,
+                true,
+            ),
+        };
+        if let Err(reason) = verified {
+            tracing::warn!(%reason, "webhook: unverified request refused with 401");
+            return Ok(http_response(401, &json!({"message": "Unauthorized"})));
+        }
+        if let Some(path) = lookup {
+            return self.status_lookup(&path.request_id).await;
+        }
         if !method.eq_ignore_ascii_case("POST") {
             return Ok(http_response(
                 405,
-                &json!({"message": "use POST with a restore command"}),
+                &json!({"message": "use POST with a restore command, or GET /restore/{requestId} for a request's status"}),
             ));
         }
         let Some(body) = decoded else {
@@ -407,21 +429,41 @@ where
                 .await);
         };
         let request = webhook_request(command, invocation, false);
-        let report = match &self.queue {
-            Some(queue) => {
-                let message = json!({
-                    "body": String::from_utf8_lossy(&body),
-                    "timestamp": headers.timestamp,
-                    "signature": headers.signature,
-                })
-                .to_string();
-                self.runner
-                    .hand_off(&request, || queue.send(message))
-                    .await?
-            }
-            None => self.runner.run(&request).await?,
+        let report = if self.runner.has_work_queue() {
+            let message = json!({
+                "body": String::from_utf8_lossy(&body),
+                "timestamp": headers.timestamp,
+                "signature": headers.signature,
+            })
+            .to_string();
+            self.runner.hand_off(&request, message).await?
+        } else {
+            self.runner.run(&request).await?
         };
         Ok(webhook_answer(report))
+    }
+
+    /// `GET /restore/{requestId}` (CONTRACT section 6): the request's latest outcome and the
+    /// kinds of its outcomes so far, or 404.
+    async fn status_lookup(&self, request_id: &str) -> Result<Value, DependencyError> {
+        let Some(record) = self.runner.lookup(request_id).await? else {
+            return Ok(http_response(
+                404,
+                &json!({"message": format!("no restore request is known by the id {request_id:?}: it was never received, its outcome released the key (REJECTED, FAILED, DRY_RUN), or its record expired")}),
+            ));
+        };
+        let history = record.history_so_far();
+        let body = match record.latest_outcome() {
+            Some(outcome) => {
+                let mut body = serde_json::to_value(outcome).unwrap_or(Value::Null);
+                body["history"] = json!(history);
+                body
+            }
+            // An attempt is submitting it right now.
+            None => json!({"requestId": request_id, "inProgress": true, "history": history}),
+        };
+        tracing::info!(request_id, history = ?history, "status lookup");
+        Ok(http_response(200, &body))
     }
 
     /// Validation, the webhook's own requirements and the approval policy, all together.
@@ -500,6 +542,14 @@ where
             .and_then(Value::as_str)
             .and_then(|b| serde_json::from_str(b).ok())
             .unwrap_or(Value::Null);
+        match FollowUpMessage::from_value(&message) {
+            Some(Ok(follow_up)) => return self.follow_up(&follow_up, invocation).await,
+            Some(Err(problem)) => {
+                tracing::warn!(message_id, %problem, "work queue: a malformed follow-up message was dropped");
+                return Ok(());
+            }
+            None => {}
+        }
         let body = message.get("body").and_then(Value::as_str).unwrap_or("");
         let headers = SignatureHeaders {
             timestamp: message
@@ -541,6 +591,38 @@ where
         }
     }
 
+    /// One follow-up check from the work queue. Only dependency failures are retried.
+    async fn follow_up(
+        &self,
+        message: &FollowUpMessage,
+        invocation: &Invocation,
+    ) -> Result<(), DependencyError> {
+        let request_id = message.request_id.as_str();
+        match self.runner.check(message, invocation.deadline).await? {
+            CheckReport::Skipped(why) => {
+                tracing::info!(
+                    request_id,
+                    check = message.check,
+                    why,
+                    "follow-up check skipped"
+                );
+                Ok(())
+            }
+            CheckReport::Rescheduled { next, jobs } => {
+                let statuses: Vec<String> = jobs
+                    .iter()
+                    .map(|j| format!("{} {}", j.id, j.status_name.as_deref().unwrap_or("?")))
+                    .collect();
+                tracing::info!(request_id, check = message.check, next, jobs = ?statuses, "jobs still running; next check queued");
+                Ok(())
+            }
+            CheckReport::Final(report) => {
+                log_outcome(&report);
+                Ok(())
+            }
+        }
+    }
+
     /// A `REJECTED` outcome for a command refused before it could run.
     fn rejected(
         &self,
@@ -569,8 +651,41 @@ where
             finished_at: now,
             first: None,
             notified: None,
+            duration_seconds: None,
         }
     }
+}
+
+/// The path of a status lookup, `.../restore/{requestId}` (a stage name may come first).
+struct LookupPath {
+    request_id: String,
+    as_sent: String,
+}
+
+impl LookupPath {
+    fn signed_decoded(&self) -> String {
+        format!("GET /restore/{}", self.request_id)
+    }
+
+    fn signed_as_sent(&self) -> String {
+        format!("GET /restore/{}", self.as_sent)
+    }
+}
+
+fn status_lookup_path(event: &Value) -> Option<LookupPath> {
+    let path = event
+        .get("rawPath")
+        .or_else(|| event.pointer("/requestContext/http/path"))
+        .and_then(Value::as_str)?;
+    let (_, as_sent) = path.rsplit_once("/restore/")?;
+    let request_id = percent_encoding::percent_decode_str(as_sent)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    (!as_sent.is_empty() && !as_sent.contains('/')).then(|| LookupPath {
+        request_id,
+        as_sent: as_sent.to_owned(),
+    })
 }
 
 /// A verified webhook command for the runner: its `idempotencyKey` is the key.
@@ -599,7 +714,11 @@ fn webhook_answer(report: Report) -> Value {
     let mut outcome = report.outcome;
     let status = match outcome.outcome {
         OutcomeKind::Submitted | OutcomeKind::Queued => 202,
-        OutcomeKind::DryRun => 200,
+        // A final outcome is only ever answered by a status lookup.
+        OutcomeKind::DryRun
+        | OutcomeKind::Finished
+        | OutcomeKind::Broken
+        | OutcomeKind::Stalled => 200,
         OutcomeKind::Rejected
             if outcome
                 .errors

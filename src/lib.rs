@@ -1,12 +1,15 @@
 //! atlas-restore-runner: turns restore commands into MongoDB Atlas restore jobs, safely.
 //!
-//! Layout: a pure core ([`command`], [`outcome`]) with no I/O, and adapters at the edges
-//! ([`atlas`]) so the core is tested without them.
+//! Layout: a pure core ([`command`], [`outcome`], [`policy`], [`reconcile`], [`follow`],
+//! [`notify`]'s rendering) with no I/O; [`runner`] orders the work against the traits of
+//! [`ports`]; adapters at the edges ([`atlas`], [`aws`]); [`handler`] turns events into
+//! commands and outcomes into answers.
 
 pub mod atlas;
 pub mod aws;
 pub mod command;
 pub mod config;
+pub mod follow;
 pub mod handler;
 pub mod notify;
 pub mod outcome;

@@ -11,7 +11,7 @@ use atlas_restore_runner::aws::sns::SnsNotifier;
 use atlas_restore_runner::config::Config;
 use atlas_restore_runner::handler::{App, Invocation};
 use atlas_restore_runner::ports::SystemClock;
-use atlas_restore_runner::runner::{Runner, RunnerSettings};
+use atlas_restore_runner::runner::{FollowSettings, Runner, RunnerSettings};
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
 use chrono::Utc;
@@ -51,11 +51,22 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = RunnerSettings {
         idempotency_ttl: config.idempotency_ttl,
         dry_run: config.dry_run,
+        follow: config.follow_jobs.then_some(FollowSettings {
+            interval: config.follow_interval,
+            max: config.follow_max,
+        }),
         ..RunnerSettings::default()
     };
     let app = App {
-        runner: Runner::new(atlas, secrets, notifier, store, SystemClock, settings),
-        queue,
+        runner: Runner::new(
+            atlas,
+            secrets,
+            notifier,
+            store,
+            SystemClock,
+            queue,
+            settings,
+        ),
         config,
     };
     tracing::info!(

@@ -415,6 +415,14 @@ fn title(outcome: &Outcome, facts: &Facts<'_>) -> String {
         }
         OutcomeKind::Duplicate => format!("Duplicate request: {route} (already handled)"),
         OutcomeKind::Queued => format!("Restore queued: {route}"),
+        OutcomeKind::Finished => {
+            format!("Restore FINISHED: {route} in {}", duration(outcome))
+        }
+        OutcomeKind::Broken => format!("Restore BROKEN: {route} after {}", duration(outcome)),
+        OutcomeKind::Stalled => format!(
+            "Restore STALLED: {route} not ended after {}",
+            duration(outcome)
+        ),
     };
     shorten(&title, TITLE_MAX)
 }
@@ -434,6 +442,18 @@ fn summary(outcome: &Outcome, facts: &Facts<'_>) -> String {
             if let Some(answer) = facts.atlas.and_then(atlas_answer_plain) {
                 summary.push_str(&format!(": {answer}"));
             }
+        }
+        kind if kind.is_final() => {
+            let statuses: Vec<String> = facts
+                .jobs
+                .iter()
+                .map(|j| format!("{} {}", j.id, j.status_name.as_deref().unwrap_or("?")))
+                .collect();
+            summary.push_str(&format!(
+                " after {}: {}",
+                duration(outcome),
+                statuses.join(", ")
+            ));
         }
         _ => {}
     }
@@ -604,6 +624,58 @@ fn opening(outcome: &Outcome, facts: &Facts<'_>) -> String {
             "This request was already handled; nothing was sent again.".to_owned()
         }
         OutcomeKind::Queued => "The command was accepted and queued for submission.".to_owned(),
+        OutcomeKind::Finished => format!(
+            "The restore finished: every job ended well, {} after it was submitted (the measured recovery time).",
+            duration(outcome)
+        ),
+        OutcomeKind::Broken => {
+            let broken = facts.jobs.iter().filter(|j| job_ended_badly(j)).count();
+            format!(
+                "The restore ended badly: {broken} of {} {} did not end well, {} after it was submitted.",
+                facts.jobs.len(),
+                plural(facts.jobs.len(), "job", "jobs"),
+                duration(outcome)
+            )
+        }
+        OutcomeKind::Stalled => format!(
+            "The restore has not ended {} after it was submitted (FOLLOW_MAX_HOURS); the runner stopped following it.",
+            duration(outcome)
+        ),
+    }
+}
+
+/// A job's last status names a bad end (CONTRACT section 6), for counting them in a message.
+fn job_ended_badly(job: &JobSummary) -> bool {
+    const BAD: [&str; 9] = [
+        "BROKEN",
+        "KILLED",
+        "FAILED",
+        "CANCELLED",
+        "EXPIRED",
+        "INTERRUPTED",
+        "MAX_DOWNLOADS_EXCEEDED",
+        "FAILED_DELIVERY",
+        "ERROR",
+    ];
+    [
+        job.status_name.as_deref(),
+        job.delivery_status_name.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|status| BAD.contains(&status))
+}
+
+/// `durationSeconds` for a person: `42 min 30 s`, `2 h 05 min`.
+fn duration(outcome: &Outcome) -> String {
+    let Some(seconds) = outcome.duration_seconds else {
+        return "an unknown time".to_owned();
+    };
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (hours, minutes) {
+        (0, 0) => format!("{seconds} s"),
+        (0, _) => format!("{minutes} min {seconds:02} s"),
+        _ => format!("{hours} h {minutes:02} min"),
     }
 }
 
@@ -611,6 +683,13 @@ fn job_line(job: &JobSummary) -> String {
     let mut line = format!("\u{2022} {}", code(&job.id));
     if let Some(status) = job.status_name.as_deref().filter(|s| !s.is_empty()) {
         line.push_str(&format!(" {}", text(status)));
+    }
+    if let Some(delivery) = job
+        .delivery_status_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        line.push_str(&format!(" (delivery {})", text(delivery)));
     }
     if let Some(target) = job.target_cluster_name.as_deref().filter(|s| !s.is_empty()) {
         line.push_str(&format!(" \u{2192} {}", code(target)));
@@ -815,6 +894,51 @@ fn next_steps(outcome: &Outcome, facts: &Facts<'_>) -> Vec<String> {
                 "If a job exists, follow it{held}; if none does, send the command again with a new idempotencyKey."
             ));
         }
+        OutcomeKind::Finished => {
+            let target = facts.target.as_deref().map_or(source.clone(), code);
+            steps.push(format!(
+                "Check the restored data on {target} before it is used."
+            ));
+            steps.push(format!(
+                "Record the measured recovery time: {} (durationSeconds {}).",
+                duration(outcome),
+                outcome.duration_seconds.unwrap_or(0)
+            ));
+        }
+        OutcomeKind::Broken => {
+            let target = facts.target.as_deref().map_or(source.clone(), code);
+            let broken: Vec<String> = facts
+                .jobs
+                .iter()
+                .filter(|j| job_ended_badly(j))
+                .take(LIST_MAX)
+                .map(|j| code(&j.id))
+                .collect();
+            steps.push(format!(
+                "Read why {} ended badly in the Atlas UI (Backup, Restores) or API.",
+                broken.join(", ")
+            ));
+            steps.push(format!(
+                "Do not use {target}: it may hold part of the restore. To try again, send the command with a new idempotencyKey."
+            ));
+        }
+        OutcomeKind::Stalled => {
+            let ids: Vec<String> = facts
+                .jobs
+                .iter()
+                .take(LIST_MAX)
+                .map(|j| code(&j.id))
+                .collect();
+            steps.push(format!(
+                "Check {} in the Atlas UI (Backup, Restores): the runner no longer follows {}.",
+                ids.join(", "),
+                plural(ids.len(), "it", "them")
+            ));
+            steps.push(
+                "If a job is stuck, open a case with MongoDB support before restoring again."
+                    .to_owned(),
+            );
+        }
         OutcomeKind::Duplicate | OutcomeKind::Queued => {}
     }
     steps.truncate(STEPS_MAX);
@@ -856,6 +980,10 @@ fn additional_context(outcome: &Outcome, facts: &Facts<'_>) -> Map<String, Value
     put("approvedBy", owned(outcome.approved_by.as_deref()));
     put("startedAt", Some(timestamp(outcome.started_at)));
     put("finishedAt", Some(timestamp(outcome.finished_at)));
+    put(
+        "durationSeconds",
+        outcome.duration_seconds.map(|s| s.to_string()),
+    );
     context
 }
 
@@ -935,6 +1063,7 @@ mod tests {
                     batch_id: None,
                     status_name: Some("IN_PROGRESS".into()),
                     target_cluster_name: Some("orders-drill".into()),
+                    delivery_status_name: None,
                 }],
                 ..AtlasSummary::default()
             }),
@@ -946,6 +1075,7 @@ mod tests {
             finished_at: at(16),
             first: None,
             notified: None,
+            duration_seconds: None,
         }
     }
 
@@ -1232,6 +1362,7 @@ mod tests {
                         batch_id: Some("batch-9".into()),
                         status_name: Some("QUEUED".into()),
                         target_cluster_name: Some("orders-drill".into()),
+                        delivery_status_name: None,
                     })
                     .collect(),
                 ..AtlasSummary::default()

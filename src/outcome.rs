@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::atlas::model::RestoreJob;
+
 /// Machine-readable code of one problem with a command (CONTRACT section 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -79,6 +81,12 @@ pub enum OutcomeKind {
     Unknown,
     Duplicate,
     Queued,
+    /// Followed to its end (CONTRACT section 6): every job ended well.
+    Finished,
+    /// Followed to its end: a job ended badly.
+    Broken,
+    /// Followed until `FOLLOW_MAX_HOURS` without every job ending.
+    Stalled,
 }
 
 impl OutcomeKind {
@@ -87,7 +95,20 @@ impl OutcomeKind {
     pub fn keeps_key(self) -> bool {
         matches!(
             self,
-            OutcomeKind::Submitted | OutcomeKind::Unknown | OutcomeKind::Queued
+            OutcomeKind::Submitted
+                | OutcomeKind::Unknown
+                | OutcomeKind::Queued
+                | OutcomeKind::Finished
+                | OutcomeKind::Broken
+                | OutcomeKind::Stalled
+        )
+    }
+
+    /// The final outcomes of a followed request (CONTRACT section 6).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            OutcomeKind::Finished | OutcomeKind::Broken | OutcomeKind::Stalled
         )
     }
 
@@ -105,6 +126,9 @@ impl OutcomeKind {
             OutcomeKind::Unknown => "UNKNOWN",
             OutcomeKind::Duplicate => "DUPLICATE",
             OutcomeKind::Queued => "QUEUED",
+            OutcomeKind::Finished => "FINISHED",
+            OutcomeKind::Broken => "BROKEN",
+            OutcomeKind::Stalled => "STALLED",
         }
     }
 }
@@ -139,6 +163,31 @@ pub struct JobSummary {
     pub batch_id: Option<String>,
     pub status_name: Option<String>,
     pub target_cluster_name: Option<String>,
+    /// A download job's `delivery.statusName` (legacy), as last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_status_name: Option<String>,
+}
+
+impl JobSummary {
+    /// A job as Atlas served it, reduced to what the outcome reports.
+    pub fn from_job(job: &RestoreJob) -> JobSummary {
+        let delivery = job.delivery.as_ref();
+        JobSummary {
+            id: job.id.clone(),
+            batch_id: job.batch_id.clone(),
+            status_name: job.status_name.clone(),
+            // Legacy jobs hold the target in `delivery`; Cloud Backup jobs at the top.
+            target_cluster_name: delivery
+                .and_then(|d| d.target_cluster_name.clone())
+                .or_else(|| {
+                    job.other
+                        .get("targetClusterName")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                }),
+            delivery_status_name: delivery.and_then(|d| d.status_name.clone()),
+        }
+    }
 }
 
 /// Every command ends in one outcome (CONTRACT section 3).
@@ -166,6 +215,10 @@ pub struct Outcome {
     /// On the webhook path: `false` when publishing the outcome failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notified: Option<bool>,
+    /// For a final outcome (`FINISHED`, `BROKEN`, `STALLED`): from the submission to the
+    /// moment the end was seen, in whole seconds (the drill's measured recovery time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
 }
 
 #[cfg(test)]
@@ -173,26 +226,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_submitted_unknown_and_queued_keep_the_key() {
+    fn submitted_unknown_queued_and_the_final_outcomes_keep_the_key() {
         use OutcomeKind::*;
-        let kept: Vec<_> = [
-            Submitted, DryRun, Rejected, Failed, Unknown, Duplicate, Queued,
-        ]
-        .into_iter()
-        .filter(|k| k.keeps_key())
-        .collect();
-        assert_eq!(kept, vec![Submitted, Unknown, Queued]);
+        let kept: Vec<_> = ALL.into_iter().filter(|k| k.keeps_key()).collect();
+        assert_eq!(
+            kept,
+            vec![Submitted, Unknown, Queued, Finished, Broken, Stalled]
+        );
+        let finals: Vec<_> = ALL.into_iter().filter(|k| k.is_final()).collect();
+        assert_eq!(finals, vec![Finished, Broken, Stalled]);
     }
+
+    const ALL: [OutcomeKind; 10] = [
+        OutcomeKind::Submitted,
+        OutcomeKind::DryRun,
+        OutcomeKind::Rejected,
+        OutcomeKind::Failed,
+        OutcomeKind::Unknown,
+        OutcomeKind::Duplicate,
+        OutcomeKind::Queued,
+        OutcomeKind::Finished,
+        OutcomeKind::Broken,
+        OutcomeKind::Stalled,
+    ];
 
     #[test]
     fn duplicate_and_queued_are_not_published() {
         use OutcomeKind::*;
-        let silent: Vec<_> = [
-            Submitted, DryRun, Rejected, Failed, Unknown, Duplicate, Queued,
-        ]
-        .into_iter()
-        .filter(|k| !k.is_published())
-        .collect();
+        let silent: Vec<_> = ALL.into_iter().filter(|k| !k.is_published()).collect();
         assert_eq!(silent, vec![Duplicate, Queued]);
     }
 
@@ -210,7 +271,9 @@ mod tests {
             serde_json::to_value(OutcomeKind::DryRun).unwrap(),
             "DRY_RUN"
         );
-        assert_eq!(OutcomeKind::DryRun.as_str(), "DRY_RUN");
+        for kind in ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
         assert_eq!(serde_json::to_value(Trigger::Webhook).unwrap(), "webhook");
     }
 

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use crate::atlas::model::{RestoreJob, Snapshot};
 use crate::atlas::{AtlasClient, AtlasCredentials, AtlasError, CreateAnswer};
 use crate::command::SourceCluster;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, OutcomeKind};
 use crate::secret::Secret;
 
 /// A dependency (Secrets Manager, DynamoDB, SNS, SQS) failed: not an outcome. The invocation
@@ -78,6 +78,22 @@ pub trait Atlas: Send + Sync {
         deadline: Instant,
     ) -> impl Future<Output = Result<Vec<crate::atlas::model::CloudSnapshot>, AtlasError>> + Send;
 
+    /// `GET .../restoreJobs/{id}`: one legacy restore job as it stands now.
+    fn get_restore_job(
+        &self,
+        source: &SourceCluster,
+        job_id: &str,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<RestoreJob, AtlasError>> + Send;
+
+    /// `GET .../backup/restoreJobs/{id}`: one Cloud Backup restore job as it stands now.
+    fn get_cloud_restore_job(
+        &self,
+        source: &SourceCluster,
+        job_id: &str,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<RestoreJob, AtlasError>> + Send;
+
     /// Replaces the credentials after the secret was fetched again.
     fn set_credentials(&self, credentials: AtlasCredentials);
 }
@@ -141,6 +157,24 @@ impl Atlas for AtlasClient {
     ) -> impl Future<Output = Result<Vec<crate::atlas::model::CloudSnapshot>, AtlasError>> + Send
     {
         AtlasClient::list_cloud_snapshots(self, source, deadline)
+    }
+
+    fn get_restore_job(
+        &self,
+        source: &SourceCluster,
+        job_id: &str,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<RestoreJob, AtlasError>> + Send {
+        AtlasClient::get_restore_job(self, source, job_id, deadline)
+    }
+
+    fn get_cloud_restore_job(
+        &self,
+        source: &SourceCluster,
+        job_id: &str,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<RestoreJob, AtlasError>> + Send {
+        AtlasClient::get_cloud_restore_job(self, source, job_id, deadline)
     }
 
     fn set_credentials(&self, credentials: AtlasCredentials) {
@@ -215,6 +249,65 @@ pub struct IdempotencyRecord {
     /// When the first attempt started: reconciliation looks for jobs created since then.
     pub first_started_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The outcome kinds stored under this key so far, in order (`QUEUED`, `SUBMITTED`, ...).
+    pub history: Vec<OutcomeKind>,
+    /// Set once following a `SUBMITTED` outcome began (CONTRACT section 6).
+    pub follow_up: Option<FollowUpState>,
+    /// The final outcome of a followed request, once its end was seen.
+    pub final_outcome: Option<StoredFinal>,
+}
+
+/// Where following a submitted request stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FollowUpState {
+    /// The number of the check that is due: only the message carrying it may run it.
+    pub check: u64,
+    /// A delivery is running that check until then.
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+/// A final outcome stored with the request's record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredFinal {
+    pub outcome: Box<Outcome>,
+    pub published: bool,
+}
+
+impl IdempotencyRecord {
+    /// The kinds of the request's outcomes so far, in order; a final outcome counts once it
+    /// is published. Records written before the history was kept show their stored outcome.
+    pub fn history_so_far(&self) -> Vec<OutcomeKind> {
+        let mut history = self.history.clone();
+        if history.is_empty()
+            && let RecordState::Completed { outcome, .. } = &self.state
+        {
+            history.push(outcome.outcome);
+        }
+        if let Some(StoredFinal {
+            outcome,
+            published: false,
+        }) = &self.final_outcome
+            && history.last() == Some(&outcome.outcome)
+        {
+            history.pop();
+        }
+        history
+    }
+
+    /// What a status lookup answers: the final outcome once published, else the first.
+    pub fn latest_outcome(&self) -> Option<&Outcome> {
+        match (&self.final_outcome, &self.state) {
+            (
+                Some(StoredFinal {
+                    outcome,
+                    published: true,
+                }),
+                _,
+            ) => Some(outcome),
+            (_, RecordState::Completed { outcome, .. }) => Some(outcome),
+            (_, RecordState::InProgress { .. }) => None,
+        }
+    }
 }
 
 /// What `begin` found.
@@ -289,9 +382,69 @@ pub trait IdempotencyStore: Send + Sync {
         key: &str,
         attempt: u64,
     ) -> impl Future<Output = Result<(), DependencyError>> + Send;
+
+    /// The record of a key, if there is one (the status lookup).
+    fn read(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, DependencyError>> + Send;
+
+    /// Records that following the key's `SUBMITTED` outcome began (check 1 is due, unless a
+    /// later one already is) and keeps the record until `expires_at` at least.
+    fn start_follow_up(
+        &self,
+        key: &str,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), DependencyError>> + Send;
+
+    /// Takes check number `check` of a followed request until `lease_until`: the record when
+    /// this delivery may run it (the check is due, no other delivery runs it, and no final
+    /// outcome was published), `None` when it may not (a stale or duplicate message).
+    fn claim_check(
+        &self,
+        key: &str,
+        check: u64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, DependencyError>> + Send;
+
+    /// Check `check` found the jobs still running and queued the next: `check + 1` is due.
+    fn next_check(
+        &self,
+        key: &str,
+        check: u64,
+    ) -> impl Future<Output = Result<(), DependencyError>> + Send;
+
+    /// Gives check `check` back after a failure, so the message's redelivery can run it.
+    fn release_check(
+        &self,
+        key: &str,
+        check: u64,
+    ) -> impl Future<Output = Result<(), DependencyError>> + Send;
+
+    /// Stores the final outcome (not yet published), if check `check` is still the due one and
+    /// no final outcome is stored; keeps the record until `expires_at` at least.
+    fn store_final(
+        &self,
+        key: &str,
+        check: u64,
+        outcome: &Outcome,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), DependencyError>> + Send;
+
+    /// Marks the final outcome published; no check runs after this.
+    fn mark_final_published(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<(), DependencyError>> + Send;
 }
 
-/// The work queue of the webhook hand-off (`WORK_QUEUE_URL`).
+/// The work queue: the webhook hand-off and the follow-up checks (`WORK_QUEUE_URL`).
 pub trait WorkQueue: Send + Sync {
-    fn send(&self, message: String) -> impl Future<Output = Result<(), DependencyError>> + Send;
+    /// Sends a message that becomes visible after `delay` (at most 15 minutes, as SQS allows).
+    fn send(
+        &self,
+        message: String,
+        delay: std::time::Duration,
+    ) -> impl Future<Output = Result<(), DependencyError>> + Send;
 }

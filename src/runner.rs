@@ -10,11 +10,12 @@ use tokio::time::Instant;
 
 use crate::atlas::model::{ApiError, RestoreJob};
 use crate::atlas::{AtlasCredentials, AtlasError, CreateAnswer};
-use crate::command::{BackupType, ObjectId, ResolvedRestore, RestoreCommand};
+use crate::command::{BackupType, ObjectId, ResolvedRestore, RestoreCommand, SourceCluster};
+use crate::follow::{self, FollowUpMessage};
 use crate::outcome::{AtlasSummary, ErrorCode, JobSummary, Outcome, OutcomeKind, Problem, Trigger};
 use crate::ports::{
     Atlas, Begin, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier,
-    RecordState, Secrets,
+    RecordState, Secrets, WorkQueue,
 };
 use crate::reconcile::{find_adoptable, find_adoptable_cloud};
 
@@ -33,6 +34,18 @@ pub struct RunnerSettings {
     pub reconcile_margin: Duration,
     /// Wait before sending again after a 503 without `Retry-After`.
     pub unavailable_backoff: Duration,
+    /// `FOLLOW_JOBS=true`: follow every `SUBMITTED` request to its end (CONTRACT section 6).
+    pub follow: Option<FollowSettings>,
+}
+
+/// How submitted requests are followed (`FOLLOW_INTERVAL_SECONDS`, `FOLLOW_MAX_HOURS`).
+#[derive(Clone, Debug)]
+pub struct FollowSettings {
+    /// Between two checks of a request's jobs (SQS allows at most 15 minutes).
+    pub interval: Duration,
+    /// After this long since the submission, a request whose jobs have not all ended is
+    /// `STALLED`.
+    pub max: Duration,
 }
 
 impl Default for RunnerSettings {
@@ -44,6 +57,7 @@ impl Default for RunnerSettings {
             reconcile_budget: Duration::from_secs(5),
             reconcile_margin: Duration::from_secs(120),
             unavailable_backoff: Duration::from_secs(1),
+            follow: None,
         }
     }
 }
@@ -85,13 +99,27 @@ pub struct Report {
     pub in_flight: bool,
 }
 
-/// Runs commands against Atlas with the idempotency store, secrets and notifier it is given.
-pub struct Runner<A, S, N, I, C> {
+/// What a follow-up check came to.
+#[derive(Debug)]
+pub enum CheckReport {
+    /// Not this delivery's to run: a stale or duplicate message, an unknown or ended request,
+    /// or following is off. The message is done with.
+    Skipped(&'static str),
+    /// Some job is still running: check `next` is queued.
+    Rescheduled { next: u64, jobs: Vec<JobSummary> },
+    /// Every job ended, or the request stalled: the final outcome.
+    Final(Box<Report>),
+}
+
+/// Runs commands against Atlas with the idempotency store, secrets and notifier it is given,
+/// and the work queue when there is one (the webhook hand-off and the follow-up checks).
+pub struct Runner<A, S, N, I, C, Q> {
     atlas: A,
     secrets: S,
     notifier: N,
     store: I,
     clock: C,
+    queue: Option<Q>,
     settings: RunnerSettings,
     credentials_in_use: Mutex<Option<AtlasCredentials>>,
 }
@@ -125,13 +153,23 @@ enum Reconciled {
     ListFailed(AtlasError),
 }
 
-impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A, S, N, I, C> {
+impl<A, S, N, I, C, Q> Runner<A, S, N, I, C, Q>
+where
+    A: Atlas,
+    S: Secrets,
+    N: Notifier,
+    I: IdempotencyStore,
+    C: Clock,
+    Q: WorkQueue,
+{
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         atlas: A,
         secrets: S,
         notifier: N,
         store: I,
         clock: C,
+        queue: Option<Q>,
         settings: RunnerSettings,
     ) -> Self {
         Runner {
@@ -140,6 +178,7 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             notifier,
             store,
             clock,
+            queue,
             settings,
             credentials_in_use: Mutex::new(None),
         }
@@ -155,6 +194,16 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
 
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Whether webhook commands are handed to the work queue (`WORK_QUEUE_URL`).
+    pub fn has_work_queue(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// The record of a request, for the status lookup.
+    pub async fn lookup(&self, key: &str) -> Result<Option<IdempotencyRecord>, DependencyError> {
+        self.store.read(key).await
     }
 
     /// Runs one valid command to its outcome. `Err` is a dependency failure: nothing was sent
@@ -201,17 +250,19 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         self.work_and_finish(request, attempt).await
     }
 
-    /// Hands a webhook command to the work queue (`send`) under its key: `QUEUED`, or the
+    /// Hands a webhook command to the work queue as `message` under its key: `QUEUED`, or the
     /// answer of a key already held.
-    pub async fn hand_off<F, Fut>(
+    pub async fn hand_off(
         &self,
         request: &RunRequest,
-        send: F,
-    ) -> Result<Report, DependencyError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<(), DependencyError>>,
-    {
+        message: String,
+    ) -> Result<Report, DependencyError> {
+        let Some(queue) = &self.queue else {
+            return Err(DependencyError::new(
+                "SQS",
+                "no work queue is configured (WORK_QUEUE_URL) to hand the command to",
+            ));
+        };
         let started_at = self.clock.now();
         let fingerprint = request.command.fingerprint();
         let expires_at = started_at
@@ -240,7 +291,7 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         self.store
             .store_outcome(&request.request_id, attempt, &queued, started_at)
             .await?;
-        if let Err(error) = send().await {
+        if let Err(error) = queue.send(message, Duration::ZERO).await {
             if let Err(release_error) = self.store.release(&request.request_id, attempt).await {
                 tracing::warn!(request_id = %request.request_id, error = %release_error, "could not release the key after the queue failed");
             }
@@ -535,6 +586,9 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             return Err(error);
         }
         let publication = self.publish_stored(key, attempt, &outcome).await;
+        if outcome.outcome == OutcomeKind::Submitted {
+            self.start_following(key, &outcome).await?;
+        }
         Ok(Report {
             outcome,
             publication,
@@ -612,6 +666,10 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
                         .publish_stored(&request.request_id, record.attempt, &first)
                         .await;
                 }
+                // The attempt that submitted could not queue the follow-up: this one does.
+                if first.outcome == OutcomeKind::Submitted && record.follow_up.is_none() {
+                    self.start_following(&request.request_id, &first).await?;
+                }
                 duplicate.restore = first.restore.clone();
                 duplicate.first = Some(first);
                 Ok(Report {
@@ -621,6 +679,211 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
                 })
             }
         }
+    }
+
+    /// Starts following a `SUBMITTED` request when following is on: the first check is queued,
+    /// then recorded. Queued first, so a failure leaves nothing recorded and the retry (a
+    /// `DUPLICATE`) starts it again; a second message for check 1 is then dropped as stale.
+    async fn start_following(&self, key: &str, submitted: &Outcome) -> Result<(), DependencyError> {
+        let (Some(follow), Some(queue)) = (&self.settings.follow, &self.queue) else {
+            return Ok(());
+        };
+        if submitted.atlas.as_ref().is_none_or(|a| a.jobs.is_empty()) {
+            tracing::warn!(request_id = %key, "submitted without a job to follow");
+            return Ok(());
+        }
+        let message = FollowUpMessage {
+            request_id: key.to_owned(),
+            check: 1,
+        };
+        queue.send(message.to_json(), follow.interval).await?;
+        // Kept until the request would stall, and an idempotency TTL after that.
+        let keep = follow.max + follow.interval * 2 + self.settings.idempotency_ttl;
+        let expires_at = follow::submitted_at(submitted)
+            + chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(30));
+        self.store.start_follow_up(key, expires_at).await?;
+        tracing::info!(request_id = %key, interval_seconds = follow.interval.as_secs(), "following the restore to its end");
+        Ok(())
+    }
+
+    /// Runs one follow-up check (CONTRACT section 6): reads the jobs, then queues the next
+    /// check or stores and publishes the final outcome. `Err` is a dependency failure: the
+    /// check is given back so the message's redelivery runs it again.
+    pub async fn check(
+        &self,
+        message: &FollowUpMessage,
+        deadline: DateTime<Utc>,
+    ) -> Result<CheckReport, DependencyError> {
+        let (Some(follow), Some(queue)) = (&self.settings.follow, &self.queue) else {
+            return Ok(CheckReport::Skipped("following jobs is off (FOLLOW_JOBS)"));
+        };
+        let key = &message.request_id;
+        let now = self.clock.now();
+        let Some(record) = self
+            .store
+            .claim_check(key, message.check, now, deadline)
+            .await?
+        else {
+            return Ok(CheckReport::Skipped(
+                "not due: a later check is due, another delivery is running it, or the request is unknown or has ended",
+            ));
+        };
+        let result = self
+            .run_check(follow, queue, message, record, deadline)
+            .await;
+        if result.is_err()
+            && let Err(error) = self.store.release_check(key, message.check).await
+        {
+            tracing::warn!(request_id = %key, %error, "could not give the follow-up check back; its redelivery waits for the lease to end");
+        }
+        result
+    }
+
+    async fn run_check(
+        &self,
+        follow: &FollowSettings,
+        queue: &Q,
+        message: &FollowUpMessage,
+        record: IdempotencyRecord,
+        deadline: DateTime<Utc>,
+    ) -> Result<CheckReport, DependencyError> {
+        let key = &message.request_id;
+        if let Some(stored) = record.final_outcome {
+            // Stored by an earlier delivery that could not publish it.
+            return Ok(CheckReport::Final(Box::new(
+                self.publish_final(key, *stored.outcome).await?,
+            )));
+        }
+        let RecordState::Completed {
+            outcome: submitted, ..
+        } = record.state
+        else {
+            return Ok(CheckReport::Skipped("the request has no stored outcome"));
+        };
+        let job_ids: Vec<String> = submitted
+            .atlas
+            .iter()
+            .flat_map(|a| a.jobs.iter().map(|j| j.id.clone()))
+            .collect();
+        let Some(source) = follow::source_of(&submitted).filter(|_| !job_ids.is_empty()) else {
+            return Ok(CheckReport::Skipped(
+                "the stored outcome names no cluster or job to follow",
+            ));
+        };
+        let backup_type = follow::backup_type_of(&submitted);
+        let atlas_deadline = self.deadline(deadline, self.settings.reserve);
+        let read = self
+            .read_jobs(&source, backup_type, &job_ids, atlas_deadline)
+            .await?;
+        let now = self.clock.now();
+        let (verdict, jobs, read_error) = match read {
+            Ok(jobs) => {
+                let ends: Vec<_> = jobs
+                    .iter()
+                    .map(|job| follow::job_end(job, backup_type))
+                    .collect();
+                let statuses = jobs
+                    .iter()
+                    .map(|job| follow::job_status(job, backup_type))
+                    .collect();
+                (follow::verdict(&ends), statuses, None)
+            }
+            // Atlas not answering is no reason to stop following: the next check reads again.
+            Err(error) => (None, Vec::new(), Some(error.to_string())),
+        };
+        let stalls_at = follow::submitted_at(&submitted)
+            + chrono::Duration::from_std(follow.max).unwrap_or(chrono::Duration::hours(48));
+        let (kind, note) = match verdict {
+            Some(kind) => (kind, None),
+            None if now >= stalls_at => {
+                let mut note = format!(
+                    "not every job ended within {} hours of the submission (FOLLOW_MAX_HOURS)",
+                    follow.max.as_secs_f64() / 3600.0
+                );
+                if let Some(error) = &read_error {
+                    note.push_str(&format!("; the last read of the jobs failed: {error}"));
+                }
+                (OutcomeKind::Stalled, Some(note))
+            }
+            None => {
+                if let Some(error) = &read_error {
+                    tracing::warn!(request_id = %key, check = message.check, %error, "the jobs could not be read; checking again later");
+                }
+                let next = FollowUpMessage {
+                    request_id: key.clone(),
+                    check: message.check + 1,
+                };
+                queue.send(next.to_json(), follow.interval).await?;
+                self.store.next_check(key, message.check).await?;
+                return Ok(CheckReport::Rescheduled {
+                    next: next.check,
+                    jobs,
+                });
+            }
+        };
+        let outcome = follow::final_outcome(&submitted, kind, jobs, now, note);
+        let ttl = chrono::Duration::from_std(self.settings.idempotency_ttl)
+            .unwrap_or(chrono::Duration::days(1));
+        let expires_at = record.expires_at.max(now + ttl);
+        self.store
+            .store_final(key, message.check, &outcome, expires_at)
+            .await?;
+        Ok(CheckReport::Final(Box::new(
+            self.publish_final(key, outcome).await?,
+        )))
+    }
+
+    /// Publishes a stored final outcome and marks it published. A failure to do either fails
+    /// the check, so the redelivery publishes it (a second notification rather than none).
+    async fn publish_final(&self, key: &str, outcome: Outcome) -> Result<Report, DependencyError> {
+        if let Publication::Failed(error) = self.publish(&outcome).await {
+            return Err(error);
+        }
+        self.store.mark_final_published(key).await?;
+        Ok(Report {
+            outcome,
+            publication: Publication::Published,
+            in_flight: false,
+        })
+    }
+
+    /// Reads each job of a followed request; `Err` inside `Ok` is Atlas's answer, not a
+    /// dependency failure.
+    async fn read_jobs(
+        &self,
+        source: &SourceCluster,
+        backup_type: BackupType,
+        job_ids: &[String],
+        deadline: Instant,
+    ) -> Result<Result<Vec<RestoreJob>, AtlasError>, DependencyError> {
+        self.use_credentials(false).await?;
+        let mut read = self.get_jobs(source, backup_type, job_ids, deadline).await;
+        if matches!(read, Err(AtlasError::Unauthorized { .. })) {
+            self.use_credentials(true).await?;
+            read = self.get_jobs(source, backup_type, job_ids, deadline).await;
+        }
+        Ok(read)
+    }
+
+    async fn get_jobs(
+        &self,
+        source: &SourceCluster,
+        backup_type: BackupType,
+        job_ids: &[String],
+        deadline: Instant,
+    ) -> Result<Vec<RestoreJob>, AtlasError> {
+        let mut jobs = Vec::with_capacity(job_ids.len());
+        for id in job_ids {
+            jobs.push(match backup_type {
+                BackupType::Legacy => self.atlas.get_restore_job(source, id, deadline).await?,
+                BackupType::Cloud => {
+                    self.atlas
+                        .get_cloud_restore_job(source, id, deadline)
+                        .await?
+                }
+            });
+        }
+        Ok(jobs)
     }
 
     /// Publishes a stored outcome whose publication this attempt holds, then marks it published
@@ -780,6 +1043,7 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
             finished_at: self.clock.now(),
             first: None,
             notified: None,
+            duration_seconds: None,
         }
     }
 
@@ -792,7 +1056,7 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
     ) -> Outcome {
         let summary = AtlasSummary {
             http_status,
-            jobs: jobs.iter().map(job_summary).collect(),
+            jobs: jobs.iter().map(JobSummary::from_job).collect(),
             reconciled,
             ..AtlasSummary::default()
         };
@@ -880,25 +1144,6 @@ impl<A: Atlas, S: Secrets, N: Notifier, I: IdempotencyStore, C: Clock> Runner<A,
         };
         self.outcome(request, OutcomeKind::Failed, started_at)
             .with_atlas(summary)
-    }
-}
-
-fn job_summary(job: &RestoreJob) -> JobSummary {
-    JobSummary {
-        id: job.id.clone(),
-        batch_id: job.batch_id.clone(),
-        status_name: job.status_name.clone(),
-        // Legacy jobs hold the target in `delivery`; Cloud Backup jobs at the top.
-        target_cluster_name: job
-            .delivery
-            .as_ref()
-            .and_then(|d| d.target_cluster_name.clone())
-            .or_else(|| {
-                job.other
-                    .get("targetClusterName")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            }),
     }
 }
 

@@ -47,13 +47,10 @@ fn app(stack: &Stack) -> TestApp {
         ),
         DynamoIdempotencyStore::new(&stack.sdk, config.idempotency_table.clone()),
         SystemClock,
+        None,
         RunnerSettings::default(),
     );
-    App {
-        runner,
-        queue: None,
-        config,
-    }
+    App { runner, config }
 }
 
 fn signed(command: &Value) -> Value {

@@ -10,137 +10,10 @@ use atlas_restore_runner::triggers::signature::sign;
 use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::{Fault, Route};
+use support::e2e::*;
 use support::lambda_runtime_api::{FunctionProcess, Invocation, RuntimeApi};
 use support::moto::receive_all;
 use support::stack::*;
-
-struct E2e {
-    stack: Stack,
-    api: RuntimeApi,
-    function: FunctionProcess,
-}
-
-impl E2e {
-    async fn start(extra_env: &[(&str, &str)]) -> E2e {
-        let stack = Stack::start().await;
-        let api = RuntimeApi::start().await;
-        let mut env = stack.function_env();
-        for (name, value) in extra_env {
-            env.retain(|(n, _)| n != name);
-            env.push((name.to_string(), value.to_string()));
-        }
-        let env: Vec<(&str, &str)> = env
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        let function =
-            FunctionProcess::start(Path::new(env!("CARGO_BIN_EXE_bootstrap")), &api, &env);
-        E2e {
-            stack,
-            api,
-            function,
-        }
-    }
-
-    async fn invoke(&self, event: Value) -> Invocation {
-        self.api
-            .invoke(event, Duration::from_secs(30), Duration::from_secs(60))
-            .await
-    }
-
-    /// The function's answer; panics (with the function's output) on anything else.
-    async fn answer(&self, event: Value) -> Value {
-        match self.invoke(event).await {
-            Invocation::Response(value) => value,
-            other => panic!(
-                "expected an answer, got {other:?}\n--- function output ---\n{}",
-                self.function.output()
-            ),
-        }
-    }
-
-    /// A webhook's status and parsed body.
-    async fn http(&self, event: Value) -> (u16, Value) {
-        let answer = self.answer(event).await;
-        let status = answer["statusCode"].as_u64().expect("a statusCode") as u16;
-        let body =
-            serde_json::from_str(answer["body"].as_str().expect("a body")).expect("a JSON body");
-        (status, body)
-    }
-
-    async fn published(&self, expected: usize) -> Vec<Value> {
-        receive_all(&self.stack.sdk, &self.stack.outcomes_queue, expected)
-            .await
-            .iter()
-            .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
-            .collect()
-    }
-
-    fn jobs(&self) -> usize {
-        self.stack.atlas.created_jobs()
-    }
-
-    async fn records(&self) -> usize {
-        aws_sdk_dynamodb::Client::new(&self.stack.sdk)
-            .scan()
-            .table_name(TABLE)
-            .send()
-            .await
-            .unwrap()
-            .count() as usize
-    }
-}
-
-fn command(key: Option<&str>) -> Value {
-    let mut command = json!({
-        "groupId": GROUP,
-        "clusterName": "orders",
-        "restore": {"snapshotId": SNAPSHOT, "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterName": "orders-drill"}},
-        "requestedBy": REQUESTER,
-        "approvedBy": APPROVER,
-        "reason": "INC-4211 drop of orders.items"
-    });
-    if let Some(key) = key {
-        command["idempotencyKey"] = json!(key);
-    }
-    command
-}
-
-fn with(mut value: Value, pointer: &str, new: Value) -> Value {
-    *value
-        .pointer_mut(pointer)
-        .unwrap_or_else(|| panic!("no {pointer}")) = new;
-    value
-}
-
-/// An API Gateway HTTP API (payload 2.0) request, signed now with `secret` unless `None`.
-fn webhook(body: &str, secret: Option<&str>) -> Value {
-    let timestamp = Utc::now().timestamp();
-    let mut headers = json!({"content-type": "application/json", "host": "abc123.execute-api.us-east-1.amazonaws.com"});
-    if let Some(secret) = secret {
-        headers["x-signature-timestamp"] = json!(timestamp.to_string());
-        headers["x-signature"] = json!(sign(secret.as_bytes(), timestamp, body.as_bytes()));
-    }
-    json!({
-        "version": "2.0",
-        "routeKey": "POST /restore",
-        "rawPath": "/restore",
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "http": {"method": "POST", "path": "/restore", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "chatbot"},
-            "requestId": "JKJaXmPLvHcESHA=", "routeKey": "POST /restore", "stage": "$default", "time": "28/Nov/2026:17:06:15 +0000", "timeEpoch": 1795885575000_i64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
-}
-
-fn signed(command: &Value) -> Value {
-    webhook(&command.to_string(), Some(SIGNING_SECRET))
-}
 
 fn codes(outcome: &Value) -> Vec<(String, String)> {
     outcome["errors"]
@@ -520,7 +393,6 @@ async fn the_queue_hand_off_answers_202_queued_and_the_sqs_delivery_runs_it_once
 
     let messages = receive_all(&stack.sdk, &stack.work_queue, 1).await;
     assert_eq!(messages.len(), 1);
-    let sqs_event = |body: &str, id: &str| json!({"Records": [{"messageId": id, "receiptHandle": "r", "body": body, "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:restore-work", "awsRegion": "us-east-1"}]});
     let delivered = messages[0].body().unwrap().to_owned();
     let answer = invoke(sqs_event(&delivered, "m-1")).await;
     assert_eq!(answer, json!({"batchItemFailures": []}));

@@ -41,6 +41,7 @@ fn job(id: &str, batch: Option<&str>, target: &str) -> JobSummary {
         batch_id: batch.map(str::to_owned),
         status_name: Some("IN_PROGRESS".into()),
         target_cluster_name: Some(target.into()),
+        delivery_status_name: None,
     }
 }
 
@@ -62,6 +63,7 @@ fn base(kind: OutcomeKind, request_id: &str) -> Outcome {
         finished_at: at(16),
         first: None,
         notified: None,
+        duration_seconds: None,
     }
 }
 
@@ -163,6 +165,42 @@ fn outcomes() -> Vec<Outcome> {
         )],
         ..base(OutcomeKind::Rejected, "unused")
     };
+    let finished = Outcome {
+        duration_seconds: Some(42 * 60 + 30),
+        atlas: Some(AtlasSummary {
+            jobs: vec![JobSummary {
+                status_name: Some("FINISHED".into()),
+                ..job("6a1b2c3d4e5f6a7b8c9d0e1f", None, "orders-drill")
+            }],
+            ..AtlasSummary::default()
+        }),
+        ..base(OutcomeKind::Finished, "drill-0042")
+    };
+    let mut broken_jobs = sharded.atlas.clone().unwrap().jobs;
+    for (job, status) in broken_jobs
+        .iter_mut()
+        .zip(["FINISHED", "BROKEN", "FINISHED"])
+    {
+        job.status_name = Some(status.into());
+    }
+    let broken = Outcome {
+        outcome: OutcomeKind::Broken,
+        duration_seconds: Some(2 * 3600 + 5 * 60 + 7),
+        atlas: Some(AtlasSummary {
+            jobs: broken_jobs,
+            ..AtlasSummary::default()
+        }),
+        ..sharded.clone()
+    };
+    let stalled = Outcome {
+        duration_seconds: Some(48 * 3600 + 12),
+        atlas: Some(AtlasSummary {
+            jobs: vec![job("6a1b2c3d4e5f6a7b8c9d0e1f", None, "orders-drill")],
+            reason: Some("not every job ended within 48 hours of the submission".into()),
+            ..AtlasSummary::default()
+        }),
+        ..base(OutcomeKind::Stalled, "drill-0043")
+    };
     vec![
         submitted,
         sharded,
@@ -171,11 +209,14 @@ fn outcomes() -> Vec<Outcome> {
         failed,
         unknown,
         unknown_event,
+        finished,
+        broken,
+        stalled,
     ]
 }
 
 /// The subject each outcome of [`outcomes`] must carry, in order.
-const SUBJECTS: [&str; 7] = [
+const SUBJECTS: [&str; 10] = [
     "SUBMITTED: restore of orders into orders-drill (approval-7f3a)",
     "SUBMITTED: restore of catalog into catalog-drill (exec-2f9e)",
     "DRY_RUN: restore of orders into orders-drill (dry-run-?n?code)",
@@ -183,6 +224,9 @@ const SUBJECTS: [&str; 7] = [
     "FAILED: restore of orders into orders-drill (approval-f41l)",
     "UNKNOWN: restore of orders into orders-drill (event-0c1d)",
     "REJECTED: restore command",
+    "FINISHED: restore of orders into orders-drill (drill-0042)",
+    "BROKEN: restore of catalog into catalog-drill (exec-2f9e)",
+    "STALLED: restore of orders into orders-drill (drill-0043)",
 ];
 
 /// The message attributes each outcome must carry, exactly.
@@ -207,7 +251,13 @@ fn expected_attributes(outcome: &Outcome) -> BTreeMap<String, String> {
 fn expected_fifo_ids(outcome: &Outcome) -> (String, String) {
     match outcome.request_id.as_deref() {
         Some("approval-7f3a") => (format!("{GROUP}/orders"), "approval-7f3a:SUBMITTED".into()),
-        Some("exec-2f9e") => (format!("{GROUP}/catalog"), "exec-2f9e:SUBMITTED".into()),
+        Some("exec-2f9e") if outcome.outcome == OutcomeKind::Submitted => {
+            (format!("{GROUP}/catalog"), "exec-2f9e:SUBMITTED".into())
+        }
+        // The final outcome of a followed request has its own id: both reach a FIFO topic.
+        Some("exec-2f9e") => (format!("{GROUP}/catalog"), "exec-2f9e:BROKEN".into()),
+        Some("drill-0042") => (format!("{GROUP}/orders"), "drill-0042:FINISHED".into()),
+        Some("drill-0043") => (format!("{GROUP}/orders"), "drill-0043:STALLED".into()),
         Some("approval-bad1") => (format!("{GROUP}/orders"), "approval-bad1:REJECTED".into()),
         Some("approval-f41l") => (format!("{GROUP}/orders"), "approval-f41l:FAILED".into()),
         Some("event-0c1d") => (format!("{GROUP}/orders"), "event-0c1d:UNKNOWN".into()),
@@ -426,6 +476,46 @@ fn check_chat_content(outcome: &Outcome, body: &Value) {
                 "{steps:?}"
             );
             assert!(steps[0].contains("do not resend blindly"), "{steps:?}");
+        }
+        OutcomeKind::Finished => {
+            assert_eq!(
+                title,
+                "Restore FINISHED: `orders` \u{2192} `orders-drill` in 42 min 30 s"
+            );
+            assert!(
+                description.contains("measured recovery time"),
+                "{description}"
+            );
+            assert!(
+                description.contains("`6a1b2c3d4e5f6a7b8c9d0e1f` FINISHED"),
+                "{description}"
+            );
+            assert_eq!(context["durationSeconds"], "2550");
+            assert!(steps[1].contains("durationSeconds 2550"), "{steps:?}");
+        }
+        OutcomeKind::Broken => {
+            assert_eq!(
+                title,
+                "Restore BROKEN: `catalog` \u{2192} `catalog-drill` after 2 h 05 min"
+            );
+            assert!(
+                description.contains("1 of 3 jobs did not end well"),
+                "{description}"
+            );
+            assert!(
+                steps[0].contains("`6b000000000000000000000b`")
+                    && !steps[0].contains("`6b000000000000000000000a`"),
+                "only the broken job is named: {steps:?}"
+            );
+            assert!(steps[1].contains("new idempotencyKey"), "{steps:?}");
+        }
+        OutcomeKind::Stalled => {
+            assert_eq!(
+                title,
+                "Restore STALLED: `orders` \u{2192} `orders-drill` not ended after 48 h 00 min"
+            );
+            assert!(description.contains("stopped following"), "{description}");
+            assert!(steps[0].contains("no longer follows it"), "{steps:?}");
         }
         OutcomeKind::Duplicate | OutcomeKind::Queued => unreachable!("not published"),
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use atlas_restore_runner::atlas::{AtlasClient, AtlasClientConfig};
 use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
+use atlas_restore_runner::aws::queue::SqsWorkQueue;
 use atlas_restore_runner::aws::secrets::SecretsManagerSecrets;
 use atlas_restore_runner::aws::sns::SnsNotifier;
 use atlas_restore_runner::command::RestoreCommand;
@@ -20,8 +21,14 @@ use support::atlas_double::{AtlasDouble, Fault, Route};
 use support::moto::receive_all;
 use support::stack::*;
 
-type TestRunner =
-    Runner<AtlasClient, SecretsManagerSecrets, SnsNotifier, DynamoIdempotencyStore, SystemClock>;
+type TestRunner = Runner<
+    AtlasClient,
+    SecretsManagerSecrets,
+    SnsNotifier,
+    DynamoIdempotencyStore,
+    SystemClock,
+    SqsWorkQueue,
+>;
 
 /// The stack of every end-to-end test (moto resources and the Atlas double), plus a sharded
 /// cluster for batch tests.
@@ -86,6 +93,7 @@ impl World {
             SnsNotifier::new(&self.sdk, topic_arn.to_owned(), NotifyFormat::Json),
             DynamoIdempotencyStore::new(&self.sdk, names.table.into()),
             SystemClock,
+            None,
             RunnerSettings {
                 unavailable_backoff: Duration::from_millis(50),
                 ..settings

@@ -6,11 +6,14 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::outcome::Outcome;
-use crate::ports::{Begin, DependencyError, IdempotencyRecord, IdempotencyStore, RecordState};
+use crate::outcome::{Outcome, OutcomeKind};
+use crate::ports::{
+    Begin, DependencyError, FollowUpState, IdempotencyRecord, IdempotencyStore, RecordState,
+    StoredFinal,
+};
 
 const SERVICE: &str = "DynamoDB";
 const IN_PROGRESS: &str = "IN_PROGRESS";
@@ -31,7 +34,7 @@ impl DynamoIdempotencyStore {
         }
     }
 
-    async fn read(&self, key: &str) -> Result<Option<IdempotencyRecord>, DependencyError> {
+    async fn get_record(&self, key: &str) -> Result<Option<IdempotencyRecord>, DependencyError> {
         let answer = self
             .client
             .get_item()
@@ -103,7 +106,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             Err(_) => {}
         }
 
-        let Some(record) = self.read(key).await? else {
+        let Some(record) = self.get_record(key).await? else {
             // Deleted between the write and the read: the caller's retry will find it free.
             return Err(DependencyError::new(
                 SERVICE,
@@ -142,7 +145,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                 attempt,
                 first_started_at: record.first_started_at,
             }),
-            Err(error) if is_condition_failure(&error) => match self.read(key).await? {
+            Err(error) if is_condition_failure(&error) => match self.get_record(key).await? {
                 Some(record) => Ok(Begin::Held(record)),
                 None => Err(DependencyError::new(
                     SERVICE,
@@ -167,7 +170,9 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .update_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(key.to_owned()))
-            .update_expression("SET #status = :completed, outcome = :outcome, outcomeKind = :kind, published = :false, publishClaimUntil = :claim REMOVE leaseUntil")
+            .update_expression("SET #status = :completed, outcome = :outcome, outcomeKind = :kind, published = :false, publishClaimUntil = :claim, history = list_append(if_not_exists(history, :empty), :kinds) REMOVE leaseUntil")
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":kinds", kind_list(outcome))
             .expression_attribute_values(":claim", number(publish_claim_until.timestamp_millis()))
             .condition_expression("attempt = :attempt")
             .expression_attribute_names("#status", "status")
@@ -288,6 +293,206 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             Err(error) => Err(self.error("releasing the idempotency key", &error)),
         }
     }
+
+    async fn read(&self, key: &str) -> Result<Option<IdempotencyRecord>, DependencyError> {
+        self.get_record(key).await
+    }
+
+    async fn start_follow_up(
+        &self,
+        key: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), DependencyError> {
+        let extended = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .update_expression(
+                "SET followCheck = if_not_exists(followCheck, :one), expiration = :expiration",
+            )
+            .condition_expression("attribute_exists(id) AND expiration < :expiration")
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":expiration", number(expires_at.timestamp()))
+            .send()
+            .await;
+        match extended {
+            Ok(_) => return Ok(()),
+            Err(error) if !is_condition_failure(&error) => {
+                return Err(self.error("recording the start of the follow-up", &error));
+            }
+            // Already kept long enough: only make sure a check is recorded as due.
+            Err(_) => {}
+        }
+        let started = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .update_expression("SET followCheck = :one")
+            .condition_expression("attribute_exists(id) AND attribute_not_exists(followCheck)")
+            .expression_attribute_values(":one", number(1))
+            .send()
+            .await;
+        match started {
+            Err(error) if !is_condition_failure(&error) => {
+                Err(self.error("recording the start of the follow-up", &error))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn claim_check(
+        &self,
+        key: &str,
+        check: u64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<IdempotencyRecord>, DependencyError> {
+        // Check 1 may run before its start was recorded (recording it failed after the message
+        // was sent): the message is the proof that following began.
+        let due = if check == 1 {
+            "(followCheck = :check OR attribute_not_exists(followCheck))"
+        } else {
+            "followCheck = :check"
+        };
+        let condition = format!(
+            "attribute_exists(id) AND outcomeKind = :submitted AND {due} \
+             AND (attribute_not_exists(followLease) OR followLease < :now) \
+             AND (attribute_not_exists(finalOutcome) OR finalPublished = :false)"
+        );
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .update_expression("SET followCheck = :check, followLease = :lease")
+            .condition_expression(condition)
+            .expression_attribute_values(":check", number(check as i64))
+            .expression_attribute_values(":submitted", AttributeValue::S("SUBMITTED".into()))
+            .expression_attribute_values(":now", number(now.timestamp_millis()))
+            .expression_attribute_values(":lease", number(lease_until.timestamp_millis()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match claimed {
+            Ok(answer) => answer
+                .attributes
+                .map(|item| record_from_item(key, &item))
+                .transpose(),
+            Err(error) if is_condition_failure(&error) => Ok(None),
+            Err(error) => Err(self.error("claiming a follow-up check", &error)),
+        }
+    }
+
+    async fn next_check(&self, key: &str, check: u64) -> Result<(), DependencyError> {
+        self.update_check(
+            key,
+            check,
+            "SET followCheck = :next REMOVE followLease",
+            Some(check + 1),
+            "recording the next follow-up check",
+        )
+        .await
+    }
+
+    async fn release_check(&self, key: &str, check: u64) -> Result<(), DependencyError> {
+        self.update_check(
+            key,
+            check,
+            "REMOVE followLease",
+            None,
+            "giving a follow-up check back",
+        )
+        .await
+    }
+
+    async fn store_final(
+        &self,
+        key: &str,
+        check: u64,
+        outcome: &Outcome,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), DependencyError> {
+        let json = serde_json::to_string(outcome).map_err(|e| {
+            DependencyError::new(SERVICE, format!("the outcome could not be serialised: {e}"))
+        })?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .update_expression("SET finalOutcome = :outcome, finalKind = :kind, finalPublished = :false, expiration = :expiration, history = list_append(if_not_exists(history, :empty), :kinds)")
+            .condition_expression("followCheck = :check AND attribute_not_exists(finalOutcome)")
+            .expression_attribute_values(":outcome", AttributeValue::S(json))
+            .expression_attribute_values(":kind", AttributeValue::S(outcome.outcome.as_str().into()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":expiration", number(expires_at.timestamp()))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":kinds", kind_list(outcome))
+            .expression_attribute_values(":check", number(check as i64))
+            .send()
+            .await
+            .map_err(|error| {
+                if is_condition_failure(&error) {
+                    DependencyError::new(SERVICE, format!("check {check} of key {key:?} is no longer the due one, or a final outcome is already stored"))
+                } else {
+                    self.error("storing the final outcome", &error)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn mark_final_published(&self, key: &str) -> Result<(), DependencyError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .update_expression("SET finalPublished = :true REMOVE followLease")
+            .condition_expression("attribute_exists(finalOutcome)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|error| self.error("marking the final outcome published", &error))?;
+        Ok(())
+    }
+}
+
+impl DynamoIdempotencyStore {
+    /// An update of the follow-up state that holds only while `check` is the due one; a
+    /// failed condition means another delivery moved on, which is not an error.
+    async fn update_check(
+        &self,
+        key: &str,
+        check: u64,
+        expression: &str,
+        next: Option<u64>,
+        doing: &str,
+    ) -> Result<(), DependencyError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+            .update_expression(expression)
+            .condition_expression("followCheck = :check")
+            .expression_attribute_values(":check", number(check as i64));
+        if let Some(next) = next {
+            update = update.expression_attribute_values(":next", number(next as i64));
+        }
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(error) if is_condition_failure(&error) => {
+                tracing::warn!(request_id = %key, check, "{doing}: check {check} is no longer the due one");
+                Ok(())
+            }
+            Err(error) => Err(self.error(doing, &error)),
+        }
+    }
+}
+
+fn kind_list(outcome: &Outcome) -> AttributeValue {
+    AttributeValue::L(vec![AttributeValue::S(outcome.outcome.as_str().to_owned())])
 }
 
 fn number(value: i64) -> AttributeValue {
@@ -343,5 +548,33 @@ fn record_from_item(key: &str, item: &Item) -> Result<IdempotencyRecord, Depende
         expires_at: integer("expiration")
             .and_then(|s| Utc.timestamp_opt(s, 0).single())
             .ok_or_else(|| broken("no expiration"))?,
+        history: item
+            .get("history")
+            .and_then(|v| v.as_l().ok())
+            .into_iter()
+            .flatten()
+            .filter_map(|kind| kind.as_s().ok())
+            .filter_map(|kind| serde_json::from_value::<OutcomeKind>(kind.as_str().into()).ok())
+            .collect(),
+        follow_up: integer("followCheck")
+            .and_then(|check| u64::try_from(check).ok())
+            .map(|check| FollowUpState {
+                check,
+                lease_until: millis("followLease"),
+            }),
+        final_outcome: match text("finalOutcome") {
+            None => None,
+            Some(json) => Some(StoredFinal {
+                outcome: Box::new(
+                    serde_json::from_str(&json)
+                        .map_err(|e| broken(&format!("unreadable final outcome: {e}")))?,
+                ),
+                published: item
+                    .get("finalPublished")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
+            }),
+        },
     })
 }

@@ -3,7 +3,12 @@
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::DisplayErrorContext;
 
+use std::time::Duration;
+
 use crate::ports::{DependencyError, WorkQueue};
+
+/// SQS's longest per-message delay.
+const MAX_DELAY_SECONDS: u64 = 900;
 
 pub struct SqsWorkQueue {
     client: Client,
@@ -20,23 +25,26 @@ impl SqsWorkQueue {
 }
 
 impl WorkQueue for SqsWorkQueue {
-    async fn send(&self, message: String) -> Result<(), DependencyError> {
-        self.client
+    async fn send(&self, message: String, delay: Duration) -> Result<(), DependencyError> {
+        let delay_seconds = i32::try_from(delay.as_secs().min(MAX_DELAY_SECONDS)).unwrap_or(0);
+        let mut request = self
+            .client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(message)
-            .send()
-            .await
-            .map_err(|error| {
-                DependencyError::new(
-                    "SQS",
-                    format!(
-                        "sending to the work queue {} failed: {}",
-                        self.queue_url,
-                        DisplayErrorContext(&error)
-                    ),
-                )
-            })?;
+            .message_body(message);
+        if delay_seconds > 0 {
+            request = request.delay_seconds(delay_seconds);
+        }
+        request.send().await.map_err(|error| {
+            DependencyError::new(
+                "SQS",
+                format!(
+                    "sending to the work queue {} failed: {}",
+                    self.queue_url,
+                    DisplayErrorContext(&error)
+                ),
+            )
+        })?;
         Ok(())
     }
 }

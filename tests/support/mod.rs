@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod atlas_double;
+pub mod e2e;
 pub mod lambda_runtime_api;
 pub mod moto;
 pub mod python_server;

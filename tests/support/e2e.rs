@@ -1,0 +1,183 @@
+//! The end-to-end harness: the real `bootstrap` binary under a Lambda Runtime API served by
+//! the test, against moto and the Atlas double ([`Stack`]), and the events it is sent.
+
+use std::path::Path;
+use std::time::Duration;
+
+use atlas_restore_runner::triggers::signature::sign;
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::lambda_runtime_api::{FunctionProcess, Invocation, RuntimeApi};
+use super::moto::receive_all;
+use super::stack::*;
+
+/// The real `bootstrap` under a Runtime API of the tests' own, against a whole [`Stack`].
+pub struct E2e {
+    pub stack: Stack,
+    pub api: RuntimeApi,
+    pub function: FunctionProcess,
+}
+
+impl E2e {
+    pub async fn start(extra_env: &[(&str, &str)]) -> E2e {
+        E2e::start_with(extra_env, false).await
+    }
+
+    /// With the work queue (`WORK_QUEUE_URL`): the webhook hand-off and the follow-up checks.
+    pub async fn start_with_work_queue(extra_env: &[(&str, &str)]) -> E2e {
+        E2e::start_with(extra_env, true).await
+    }
+
+    async fn start_with(extra_env: &[(&str, &str)], work_queue: bool) -> E2e {
+        let stack = Stack::start().await;
+        let api = RuntimeApi::start().await;
+        let mut env = stack.function_env();
+        if work_queue {
+            env.push(("WORK_QUEUE_URL".into(), stack.work_queue.clone()));
+        }
+        for (name, value) in extra_env {
+            env.retain(|(n, _)| n != name);
+            env.push((name.to_string(), value.to_string()));
+        }
+        let env: Vec<(&str, &str)> = env
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        // Cargo names the binary for integration tests and benchmarks only, not examples.
+        let bootstrap = option_env!("CARGO_BIN_EXE_bootstrap")
+            .expect("the bootstrap binary is known to integration tests");
+        let function = FunctionProcess::start(Path::new(bootstrap), &api, &env);
+        E2e {
+            stack,
+            api,
+            function,
+        }
+    }
+
+    pub async fn invoke(&self, event: Value) -> Invocation {
+        self.api
+            .invoke(event, Duration::from_secs(30), Duration::from_secs(60))
+            .await
+    }
+
+    /// The function's answer; panics (with the function's output) on anything else.
+    pub async fn answer(&self, event: Value) -> Value {
+        match self.invoke(event).await {
+            Invocation::Response(value) => value,
+            other => panic!(
+                "expected an answer, got {other:?}\n--- function output ---\n{}",
+                self.function.output()
+            ),
+        }
+    }
+
+    /// A webhook's status and parsed body.
+    pub async fn http(&self, event: Value) -> (u16, Value) {
+        let answer = self.answer(event).await;
+        let status = answer["statusCode"].as_u64().expect("a statusCode") as u16;
+        let body =
+            serde_json::from_str(answer["body"].as_str().expect("a body")).expect("a JSON body");
+        (status, body)
+    }
+
+    pub async fn published(&self, expected: usize) -> Vec<Value> {
+        receive_all(&self.stack.sdk, &self.stack.outcomes_queue, expected)
+            .await
+            .iter()
+            .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+            .collect()
+    }
+
+    pub fn jobs(&self) -> usize {
+        self.stack.atlas.created_jobs()
+    }
+
+    pub async fn records(&self) -> usize {
+        aws_sdk_dynamodb::Client::new(&self.stack.sdk)
+            .scan()
+            .table_name(TABLE)
+            .send()
+            .await
+            .unwrap()
+            .count() as usize
+    }
+}
+
+pub fn command(key: Option<&str>) -> Value {
+    let mut command = json!({
+        "groupId": GROUP,
+        "clusterName": "orders",
+        "restore": {"snapshotId": SNAPSHOT, "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterName": "orders-drill"}},
+        "requestedBy": REQUESTER,
+        "approvedBy": APPROVER,
+        "reason": "INC-4211 drop of orders.items"
+    });
+    if let Some(key) = key {
+        command["idempotencyKey"] = json!(key);
+    }
+    command
+}
+
+pub fn with(mut value: Value, pointer: &str, new: Value) -> Value {
+    *value
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("no {pointer}")) = new;
+    value
+}
+
+/// An API Gateway HTTP API (payload 2.0) request, signed now with `secret` unless `None`.
+pub fn webhook(body: &str, secret: Option<&str>) -> Value {
+    let timestamp = Utc::now().timestamp();
+    let mut headers = json!({"content-type": "application/json", "host": "abc123.execute-api.us-east-1.amazonaws.com"});
+    if let Some(secret) = secret {
+        headers["x-signature-timestamp"] = json!(timestamp.to_string());
+        headers["x-signature"] = json!(sign(secret.as_bytes(), timestamp, body.as_bytes()));
+    }
+    json!({
+        "version": "2.0",
+        "routeKey": "POST /restore",
+        "rawPath": "/restore",
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "http": {"method": "POST", "path": "/restore", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "chatbot"},
+            "requestId": "JKJaXmPLvHcESHA=", "routeKey": "POST /restore", "stage": "$default", "time": "28/Nov/2026:17:06:15 +0000", "timeEpoch": 1795885575000_i64
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
+
+pub fn signed(command: &Value) -> Value {
+    webhook(&command.to_string(), Some(SIGNING_SECRET))
+}
+
+
+/// An SQS event delivering one message (`body`) from the work queue.
+pub fn sqs_event(body: &str, message_id: &str) -> Value {
+    json!({"Records": [{
+        "messageId": message_id, "receiptHandle": "r", "body": body, "attributes": {},
+        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:restore-work", "awsRegion": "us-east-1"
+    }]})
+}
+
+/// `GET {path}` on the webhook endpoint, signed now over `signed` with `secret` unless `None`.
+pub fn get_request(path: &str, signed: &str, secret: Option<&str>) -> Value {
+    let mut event = webhook(signed, secret);
+    event["body"] = Value::Null;
+    event["rawPath"] = json!(path);
+    event["routeKey"] = json!("GET /restore/{requestId}");
+    event["requestContext"]["http"]["method"] = json!("GET");
+    event["requestContext"]["http"]["path"] = json!(path);
+    event
+}
+
+/// The status lookup of CONTRACT section 6, signed as it says.
+pub fn status_lookup(request_id: &str) -> Value {
+    let path = format!("/restore/{request_id}");
+    get_request(&path, &format!("GET {path}"), Some(SIGNING_SECRET))
+}
