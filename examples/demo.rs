@@ -54,6 +54,9 @@ const REGION: &str = "us-east-1";
 
 /// Sent once the function is up, to see it answer (the first invocation compiles it).
 const WARM_UP: &str = "warm-up";
+/// `FOLLOW_INTERVAL_SECONDS` of the demo: short, so the follow-up shows in seconds.
+const FOLLOW_INTERVAL_SECONDS: u64 = 2;
+
 /// The sample sent a second time at the end, to show a duplicate.
 const SENT_AGAIN: &str = "direct-snapshot-restore.json";
 
@@ -417,6 +420,7 @@ async fn run(started: &mut Started, options: &Options) -> Result<bool, String> {
     let mut surprises = Vec::new();
     let mut published = 0;
     let mut submitted = 0;
+    let mut follow_ups: Vec<String> = Vec::new();
     let mut sends: Vec<(String, PathBuf, bool)> = samples
         .iter()
         .map(|path| (file_name(path), path.clone(), false))
@@ -450,7 +454,9 @@ async fn run(started: &mut Started, options: &Options) -> Result<bool, String> {
         if let Some(want) = surprise {
             surprises.push(format!("{label}: expected {want}, got {seen}"));
         }
-        for (summary, notes) in relay_work_queue(&client, &address, &aws, started).await? {
+        for (summary, notes) in
+            relay_work_queue(&client, &address, &aws, started, Some(&mut follow_ups)).await?
+        {
             published += notes.len();
             submitted += count_submitted(&summary, &notes);
             let seen = observed(&summary, &notes);
@@ -479,6 +485,18 @@ async fn run(started: &mut Started, options: &Options) -> Result<bool, String> {
             "{jobs} jobs in the Atlas double, {submitted} SUBMITTED"
         ));
     }
+    surprises.extend(
+        follow_to_the_end(
+            &client,
+            &address,
+            &aws,
+            started,
+            follow_ups,
+            submitted,
+            &signing_secret,
+        )
+        .await?,
+    );
     if surprises.is_empty() {
         println!("Every sample came out as expected.");
     } else {
@@ -514,7 +532,7 @@ async fn serve(
     );
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        for (summary, notes) in relay_work_queue(client, address, aws, started).await? {
+        for (summary, notes) in relay_work_queue(client, address, aws, started, None).await? {
             print_row(" \u{21b3} work queue delivery", &summary, &notes, None);
         }
         let notes = notifications(aws, moto_of(started)?, 0).await;
@@ -723,6 +741,12 @@ fn function_env(aws: &Aws, atlas_url: &str) -> Vec<(&'static str, String)> {
         ("APPROVERS", APPROVERS.to_owned()),
         ("PROTECTED_CLUSTERS", PROTECTED_CLUSTERS.to_owned()),
         ("WORK_QUEUE_URL", aws.work_queue.clone()),
+        ("FOLLOW_JOBS", "true".to_owned()),
+        (
+            "FOLLOW_INTERVAL_SECONDS",
+            FOLLOW_INTERVAL_SECONDS.to_string(),
+        ),
+        ("FOLLOW_MAX_HOURS", "1".to_owned()),
         ("RUST_LOG", "info".to_owned()),
     ]
 }
@@ -857,12 +881,15 @@ async fn notifications(aws: &Aws, moto: &MotoLease, expected: usize) -> Vec<Noti
 }
 
 /// Plays the SQS event source mapping: delivers what is on the work queue to the function,
-/// and deletes each message the function did not list as failed.
+/// and deletes each message the function did not list as failed. With `set_aside`, follow-up
+/// checks are taken off the queue and kept there instead, to be delivered later
+/// ([`follow_to_the_end`]).
 async fn relay_work_queue(
     client: &reqwest::Client,
     address: &str,
     aws: &Aws,
     started: &Started,
+    mut set_aside: Option<&mut Vec<String>>,
 ) -> Result<Vec<(shared::Summary, Vec<Notification>)>, String> {
     let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
     let received = sqs
@@ -876,6 +903,21 @@ async fn relay_work_queue(
         .map_err(|e| format!("reading the work queue: {e}"))?;
     let mut delivered = Vec::new();
     for message in received.messages.unwrap_or_default() {
+        let body = message.body().unwrap_or_default();
+        if let Some(kept) = set_aside.as_deref_mut()
+            && body.contains("\"followUp\"")
+        {
+            kept.push(body.to_owned());
+            if let Some(handle) = message.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(&aws.work_queue)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(|e| format!("deleting a follow-up message: {e}"))?;
+            }
+            continue;
+        }
         let attributes: serde_json::Map<String, Value> = message
             .attributes()
             .into_iter()
@@ -913,6 +955,159 @@ async fn relay_work_queue(
         delivered.push((summary, notes));
     }
     Ok(delivered)
+}
+
+/// `FOLLOW_JOBS=true`: every SUBMITTED request was followed. The first check of each finds its
+/// jobs still running and queues the next; then the Atlas double ends every job (as Atlas
+/// would, minutes or hours later) and the second checks publish FINISHED with the measured
+/// duration. Last, the signed status lookup of the scheduled drill. Returns what went wrong.
+async fn follow_to_the_end(
+    client: &reqwest::Client,
+    address: &str,
+    aws: &Aws,
+    started: &Started,
+    mut checks: Vec<String>,
+    submitted: usize,
+    signing_secret: &str,
+) -> Result<Vec<String>, String> {
+    let mut surprises = Vec::new();
+    println!();
+    println!(
+        "Following every submitted restore to its end (FOLLOW_JOBS=true, a check every {FOLLOW_INTERVAL_SECONDS} s):"
+    );
+    let atlas = started
+        .atlas
+        .as_ref()
+        .ok_or("the Atlas double is not running")?;
+    // The last checks of the samples may still be in their delay.
+    let wait_until = Instant::now() + Duration::from_secs(FOLLOW_INTERVAL_SECONDS + 3);
+    while checks.len() < submitted && Instant::now() < wait_until {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        relay_work_queue(client, address, aws, started, Some(&mut checks)).await?;
+    }
+    let first_round = checks.len();
+    for body in std::mem::take(&mut checks) {
+        deliver_check(client, address, aws, &body).await?;
+    }
+    let still_running = notifications(aws, moto_of(started)?, 0).await;
+    println!(
+        "  check 1 of {first_round} request(s): jobs still running, {} final outcome(s); the next checks are queued",
+        still_running.len()
+    );
+    if first_round != submitted || !still_running.is_empty() {
+        surprises.push(format!(
+            "{first_round} first checks (expected {submitted}), {} published early",
+            still_running.len()
+        ));
+    }
+
+    let (legacy, cloud) = (atlas.jobs(), atlas.cloud_jobs());
+    for job in &legacy {
+        atlas.set_job_status(job["id"].as_str().unwrap_or(""), "FINISHED", None);
+    }
+    for job in &cloud {
+        let download = job["deliveryType"] == "download";
+        atlas.set_cloud_job_state(
+            job["id"].as_str().unwrap_or(""),
+            support::atlas_double::CloudJobState {
+                finished_at: Some(Utc::now()),
+                delivery_url: download
+                    .then(|| vec!["https://restore.example/snapshot.tar.gz".to_owned()]),
+                ..Default::default()
+            },
+        );
+    }
+    println!(
+        "  the Atlas double ends every job now: {} legacy FINISHED, {} cloud finishedAt set",
+        legacy.len(),
+        cloud.len()
+    );
+
+    let wait_until = Instant::now() + Duration::from_secs(FOLLOW_INTERVAL_SECONDS + 5);
+    while checks.len() < first_round && Instant::now() < wait_until {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        relay_work_queue(client, address, aws, started, Some(&mut checks)).await?;
+    }
+    let mut finished = 0;
+    println!(
+        "  {:<40} {:<9} {:>9}  TOPIC",
+        "REQUEST ID", "OUTCOME", "DURATION"
+    );
+    for body in std::mem::take(&mut checks) {
+        deliver_check(client, address, aws, &body).await?;
+        let messages = receive_all(&aws.sdk, &aws.outcomes_queue, 1).await;
+        for message in &messages {
+            let outcome: Value =
+                serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null);
+            let kind = outcome["outcome"].as_str().unwrap_or("?");
+            finished += usize::from(kind == "FINISHED");
+            println!(
+                "  {:<40} {:<9} {:>7} s  from submission to the end seen",
+                shared::shorten(outcome["requestId"].as_str().unwrap_or("-"), 40),
+                kind,
+                outcome["durationSeconds"]
+                    .as_u64()
+                    .map_or("?".to_owned(), |s| s.to_string()),
+            );
+        }
+    }
+    if finished != submitted {
+        surprises.push(format!("{finished} FINISHED for {submitted} SUBMITTED"));
+    }
+
+    // The status lookup, as a chat bot would ask "is it done?".
+    // events/schedule-latest-snapshot.json: the scheduled drill, by its execution id.
+    let request_id = "c0f1e2d3-4b5a-4978-8a1b-2c3d4e5f6a70";
+    let path = format!("/restore/{request_id}");
+    let timestamp = Utc::now().timestamp();
+    let signed = format!("GET {path}");
+    let event = json!({
+        "version": "2.0", "routeKey": "GET /restore/{requestId}", "rawPath": path, "rawQueryString": "",
+        "headers": {
+            "x-signature-timestamp": timestamp.to_string(),
+            "x-signature": atlas_restore_runner::triggers::signature::sign(signing_secret.as_bytes(), timestamp, signed.as_bytes()),
+        },
+        "requestContext": {"http": {"method": "GET", "path": path}},
+        "isBase64Encoded": false
+    });
+    let invoked = shared::invoke(client, address, &event, Duration::from_secs(60)).await?;
+    let status = invoked.payload["statusCode"].as_u64().unwrap_or(0);
+    let body: Value = invoked.payload["body"]
+        .as_str()
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    println!(
+        "  signed GET {path}: HTTP {status}, outcome {}, durationSeconds {}, history {}",
+        body["outcome"].as_str().unwrap_or("-"),
+        body["durationSeconds"],
+        body["history"]
+    );
+    if status != 200 || body["outcome"] != "FINISHED" {
+        surprises.push(format!(
+            "the status lookup of {request_id}: HTTP {status} {body}"
+        ));
+    }
+    Ok(surprises)
+}
+
+/// Delivers one follow-up message as the SQS event source mapping would.
+async fn deliver_check(
+    client: &reqwest::Client,
+    address: &str,
+    aws: &Aws,
+    body: &str,
+) -> Result<(), String> {
+    let event = json!({"Records": [{
+        "messageId": format!("follow-{}", Utc::now().timestamp_nanos_opt().unwrap_or(0)),
+        "receiptHandle": "demo", "body": body, "attributes": {}, "messageAttributes": {},
+        "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": aws.work_queue_arn,
+        "awsRegion": REGION,
+    }]});
+    let invoked = shared::invoke(client, address, &event, Duration::from_secs(120)).await?;
+    if invoked.payload != json!({"batchItemFailures": []}) {
+        return Err(format!("a follow-up check failed: {}", invoked.payload));
+    }
+    Ok(())
 }
 
 fn count_submitted(summary: &shared::Summary, notes: &[Notification]) -> usize {

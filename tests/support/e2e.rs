@@ -46,8 +46,9 @@ impl E2e {
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         // Cargo names the binary for integration tests and benchmarks only, not examples.
-        let bootstrap = option_env!("CARGO_BIN_EXE_bootstrap")
-            .expect("the bootstrap binary is known to integration tests");
+        let Some(bootstrap) = option_env!("CARGO_BIN_EXE_bootstrap") else {
+            panic!("only integration tests and benchmarks know the bootstrap binary");
+        };
         let function = FunctionProcess::start(Path::new(bootstrap), &api, &env);
         E2e {
             stack,
@@ -154,7 +155,6 @@ pub fn webhook(body: &str, secret: Option<&str>) -> Value {
 pub fn signed(command: &Value) -> Value {
     webhook(&command.to_string(), Some(SIGNING_SECRET))
 }
-
 
 /// An SQS event delivering one message (`body`) from the work queue.
 pub fn sqs_event(body: &str, message_id: &str) -> Value {
