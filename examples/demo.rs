@@ -1030,8 +1030,8 @@ async fn follow_to_the_end(
     }
     let mut finished = 0;
     println!(
-        "  {:<40} {:<9} {:>9}  TOPIC",
-        "REQUEST ID", "OUTCOME", "DURATION"
+        "  {:<40} {:<9} durationSeconds (from the submission to the end seen)",
+        "REQUEST ID", "OUTCOME"
     );
     for body in std::mem::take(&mut checks) {
         deliver_check(client, address, aws, &body).await?;
@@ -1042,7 +1042,7 @@ async fn follow_to_the_end(
             let kind = outcome["outcome"].as_str().unwrap_or("?");
             finished += usize::from(kind == "FINISHED");
             println!(
-                "  {:<40} {:<9} {:>7} s  from submission to the end seen",
+                "  {:<40} {:<9} {}",
                 shared::shorten(outcome["requestId"].as_str().unwrap_or("-"), 40),
                 kind,
                 outcome["durationSeconds"]
