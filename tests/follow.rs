@@ -4,6 +4,17 @@
 //! double moves the jobs through their states.
 mod support;
 
+use std::time::Duration;
+
+use atlas_restore_runner::atlas::{AtlasClient, AtlasClientConfig};
+use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
+use atlas_restore_runner::aws::queue::SqsWorkQueue;
+use atlas_restore_runner::aws::secrets::SecretsManagerSecrets;
+use atlas_restore_runner::aws::sns::SnsNotifier;
+use atlas_restore_runner::config::Config;
+use atlas_restore_runner::handler::{App, Invocation};
+use atlas_restore_runner::ports::SystemClock;
+use atlas_restore_runner::runner::{FollowSettings, Runner, RunnerSettings};
 use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::{CloudJobState, Fault, Route};
@@ -530,4 +541,91 @@ async fn the_status_lookup_is_signed_and_follows_a_webhook_from_queued_to_finish
         ))
         .await;
     assert_eq!(status, 404, "decoded and looked up as sha256:abc");
+}
+
+/// The handler in this process with the real adapters, its work queue at `queue_url`.
+fn app_with_queue(stack: &Stack, queue_url: &str) -> FollowingApp {
+    let mut env = stack.function_env();
+    env.push(("WORK_QUEUE_URL".into(), queue_url.to_owned()));
+    env.push(("FOLLOW_JOBS".into(), "true".into()));
+    let config = Config::from_vars(&env.into_iter().collect()).expect("the configuration");
+    let runner = Runner::new(
+        AtlasClient::without_credentials(AtlasClientConfig::new(config.atlas_base_url.clone()))
+            .unwrap(),
+        SecretsManagerSecrets::new(
+            &stack.sdk,
+            config.atlas_secret_id.clone(),
+            config.webhook_secret_id.clone(),
+            config.secret_cache_ttl,
+        ),
+        SnsNotifier::new(
+            &stack.sdk,
+            config.notify_topic_arn.clone(),
+            config.notify_format,
+        ),
+        DynamoIdempotencyStore::new(&stack.sdk, config.idempotency_table.clone()),
+        SystemClock,
+        Some(SqsWorkQueue::new(&stack.sdk, queue_url.to_owned())),
+        RunnerSettings {
+            follow: Some(FollowSettings {
+                interval: Duration::from_secs(1),
+                max: Duration::from_secs(3600),
+            }),
+            ..RunnerSettings::default()
+        },
+    );
+    App { runner, config }
+}
+
+type FollowingApp = App<
+    AtlasClient,
+    SecretsManagerSecrets,
+    SnsNotifier,
+    DynamoIdempotencyStore,
+    SystemClock,
+    SqsWorkQueue,
+>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_that_cannot_be_queued_is_started_by_the_retry() {
+    let stack = Stack::start().await;
+    let invocation = Invocation {
+        request_id: "inv-1".into(),
+        deadline: Utc::now() + chrono::Duration::seconds(30),
+    };
+    let gone = format!("{}/123456789012/no-such-queue", stack.moto.endpoint());
+    let broken = app_with_queue(&stack, &gone);
+    let command = drill("drill-sqs-down", "orders");
+    let error = broken
+        .handle(&command, &invocation)
+        .await
+        .expect_err("the invocation fails so that Lambda retries it");
+    assert!(error.to_string().contains("SQS"), "{error}");
+    // The restore itself went through and its outcome is not lost.
+    assert_eq!(stack.atlas.created_jobs(), 1);
+    let published = receive_all(&stack.sdk, &stack.outcomes_queue, 1).await;
+    assert_eq!(published.len(), 1);
+
+    // The retry: a duplicate, which starts the follow-up the first attempt could not.
+    let fixed = app_with_queue(&stack, &stack.work_queue);
+    let answer = fixed.handle(&command, &invocation).await.unwrap();
+    assert_eq!(answer["outcome"], "DUPLICATE");
+    assert_eq!(stack.atlas.created_jobs(), 1, "never sent twice");
+    let messages = receive_all(&stack.sdk, &stack.work_queue, 1).await;
+    let bodies: Vec<Value> = messages
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        [json!({"followUp": {"requestId": "drill-sqs-down", "check": 1}})]
+    );
+    // A third delivery finds the follow-up started: no second chain.
+    fixed.handle(&command, &invocation).await.unwrap();
+    assert!(
+        receive_all(&stack.sdk, &stack.work_queue, 0)
+            .await
+            .is_empty(),
+        "one follow-up chain per request"
+    );
 }
