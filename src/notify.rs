@@ -759,14 +759,14 @@ fn next_steps(outcome: &Outcome, facts: &Facts<'_>) -> Vec<String> {
         .map(|g| format!(" (project {})", code(g)))
         .unwrap_or_default();
     let mut steps: Vec<String> = Vec::new();
+    let ids: Vec<String> = facts
+        .jobs
+        .iter()
+        .take(LIST_MAX)
+        .map(|j| code(&j.id))
+        .collect();
     match outcome.outcome {
         OutcomeKind::Submitted => {
-            let ids: Vec<String> = facts
-                .jobs
-                .iter()
-                .take(LIST_MAX)
-                .map(|j| code(&j.id))
-                .collect();
             let target = facts.target.as_deref().map_or(source.clone(), code);
             if ids.is_empty() {
                 steps.push(format!(
@@ -923,12 +923,6 @@ fn next_steps(outcome: &Outcome, facts: &Facts<'_>) -> Vec<String> {
             ));
         }
         OutcomeKind::Stalled => {
-            let ids: Vec<String> = facts
-                .jobs
-                .iter()
-                .take(LIST_MAX)
-                .map(|j| code(&j.id))
-                .collect();
             steps.push(format!(
                 "Check {} in the Atlas UI (Backup, Restores): the runner no longer follows {}.",
                 ids.join(", "),

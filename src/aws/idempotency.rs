@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -163,23 +164,17 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         outcome: &Outcome,
         publish_claim_until: DateTime<Utc>,
     ) -> Result<(), DependencyError> {
-        let json = serde_json::to_string(outcome).map_err(|e| {
-            DependencyError::new(SERVICE, format!("the outcome could not be serialised: {e}"))
-        })?;
-        self.client
+        let update = self
+            .client
             .update_item()
             .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
-            .update_expression("SET #status = :completed, outcome = :outcome, outcomeKind = :kind, published = :false, publishClaimUntil = :claim, history = list_append(if_not_exists(history, :empty), :kinds) REMOVE leaseUntil")
-            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(":kinds", kind_list(outcome))
+            .key("id", AttributeValue::S(key.to_owned()));
+        with_outcome(update, outcome)?
+            .update_expression(format!("SET #status = :completed, outcome = :outcome, outcomeKind = :kind, published = :false, publishClaimUntil = :claim, {APPEND_HISTORY} REMOVE leaseUntil"))
             .expression_attribute_values(":claim", number(publish_claim_until.timestamp_millis()))
             .condition_expression("attempt = :attempt")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.into()))
-            .expression_attribute_values(":outcome", AttributeValue::S(json))
-            .expression_attribute_values(":kind", AttributeValue::S(outcome.outcome.as_str().into()))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":attempt", number(attempt as i64))
             .send()
             .await
@@ -415,21 +410,15 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         outcome: &Outcome,
         expires_at: DateTime<Utc>,
     ) -> Result<(), DependencyError> {
-        let json = serde_json::to_string(outcome).map_err(|e| {
-            DependencyError::new(SERVICE, format!("the outcome could not be serialised: {e}"))
-        })?;
-        self.client
+        let update = self
+            .client
             .update_item()
             .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
-            .update_expression("SET finalOutcome = :outcome, finalKind = :kind, finalPublished = :false, expiration = :expiration, history = list_append(if_not_exists(history, :empty), :kinds)")
+            .key("id", AttributeValue::S(key.to_owned()));
+        with_outcome(update, outcome)?
+            .update_expression(format!("SET finalOutcome = :outcome, finalKind = :kind, finalPublished = :false, expiration = :expiration, {APPEND_HISTORY}"))
             .condition_expression("followCheck = :check AND attribute_not_exists(finalOutcome)")
-            .expression_attribute_values(":outcome", AttributeValue::S(json))
-            .expression_attribute_values(":kind", AttributeValue::S(outcome.outcome.as_str().into()))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":expiration", number(expires_at.timestamp()))
-            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(":kinds", kind_list(outcome))
             .expression_attribute_values(":check", number(check as i64))
             .send()
             .await
@@ -491,8 +480,28 @@ impl DynamoIdempotencyStore {
     }
 }
 
-fn kind_list(outcome: &Outcome) -> AttributeValue {
-    AttributeValue::L(vec![AttributeValue::S(outcome.outcome.as_str().to_owned())])
+/// Appends `:kinds` to the record's history (see [`with_outcome`]).
+const APPEND_HISTORY: &str = "history = list_append(if_not_exists(history, :empty), :kinds)";
+
+/// The values an update storing `outcome` uses: `:outcome` (its JSON), `:kind`, `:false`, and
+/// `:empty` and `:kinds` for [`APPEND_HISTORY`].
+fn with_outcome(
+    update: UpdateItemFluentBuilder,
+    outcome: &Outcome,
+) -> Result<UpdateItemFluentBuilder, DependencyError> {
+    let json = serde_json::to_string(outcome).map_err(|e| {
+        DependencyError::new(SERVICE, format!("the outcome could not be serialised: {e}"))
+    })?;
+    let kind = outcome.outcome.as_str();
+    Ok(update
+        .expression_attribute_values(":outcome", AttributeValue::S(json))
+        .expression_attribute_values(":kind", AttributeValue::S(kind.to_owned()))
+        .expression_attribute_values(":false", AttributeValue::Bool(false))
+        .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+        .expression_attribute_values(
+            ":kinds",
+            AttributeValue::L(vec![AttributeValue::S(kind.to_owned())]),
+        ))
 }
 
 fn number(value: i64) -> AttributeValue {
