@@ -545,7 +545,15 @@ async fn the_status_lookup_is_signed_and_follows_a_webhook_from_queued_to_finish
 
 /// The handler in this process with the real adapters, its work queue at `queue_url`.
 fn app_with_queue(stack: &Stack, queue_url: &str) -> FollowingApp {
+    app_with(stack, queue_url, TABLE)
+}
+
+/// The handler in this process with the real adapters, its work queue at `queue_url` and its
+/// idempotency records in `table`.
+fn app_with(stack: &Stack, queue_url: &str, table: &str) -> FollowingApp {
     let mut env = stack.function_env();
+    env.retain(|(name, _)| name != "IDEMPOTENCY_TABLE");
+    env.push(("IDEMPOTENCY_TABLE".into(), table.to_owned()));
     env.push(("WORK_QUEUE_URL".into(), queue_url.to_owned()));
     env.push(("FOLLOW_JOBS".into(), "true".into()));
     let config = Config::from_vars(&env.into_iter().collect()).expect("the configuration");
@@ -628,4 +636,51 @@ async fn a_follow_up_that_cannot_be_queued_is_started_by_the_retry() {
             .is_empty(),
         "one follow-up chain per request"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_whose_table_is_unavailable_is_listed_for_retry_and_runs_later() {
+    let stack = Stack::start().await;
+    let invocation = Invocation {
+        request_id: "inv-2".into(),
+        deadline: Utc::now() + chrono::Duration::seconds(30),
+    };
+    let app = app_with_queue(&stack, &stack.work_queue);
+    let command = drill("drill-dynamodb-down", "orders");
+    assert_eq!(
+        app.handle(&command, &invocation).await.unwrap()["outcome"],
+        "SUBMITTED"
+    );
+    let messages = receive_all(&stack.sdk, &stack.work_queue, 1).await;
+    let check_1 = messages[0].body().unwrap().to_owned();
+    let job = stack.atlas.jobs()[0]["id"].as_str().unwrap().to_owned();
+    stack.atlas.set_job_status(&job, "FINISHED", None);
+
+    // DynamoDB answers with an error (the table is not there): the message is retried.
+    let no_table = app_with(&stack, &stack.work_queue, "no-such-table");
+    let answer = no_table
+        .handle(&sqs_event(&check_1, "m-ddb"), &invocation)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "m-ddb"}]})
+    );
+    assert!(stack.atlas.requests_on(Route::GetRestoreJob).is_empty());
+
+    // Its redelivery, with DynamoDB back, runs the check: FINISHED, published once.
+    let answer = app
+        .handle(&sqs_event(&check_1, "m-ddb"), &invocation)
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let published = receive_all(&stack.sdk, &stack.outcomes_queue, 2).await;
+    let kinds: Vec<String> = published
+        .iter()
+        .map(|m| {
+            let outcome: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            outcome["outcome"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["SUBMITTED", "FINISHED"]);
 }

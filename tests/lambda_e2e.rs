@@ -360,30 +360,11 @@ async fn a_failing_dependency_answers_503_retryable_and_sends_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_hand_off_answers_202_queued_and_the_sqs_delivery_runs_it_once() {
-    let e2e = E2e::start(&[]).await;
-    let stack = &e2e.stack;
-    let e2e = {
-        drop(e2e.function);
-        let api = RuntimeApi::start().await;
-        let mut env = stack.function_env();
-        env.push(("WORK_QUEUE_URL".into(), stack.work_queue.clone()));
-        let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        let function =
-            FunctionProcess::start(Path::new(env!("CARGO_BIN_EXE_bootstrap")), &api, &env);
-        (api, function)
-    };
-    let (api, function) = e2e;
+    let e2e = E2e::start_with_work_queue(&[]).await;
+    let (stack, function) = (&e2e.stack, &e2e.function);
     let invoke = |event: Value| {
-        let api = &api;
-        async move {
-            match api
-                .invoke(event, Duration::from_secs(30), Duration::from_secs(60))
-                .await
-            {
-                Invocation::Response(value) => value,
-                other => panic!("{other:?}"),
-            }
-        }
+        let e2e = &e2e;
+        async move { e2e.answer(event).await }
     };
     let answer = invoke(signed(&command(Some("k-queued")))).await;
     assert_eq!(answer["statusCode"], 202, "{answer}\n{}", function.output());
