@@ -132,6 +132,19 @@ struct Attempt {
     earlier_since: Option<DateTime<Utc>>,
 }
 
+/// How long a command may stay `QUEUED` before a duplicate webhook sends it to the work queue
+/// again: longer than a webhook invocation lives, so the first hand-off had its chance.
+const HAND_OFF_GRACE: chrono::Duration = chrono::Duration::seconds(120);
+
+/// A record still `QUEUED` for the same command past the grace: its message may never have
+/// been sent (the webhook died between recording and sending), or no delivery has claimed it.
+fn is_lost_hand_off(record: &IdempotencyRecord, fingerprint: &str, now: DateTime<Utc>) -> bool {
+    matches!(&record.state, RecordState::Completed { outcome, .. }
+        if outcome.outcome == OutcomeKind::Queued
+            && record.fingerprint == fingerprint
+            && now - outcome.finished_at > HAND_OFF_GRACE)
+}
+
 /// How long the attempt that stores an outcome holds the right to publish it, before a
 /// duplicate may (the attempt died between storing and publishing).
 const PUBLISH_CLAIM: chrono::Duration = chrono::Duration::seconds(60);
@@ -279,6 +292,17 @@ where
             )
             .await?
         {
+            Begin::Held(record) if is_lost_hand_off(&record, &fingerprint, started_at) => {
+                // The webhook that queued it may have died before sending: send it again. Two
+                // messages are harmless: only one delivery can claim the QUEUED record.
+                tracing::warn!(request_id = %request.request_id, "still QUEUED after the hand-off grace: sending the command to the work queue again");
+                queue.send(message, Duration::ZERO).await?;
+                return Ok(Report {
+                    outcome: self.outcome(request, OutcomeKind::Queued, started_at),
+                    publication: Publication::NotPublished,
+                    in_flight: false,
+                });
+            }
             Begin::Held(record) => {
                 return self
                     .answer_held(request, record, &fingerprint, started_at)

@@ -689,3 +689,66 @@ async fn cloud_restores_through_the_webhook_and_a_schedule() {
         vec!["SUBMITTED cloud", "SUBMITTED cloud", "REJECTED cloud"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_off_lost_after_queued_was_recorded_is_sent_again_by_the_retried_webhook() {
+    use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
+    use atlas_restore_runner::command::RestoreCommand;
+    use atlas_restore_runner::outcome::Outcome;
+    use atlas_restore_runner::ports::{Begin, IdempotencyStore};
+
+    let e2e = E2e::start_with_work_queue(&[]).await;
+    let stack = &e2e.stack;
+    // A webhook recorded QUEUED three minutes ago and died before sending the message.
+    let lost = command(Some("k-lost-hand-off"));
+    let queued_at = Utc::now() - chrono::Duration::minutes(3);
+    let fingerprint = RestoreCommand::from_value(&lost, Utc::now())
+        .unwrap()
+        .fingerprint();
+    let store = DynamoIdempotencyStore::new(&stack.sdk, TABLE.into());
+    let later = queued_at + chrono::Duration::hours(24);
+    let begin = store
+        .begin("k-lost-hand-off", &fingerprint, queued_at, queued_at, later)
+        .await
+        .unwrap();
+    assert_eq!(begin, Begin::Started { attempt: 1 });
+    let queued: Outcome = serde_json::from_value(json!({
+        "outcome": "QUEUED", "requestId": "k-lost-hand-off", "trigger": "webhook",
+        "groupId": GROUP, "clusterName": "orders", "backupType": "legacy",
+        "restore": null, "atlas": null, "errors": [], "requestedBy": REQUESTER,
+        "approvedBy": APPROVER, "reason": "INC-4211 drop of orders.items",
+        "startedAt": queued_at, "finishedAt": queued_at
+    }))
+    .unwrap();
+    store
+        .store_outcome("k-lost-hand-off", 1, &queued, queued_at)
+        .await
+        .unwrap();
+
+    // The chat bot retries: the command is handed off again, not refused with 409.
+    let (status, body) = e2e.http(signed(&lost)).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (202, Some("QUEUED")),
+        "{body}"
+    );
+    let messages = receive_all(&stack.sdk, &stack.work_queue, 1).await;
+    assert_eq!(messages.len(), 1);
+    let message = messages[0].body().unwrap().to_owned();
+    for delivery in ["m-1", "m-1-again"] {
+        assert_eq!(
+            e2e.answer(sqs_event(&message, delivery)).await,
+            json!({"batchItemFailures": []})
+        );
+    }
+    assert_eq!(e2e.jobs(), 1, "run once");
+    let published = e2e.published(1).await;
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0]["outcome"], "SUBMITTED");
+
+    // A retry within the grace is still a duplicate of the queued command (409).
+    let (status, body) = e2e.http(signed(&command(Some("k-fresh")))).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = e2e.http(signed(&command(Some("k-fresh")))).await;
+    assert_eq!((status, body["outcome"].as_str()), (409, Some("DUPLICATE")));
+}
