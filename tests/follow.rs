@@ -541,6 +541,20 @@ async fn the_status_lookup_is_signed_and_follows_a_webhook_from_queued_to_finish
         ))
         .await;
     assert_eq!(status, 404, "decoded and looked up as sha256:abc");
+
+    // No secret in anything the follow-up or the lookups wrote (debug logs, notifications).
+    let output = e2e.function.output();
+    for secret in [PRIVATE_KEY, SIGNING_SECRET] {
+        assert!(!output.contains(secret), "a secret reached the log");
+        assert!(
+            published.iter().all(|m| !m.to_string().contains(secret)),
+            "a secret reached a notification"
+        );
+    }
+    assert!(
+        output.contains("\"outcome\":\"FINISHED\""),
+        "the final outcome's log line was captured"
+    );
 }
 
 /// The handler in this process with the real adapters, its work queue at `queue_url`.
