@@ -403,7 +403,7 @@ async fn run(started: &mut Started, options: &Options) -> Result<bool, String> {
     line(
         "policy",
         &format!(
-            "APPROVERS={APPROVERS}  PROTECTED_CLUSTERS={PROTECTED_CLUSTERS}  WORK_QUEUE_URL set (hand-off)"
+            "APPROVERS={APPROVERS}  PROTECTED_CLUSTERS={PROTECTED_CLUSTERS}  WORK_QUEUE_URL set (hand-off)  FOLLOW_JOBS=true (every {FOLLOW_INTERVAL_SECONDS} s)"
         ),
     );
 
