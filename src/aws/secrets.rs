@@ -76,13 +76,7 @@ impl SecretsManagerSecrets {
                     ),
                 )
             })?;
-        let text = answer.secret_string().ok_or_else(|| {
-            DependencyError::new(
-                SERVICE,
-                format!("secret {secret_id} holds binary data; store it as JSON text"),
-            )
-        })?;
-        let value = Secret::new(text);
+        let value = secret_text(secret_id, answer.secret_string(), answer.secret_binary())?;
         cache.insert(secret_id.to_owned(), (value.clone(), Instant::now()));
         Ok(value)
     }
@@ -103,6 +97,34 @@ impl Secrets for SecretsManagerSecrets {
         };
         let text = self.fetch(secret_id, false).await?;
         parse_signing_secrets(secret_id, &text)
+    }
+}
+
+/// The secret's value as text: `SecretString`, else `SecretBinary` read as UTF-8, as the
+/// Powertools parameters utility does with a JSON transform (`--secret-binary fileb://atlas.json`
+/// stores the same JSON as bytes). Binary that is not UTF-8 is refused, naming the secret only.
+fn secret_text(
+    secret_id: &str,
+    string: Option<&str>,
+    binary: Option<&aws_sdk_secretsmanager::primitives::Blob>,
+) -> Result<Secret, DependencyError> {
+    if let Some(text) = string {
+        return Ok(Secret::new(text));
+    }
+    let Some(binary) = binary else {
+        return Err(DependencyError::new(
+            SERVICE,
+            format!("secret {secret_id} has no value (neither SecretString nor SecretBinary)"),
+        ));
+    };
+    match std::str::from_utf8(binary.as_ref()) {
+        Ok(text) => Ok(Secret::new(text)),
+        Err(_) => Err(DependencyError::new(
+            SERVICE,
+            format!(
+                "secret {secret_id} holds binary data that is not UTF-8 text; store it as JSON text (--secret-string)"
+            ),
+        )),
     }
 }
 
@@ -275,6 +297,29 @@ mod tests {
             );
             assert!(!message.contains("VALUE"), "no value in {message}");
         }
+    }
+
+    #[test]
+    fn a_binary_secret_is_read_as_utf8_text_and_anything_else_is_refused_without_its_value() {
+        use aws_sdk_secretsmanager::primitives::Blob;
+        let json = Blob::new(br#"{"publicKey": "pub", "privateKey": "priv"}"#.to_vec());
+        let text = secret_text("s", None, Some(&json)).unwrap();
+        assert!(parse_atlas_credentials("s", &text).is_ok());
+        assert_eq!(
+            secret_text("s", Some("string wins"), Some(&json))
+                .unwrap()
+                .expose(),
+            "string wins"
+        );
+        let raw = Blob::new(vec![0xff, 0xfe, b'V', b'A', b'L', b'U', b'E', 0x80]);
+        let error = secret_text("prod/atlas", None, Some(&raw))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("prod/atlas") && error.contains("not UTF-8") && !error.contains("VALUE"),
+            "{error}"
+        );
+        assert!(secret_text("s", None, None).is_err());
     }
 
     #[test]
