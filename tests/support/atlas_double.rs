@@ -359,6 +359,11 @@ impl AtlasDouble {
         self.lock().faults.len()
     }
 
+    /// Drops every queued fault not consumed yet.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     /// Sets a job's `statusName`, and `delivery.statusName` when given. Panics on an unknown job.
     pub fn set_job_status(&self, job_id: &str, status_name: &str, delivery_status: Option<&str>) {
         let mut state = self.lock();
