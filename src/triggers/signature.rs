@@ -78,7 +78,9 @@ pub fn verify(
     let seconds: i64 = timestamp
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    if check_age && (now.timestamp() - seconds).abs() > MAX_SKEW_SECONDS {
+    // abs_diff: `now - seconds` overflows for a timestamp near i64::MIN (a panic in debug
+    // builds; in release it wraps, and one value per second slipped through the window).
+    if check_age && now.timestamp().abs_diff(seconds) > MAX_SKEW_SECONDS.unsigned_abs() {
         return Err(SignatureError::OutsideWindow);
     }
     let expected = signature
@@ -224,6 +226,28 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_timestamp_at_the_ends_of_i64_is_outside_the_window_not_an_overflow() {
+        // Found by `make fuzz` (target `signature`): `now - seconds` overflowed. Each is signed
+        // correctly, so only the window can refuse it; the last one is the value that wrapped to
+        // i64::MIN in release builds, whose abs() stayed negative and passed the window.
+        let body = b"{}";
+        let s = secrets("s", None);
+        for ts in [
+            i64::MIN,
+            i64::MIN + 1,
+            -9_223_372_028_264_850_689,
+            i64::MAX,
+            now().timestamp().wrapping_add(i64::MIN),
+        ] {
+            assert_eq!(
+                verify(&headers(ts, sign(b"s", ts, body)), body, &s, now(), true),
+                Err(SignatureError::OutsideWindow),
+                "timestamp {ts}"
+            );
+        }
     }
 
     #[test]
