@@ -17,6 +17,7 @@ use base64::Engine;
 use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::{Fault, Route};
+use support::fault_proxy::FaultProxy;
 use support::lambda_runtime_api::{FunctionProcess, Invocation, RuntimeApi};
 use support::moto::receive_all;
 use support::stack::*;
@@ -346,6 +347,89 @@ async fn sns_unreachable_keeps_the_outcome_for_the_retry_which_publishes_it_once
     );
     assert_eq!(stack.atlas.created_jobs(), 3, "nothing sent again");
     assert!(records(&stack).await.iter().all(|r| r.2 == Some(true)));
+}
+
+/// DynamoDB lost between the job's creation and the outcome's storing: the outcome is
+/// published anyway (not lost) and the invocation fails for a retry; the retry, after the dead
+/// attempt's lease (Lambda retries an asynchronous invocation a minute later), finds the job by
+/// reconciliation and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_lost_after_the_job_was_created_publishes_and_the_retry_adopts_the_job() {
+    let stack = Stack::start().await;
+    let proxy = FaultProxy::start(stack.moto.endpoint().trim_start_matches("http://")).await;
+    let function =
+        Function::start(&stack, &[("AWS_ENDPOINT_URL_DYNAMODB", &proxy.endpoint())]).await;
+    // Atlas creates the job, then answers 1.5 s later: DynamoDB goes in between.
+    stack.atlas.push_fault(
+        Route::CreateRestoreJob,
+        Fault::ProcessThenDelay(Duration::from_millis(1500)),
+    );
+    let lease = Duration::from_secs(20);
+    let started = Instant::now();
+    let cut_when_created = async {
+        while stack.atlas.created_jobs() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        proxy.cut();
+    };
+    let (first, ()) = tokio::join!(
+        function
+            .api
+            .invoke(command("k-mid"), lease, Duration::from_secs(60)),
+        cut_when_created
+    );
+    match first {
+        Invocation::Error {
+            error_type,
+            error_message,
+            ..
+        } => {
+            assert_eq!(error_type, "DependencyFailure");
+            assert!(error_message.contains("DynamoDB"), "{error_message}");
+        }
+        other => panic!("expected a failure for a retry, got {other:?}"),
+    }
+    assert_eq!(stack.atlas.created_jobs(), 1);
+    let outcomes = published(&stack, 1).await;
+    assert_eq!(outcomes.len(), 1, "the outcome was published, not lost");
+    assert_eq!(
+        (
+            outcomes[0]["outcome"].as_str(),
+            outcomes[0]["requestId"].as_str()
+        ),
+        (Some("SUBMITTED"), Some("k-mid"))
+    );
+    assert_eq!(
+        records(&stack).await,
+        vec![("k-mid".to_owned(), "IN_PROGRESS".to_owned(), None)],
+        "the key stays held by the attempt that could not finish"
+    );
+
+    proxy.restore();
+    tokio::time::sleep(
+        (started + lease + Duration::from_secs(1)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    let retry = function.answer(command("k-mid")).await;
+    assert_eq!(retry["outcome"], "SUBMITTED", "{retry}");
+    assert_eq!(
+        retry["atlas"]["reconciled"], true,
+        "adopted, not sent: {retry}"
+    );
+    assert_eq!(
+        retry["atlas"]["jobs"][0]["id"],
+        outcomes[0]["atlas"]["jobs"][0]["id"]
+    );
+    assert_eq!(stack.atlas.created_jobs(), 1, "never sent twice");
+    assert_eq!(
+        published(&stack, 1).await.len(),
+        1,
+        "the adopted outcome is published"
+    );
+    assert_eq!(
+        records(&stack).await,
+        vec![("k-mid".to_owned(), "COMPLETED".to_owned(), Some(true))]
+    );
 }
 
 /// A dependency that accepts the connection and never answers: the production SDK timeouts

@@ -3,6 +3,7 @@
 
 pub mod atlas_double;
 pub mod e2e;
+pub mod fault_proxy;
 pub mod lambda_runtime_api;
 pub mod moto;
 pub mod python_server;
