@@ -349,6 +349,49 @@ async fn sns_unreachable_keeps_the_outcome_for_the_retry_which_publishes_it_once
     assert!(records(&stack).await.iter().all(|r| r.2 == Some(true)));
 }
 
+/// SQS unreachable on the webhook's hand-off: the key recorded as `QUEUED` is released and the
+/// webhook answers 503, so the chat bot's retry is handed off once SQS is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_unreachable_on_the_hand_off_answers_503_and_frees_the_key() {
+    let stack = Stack::start().await;
+    let queue = stack.work_queue.clone();
+    let function = Function::start(
+        &stack,
+        &[
+            ("WORK_QUEUE_URL", &queue),
+            ("AWS_ENDPOINT_URL_SQS", &closed_endpoint()),
+        ],
+    )
+    .await;
+    let (status, body, took) = function
+        .http(webhook(&command("k-hand-off").to_string()))
+        .await;
+    assert_eq!(
+        (status, body["retryable"].as_bool()),
+        (503, Some(true)),
+        "{body}"
+    );
+    assert!(body["error"].as_str().unwrap().contains("SQS"), "{body}");
+    assert!(took < REFUSED_BOUND, "answered in {took:?}");
+    assert_eq!(records(&stack).await, vec![], "the key was released");
+
+    let healthy = Function::start(&stack, &[("WORK_QUEUE_URL", &queue)]).await;
+    let (status, body, _) = healthy
+        .http(webhook(&command("k-hand-off").to_string()))
+        .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (202, Some("QUEUED")),
+        "{body}"
+    );
+    assert_eq!(
+        receive_all(&stack.sdk, &queue, 1).await.len(),
+        1,
+        "handed off once"
+    );
+    assert_eq!(stack.atlas.created_jobs(), 0);
+}
+
 /// DynamoDB lost between the job's creation and the outcome's storing: the outcome is
 /// published anyway (not lost) and the invocation fails for a retry; the retry, after the dead
 /// attempt's lease (Lambda retries an asynchronous invocation a minute later), finds the job by
