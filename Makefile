@@ -7,7 +7,7 @@ VENV_STAMP  := $(VENV)/.installed-$(shell cksum < tests/requirements.txt | cut -
 CARGO       ?= cargo
 export ATLAS_RUNNER_PYTHON := $(abspath $(PYTHON))
 
-.PHONY: test demo lint fmt check-fmt clippy unit venv clean build deploy lint-infra bench
+.PHONY: test demo lint fmt check-fmt clippy unit venv clean build deploy lint-infra bench fuzz
 
 ## test: everything CI runs (format, lints, every test)
 # (clippy --all-targets also builds the demo example; `cargo test` runs lib, bin and tests/)
@@ -118,3 +118,28 @@ bench: demo-venv
 	BENCH_CRITERION_DIR=$(BENCH_TARGET)/criterion \
 	BENCH_COMMAND="make bench" \
 		$(CARGO) bench --bench lambda
+
+# --- fuzz: never part of `make test` -------------------------------------------------------------
+## fuzz: the cargo-fuzz targets in fuzz/ (event: the handler's routing of a raw event, webhook
+## and queue verification, validation, policy and the runner, with fakes of the ports; command:
+## strict parsing, validation and the fingerprint; signature: webhook signature headers and
+## verification), one after the other, FUZZ_SECONDS each (default 240), then each corpus
+## minimised into fuzz/corpus/<target> (commit it). Crashes land in fuzz/artifacts/<target>.
+## tests/properties.rs runs the same properties briefly on every `make test`.
+# The stable toolchain builds libFuzzer's sanitizer flags with RUSTC_BOOTSTRAP=1; cargo-fuzz comes
+# from crates.io, pinned. One job at a time: these machines have two cores.
+FUZZ_SECONDS    ?= 240
+FUZZ_TARGETS    ?= event command signature
+FUZZ_TARGET_DIR ?= $(abspath $(or $(CARGO_TARGET_DIR),target))/fuzz
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_CARGO := cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) $(CARGO) fuzz
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION)
+	python3 fuzz/seeds.py
+	for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$target; \
+		if [ -d fuzz/seeds/$$target ]; then cp fuzz/seeds/$$target/* fuzz/corpus/$$target/; fi; \
+		( $(FUZZ_CARGO) run --fuzz-dir . $$target corpus/$$target -- -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 -timeout=10 -max_len=16384 -close_fd_mask=1 ) || exit 1; \
+		( $(FUZZ_CARGO) cmin --fuzz-dir . $$target corpus/$$target ) || exit 1; \
+	done
