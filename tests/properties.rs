@@ -526,3 +526,25 @@ fn unedited_commands_reach_the_runner_on_every_trigger() {
     }
     assert!(creates >= 10, "jobs were created ({creates})");
 }
+
+/// What `make fuzz` found, replayed on every run. The signature overflow was a bug in
+/// `verify` (fixed; its own test is in src/triggers/signature.rs); the other two were wrong
+/// properties: an event may carry a secret's text itself, and HMAC pads short keys with zeros.
+#[test]
+fn the_fuzzers_finds_hold_now() {
+    // event: the secret's text written into approvedBy is echoed back, not leaked.
+    let event = json!({"groupId": "5e2211c17a3e5a48b5497de3", "clusterName": "orders", "backupType": "legacy", "restore": {"delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": "5es211c17a3e5a48f5497de3", "targetClusterName": "orders-drill"}, "pointInTimeUTCMillis": 1_500_000_000_000.0}, "idempotencyKey": "bad-13", "requestedBy": "U507BE7LH", "approvedBy": format!("{}U0G9QF9C6", invariants::SIGNING_SECRET), "reason": "bad-input catalogue"});
+    check_event(&event, &handle(&event, false));
+    // signature: a correctly signed timestamp near i64::MIN, checked for age.
+    let ts = -9_223_372_028_264_850_689_i64;
+    let signed = vec![
+        ("X-Signature-Timestamp".to_owned(), ts.to_string()),
+        (
+            "X-Signature".to_owned(),
+            atlas_restore_runner::triggers::signature::sign(b"", ts, b""),
+        ),
+    ];
+    check_signature("", None, &signed, b"", 6_872_316_419_617_283_994, true);
+    // signature: a previous secret that is "-other" padded with zeros.
+    check_signature("", Some("-other\0\0\0\0\0\0\0\0"), &[], b"", 0, false);
+}

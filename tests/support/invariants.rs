@@ -931,8 +931,13 @@ pub fn check_signature(
     let mut moved = fresh(current, now_seconds);
     moved.timestamp = Some((now_seconds + 1).to_string());
     assert!(verify(&moved, body, &secrets, at, true).is_err());
+    // HMAC pads a key shorter than its 64-byte block with zeros, so "k" and "k\0" are one key
+    // (found by the fuzzer: not a flaw of the runner, which cannot tell them apart either).
+    let same_key = |a: &str, b: &str| {
+        a.len() <= 64 && b.len() <= 64 && a.trim_end_matches('\0') == b.trim_end_matches('\0')
+    };
     let other = format!("{current}-other");
-    if Some(other.as_str()) != previous {
+    if !same_key(&other, current) && !previous.is_some_and(|p| same_key(&other, p)) {
         assert!(verify(&fresh(&other, now_seconds), body, &secrets, at, true).is_err());
     }
 }
