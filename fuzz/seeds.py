@@ -5,9 +5,9 @@ catalogue's time placeholders filled in relative to the targets' pinned clock. `
 merges these seeds with the committed minimised corpus (fuzz/corpus/<target>/).
 
 Event inputs are one byte of mode flags, then the data (see fuzz_targets/event.rs):
-0 a whole event, 1 a webhook body (signed by the target; +8 base64), 2 a work-queue message
-body, 3 a command in a Scheduler input, 4 a command in a "Restore Requested" event; +128 queue
-hand-off on."""
+0 a whole event, 1 a webhook body (signed by the target; +8 base64; +64 a status lookup of
+GET /restore/<data> instead), 2 a work-queue message body, 3 a command in a Scheduler input, 4 a
+command in a "Restore Requested" event; +128 queue hand-off and following on."""
 import base64
 import copy
 import hashlib
@@ -94,6 +94,15 @@ def main():
                 seeds["command"].add(dump(command))
                 seeds["event"].add(b"\x03" + dump({k: v for k, v in command.items() if k != "idempotencyKey"}))
                 seeds["event"].add(b"\x04" + dump(command))
+    # Status lookups (GET, flag 64) of the known request and another; follow-up messages.
+    seeds["event"].add(b"\x41approval-7f3a")
+    seeds["event"].add(b"\x41approval%2D7f3a")
+    seeds["event"].add(b"\x41unknown-request")
+    for request_id, check in [("approval-7f3a", 1), ("approval-7f3a", 2), ("other", 1), ("", 0)]:
+        message = {"followUp": {"requestId": request_id, "check": check}}
+        event = {"Records": [{"messageId": "m-f", "body": dump(message).decode(), "eventSource": "aws:sqs"}]}
+        seeds["event"].add(b"\x00" + dump(event))
+        seeds["event"].add(b"\x80" + dump(event))
     cases = json.loads((ROOT / "tests" / "bad_input" / "cases.json").read_text())["cases"]
     for i, case in enumerate(cases):
         trigger = case["trigger"]

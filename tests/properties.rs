@@ -1,9 +1,10 @@
 //! The fuzz targets' properties (tests/support/invariants.rs), run briefly on every `make test`
 //! with proptest: mutated samples from events/ through the real handler, mutated and arbitrary
-//! commands through validation, and webhook signatures. A bounded number of cases each, so the
-//! file takes seconds; `make fuzz` runs the same properties for minutes.
+//! commands through validation, signed status lookups, follow-up messages, and webhook
+//! signatures. A bounded number of cases each, so the file takes seconds; `make fuzz` runs the
+//! same properties for minutes.
 //!
-//! A failing case is written to proptest-regressions/properties.txt; commit it so that it is
+//! A failing case is written to tests/properties.proptest-regressions; commit it so that it is
 //! replayed first from then on.
 
 #[path = "support/invariants.rs"]
@@ -547,4 +548,43 @@ fn the_fuzzers_finds_hold_now() {
     check_signature("", None, &signed, b"", 6_872_316_419_617_283_994, true);
     // signature: a previous secret that is "-other" padded with zeros.
     check_signature("", Some("-other\0\0\0\0\0\0\0\0"), &[], b"", 0, false);
+}
+
+proptest! {
+    #![proptest_config(config(200))]
+
+    /// Status lookups (`GET /restore/{id}`, signed) read and change nothing: 200 with the
+    /// history for the known request, 404 for another plain id.
+    #[test]
+    fn status_lookups_change_nothing(
+        id in prop_oneof![Just(invariants::KNOWN_KEY.to_owned()), "[A-Za-z0-9-]{1,20}", ".{0,20}"],
+        slack in any::<bool>(),
+        previous in any::<bool>(),
+    ) {
+        let event = invariants::webhook_event(id.as_bytes(), false, "GET", slack, previous);
+        let observed = handle(&event, false);
+        check_event(&event, &observed);
+        let status = observed.answer.as_ref().unwrap()["statusCode"].as_u64();
+        if id == invariants::KNOWN_KEY {
+            prop_assert_eq!(status, Some(200));
+        } else if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            prop_assert_eq!(status, Some(404));
+        }
+    }
+
+    /// Follow-up messages on the work queue, well formed or not, for the one request whose
+    /// check is due or any other: never a panic or a retry, and a final outcome holds the contract.
+    #[test]
+    fn follow_up_messages_hold_the_contract(
+        id in prop_oneof![Just(json!(invariants::KNOWN_KEY)), json_value()],
+        check in prop_oneof![Just(json!(1)), json_value()],
+    ) {
+        let event = invariants::follow_up_event(&id, &check);
+        let observed = handle(&event, true);
+        check_event(&event, &observed);
+        if id == json!(invariants::KNOWN_KEY) && check == json!(1) {
+            prop_assert_eq!(observed.published.len(), 1, "the final outcome is published");
+            prop_assert_eq!(observed.published[0].outcome.as_str(), "FINISHED");
+        }
+    }
 }

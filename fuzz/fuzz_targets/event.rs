@@ -6,7 +6,8 @@
 //! 0 the whole event (JSON), 1 a webhook body (signed here), 2 a work-queue message body
 //! (signed here), 3 a command inside a Scheduler input, 4 a command inside a "Restore
 //! Requested" event. Bits 3-7: base64 body, Slack's header names, signed with the previous
-//! secret, method GET instead of POST, queue hand-off on.
+//! secret, a signed status lookup (GET /restore/<data>) instead of a POST, queue hand-off and
+//! following on.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
