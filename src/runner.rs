@@ -38,6 +38,21 @@ pub struct RunnerSettings {
     pub follow: Option<FollowSettings>,
 }
 
+impl RunnerSettings {
+    /// The settings the configuration gives (the safety margins stay at their defaults).
+    pub fn from_config(config: &crate::config::Config) -> RunnerSettings {
+        RunnerSettings {
+            idempotency_ttl: config.idempotency_ttl,
+            dry_run: config.dry_run,
+            follow: config.follow_jobs.then_some(FollowSettings {
+                interval: config.follow_interval,
+                max: config.follow_max,
+            }),
+            ..RunnerSettings::default()
+        }
+    }
+}
+
 /// How submitted requests are followed (`FOLLOW_INTERVAL_SECONDS`, `FOLLOW_MAX_HOURS`).
 #[derive(Clone, Debug)]
 pub struct FollowSettings {

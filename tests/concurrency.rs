@@ -3,55 +3,11 @@
 //! the harness serialises as real DynamoDB's conditional writes would be atomic).
 mod support;
 
-use std::time::Duration;
-
-use atlas_restore_runner::atlas::{AtlasClient, AtlasClientConfig};
-use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
-use atlas_restore_runner::aws::queue::SqsWorkQueue;
-use atlas_restore_runner::aws::secrets::SecretsManagerSecrets;
-use atlas_restore_runner::aws::sns::SnsNotifier;
-use atlas_restore_runner::config::Config;
-use atlas_restore_runner::handler::{App, Invocation};
-use atlas_restore_runner::ports::SystemClock;
-use atlas_restore_runner::runner::{Runner, RunnerSettings};
+use atlas_restore_runner::handler::Invocation;
 use atlas_restore_runner::triggers::signature::sign;
 use chrono::Utc;
 use serde_json::{Value, json};
 use support::stack::*;
-
-type TestApp = App<
-    AtlasClient,
-    SecretsManagerSecrets,
-    SnsNotifier,
-    DynamoIdempotencyStore,
-    SystemClock,
-    SqsWorkQueue,
->;
-
-fn app(stack: &Stack) -> TestApp {
-    let config = Config::from_vars(&stack.function_env().into_iter().collect()).unwrap();
-    let mut atlas = AtlasClientConfig::new(config.atlas_base_url.clone());
-    atlas.request_timeout = Duration::from_secs(10);
-    let runner = Runner::new(
-        AtlasClient::without_credentials(atlas).unwrap(),
-        SecretsManagerSecrets::new(
-            &stack.sdk,
-            config.atlas_secret_id.clone(),
-            config.webhook_secret_id.clone(),
-            config.secret_cache_ttl,
-        ),
-        SnsNotifier::new(
-            &stack.sdk,
-            config.notify_topic_arn.clone(),
-            config.notify_format,
-        ),
-        DynamoIdempotencyStore::new(&stack.sdk, config.idempotency_table.clone()),
-        SystemClock,
-        None,
-        RunnerSettings::default(),
-    );
-    App { runner, config }
-}
 
 fn signed(command: &Value) -> Value {
     let body = command.to_string();
@@ -72,7 +28,7 @@ fn command(key: &str) -> Value {
     })
 }
 
-async fn deliver_all(app: &TestApp, events: Vec<Value>) -> Vec<(u64, Value)> {
+async fn deliver_all(app: &InProcessApp, events: Vec<Value>) -> Vec<(u64, Value)> {
     let invocation = Invocation {
         request_id: "concurrent".into(),
         deadline: Utc::now() + chrono::Duration::seconds(60),
@@ -122,7 +78,7 @@ async fn futures_join_all<F: std::future::Future>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_deliveries_of_one_command_create_one_job_and_forty_nine_duplicates() {
     let stack = Stack::start().await;
-    let app = app(&stack);
+    let app = stack.app(&[]);
     let event = signed(&command("approval-concurrent"));
     let answers = deliver_all(&app, vec![event; 50]).await;
 
@@ -161,7 +117,7 @@ async fn fifty_concurrent_deliveries_of_one_command_create_one_job_and_forty_nin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_different_commands_at_once_create_one_job_each() {
     let stack = Stack::start().await;
-    let app = app(&stack);
+    let app = stack.app(&[]);
     let events: Vec<Value> = (0..50)
         .map(|i| signed(&command(&format!("approval-{i}"))))
         .collect();

@@ -4,17 +4,7 @@
 //! double moves the jobs through their states.
 mod support;
 
-use std::time::Duration;
-
-use atlas_restore_runner::atlas::{AtlasClient, AtlasClientConfig};
-use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
-use atlas_restore_runner::aws::queue::SqsWorkQueue;
-use atlas_restore_runner::aws::secrets::SecretsManagerSecrets;
-use atlas_restore_runner::aws::sns::SnsNotifier;
-use atlas_restore_runner::config::Config;
-use atlas_restore_runner::handler::{App, Invocation};
-use atlas_restore_runner::ports::SystemClock;
-use atlas_restore_runner::runner::{FollowSettings, Runner, RunnerSettings};
+use atlas_restore_runner::handler::Invocation;
 use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::{CloudJobState, Fault, Route};
@@ -557,57 +547,6 @@ async fn the_status_lookup_is_signed_and_follows_a_webhook_from_queued_to_finish
     );
 }
 
-/// The handler in this process with the real adapters, its work queue at `queue_url`.
-fn app_with_queue(stack: &Stack, queue_url: &str) -> FollowingApp {
-    app_with(stack, queue_url, TABLE)
-}
-
-/// The handler in this process with the real adapters, its work queue at `queue_url` and its
-/// idempotency records in `table`.
-fn app_with(stack: &Stack, queue_url: &str, table: &str) -> FollowingApp {
-    let mut env = stack.function_env();
-    env.retain(|(name, _)| name != "IDEMPOTENCY_TABLE");
-    env.push(("IDEMPOTENCY_TABLE".into(), table.to_owned()));
-    env.push(("WORK_QUEUE_URL".into(), queue_url.to_owned()));
-    env.push(("FOLLOW_JOBS".into(), "true".into()));
-    let config = Config::from_vars(&env.into_iter().collect()).expect("the configuration");
-    let runner = Runner::new(
-        AtlasClient::without_credentials(AtlasClientConfig::new(config.atlas_base_url.clone()))
-            .unwrap(),
-        SecretsManagerSecrets::new(
-            &stack.sdk,
-            config.atlas_secret_id.clone(),
-            config.webhook_secret_id.clone(),
-            config.secret_cache_ttl,
-        ),
-        SnsNotifier::new(
-            &stack.sdk,
-            config.notify_topic_arn.clone(),
-            config.notify_format,
-        ),
-        DynamoIdempotencyStore::new(&stack.sdk, config.idempotency_table.clone()),
-        SystemClock,
-        Some(SqsWorkQueue::new(&stack.sdk, queue_url.to_owned())),
-        RunnerSettings {
-            follow: Some(FollowSettings {
-                interval: Duration::from_secs(1),
-                max: Duration::from_secs(3600),
-            }),
-            ..RunnerSettings::default()
-        },
-    );
-    App { runner, config }
-}
-
-type FollowingApp = App<
-    AtlasClient,
-    SecretsManagerSecrets,
-    SnsNotifier,
-    DynamoIdempotencyStore,
-    SystemClock,
-    SqsWorkQueue,
->;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follow_up_that_cannot_be_queued_is_started_by_the_retry() {
     let stack = Stack::start().await;
@@ -616,7 +555,7 @@ async fn a_follow_up_that_cannot_be_queued_is_started_by_the_retry() {
         deadline: Utc::now() + chrono::Duration::seconds(30),
     };
     let gone = format!("{}/123456789012/no-such-queue", stack.moto.endpoint());
-    let broken = app_with_queue(&stack, &gone);
+    let broken = followed_app(&stack, &[("WORK_QUEUE_URL", &gone)]);
     let command = drill("drill-sqs-down", "orders");
     let error = broken
         .handle(&command, &invocation)
@@ -629,7 +568,7 @@ async fn a_follow_up_that_cannot_be_queued_is_started_by_the_retry() {
     assert_eq!(published.len(), 1);
 
     // The retry: a duplicate, which starts the follow-up the first attempt could not.
-    let fixed = app_with_queue(&stack, &stack.work_queue);
+    let fixed = followed_app(&stack, &[]);
     let answer = fixed.handle(&command, &invocation).await.unwrap();
     assert_eq!(answer["outcome"], "DUPLICATE");
     assert_eq!(stack.atlas.created_jobs(), 1, "never sent twice");
@@ -659,7 +598,7 @@ async fn a_check_whose_table_is_unavailable_is_listed_for_retry_and_runs_later()
         request_id: "inv-2".into(),
         deadline: Utc::now() + chrono::Duration::seconds(30),
     };
-    let app = app_with_queue(&stack, &stack.work_queue);
+    let app = followed_app(&stack, &[]);
     let command = drill("drill-dynamodb-down", "orders");
     assert_eq!(
         app.handle(&command, &invocation).await.unwrap()["outcome"],
@@ -671,7 +610,7 @@ async fn a_check_whose_table_is_unavailable_is_listed_for_retry_and_runs_later()
     stack.atlas.set_job_status(&job, "FINISHED", None);
 
     // DynamoDB answers with an error (the table is not there): the message is retried.
-    let no_table = app_with(&stack, &stack.work_queue, "no-such-table");
+    let no_table = followed_app(&stack, &[("IDEMPOTENCY_TABLE", "no-such-table")]);
     let answer = no_table
         .handle(&sqs_event(&check_1, "m-ddb"), &invocation)
         .await
@@ -697,4 +636,18 @@ async fn a_check_whose_table_is_unavailable_is_listed_for_retry_and_runs_later()
         })
         .collect();
     assert_eq!(kinds, ["SUBMITTED", "FINISHED"]);
+}
+
+/// The handler in this process, following jobs through the stack's work queue every second.
+fn followed_app(stack: &Stack, overrides: &[(&str, &str)]) -> InProcessApp {
+    let mut env = vec![
+        ("WORK_QUEUE_URL", stack.work_queue.as_str()),
+        ("FOLLOW_JOBS", "true"),
+        ("FOLLOW_INTERVAL_SECONDS", "1"),
+    ];
+    for (name, value) in overrides {
+        env.retain(|(n, _)| n != name);
+        env.push((name, value));
+    }
+    stack.app(&env)
 }
