@@ -10,7 +10,7 @@
 //! - `BENCH_ARM64_BINARY`, `BENCH_ARM64_ZIP`: the arm64 package of `cargo lambda build`, when built;
 //! - `BENCH_DIRECT_MOTO=1`: the function talks to moto directly instead of through the
 //!   keep-alive proxy of `benches/support/keep_alive_proxy.rs` (a new connection per AWS call);
-//! - `BENCH_STARTS` (10) fresh processes of each function, `BENCH_WARM` (1000) warm invocations;
+//! - `BENCH_STARTS` (30) fresh processes of each function, `BENCH_WARM` (1000) warm invocations;
 //! - `BENCH_CRITERION_DIR`: where `benches/core.rs` left its estimates (copied into the report);
 //! - `BENCH_OUTPUT` (`docs/PERFORMANCE.md`): the report; only the part between the
 //!   `<!-- bench:begin -->` and `<!-- bench:end -->` markers is replaced, the rest is left alone.
@@ -70,7 +70,7 @@ fn settings() -> Option<Settings> {
         hello: env_path("BENCH_HELLO")?,
         arm64_binary: env_path("BENCH_ARM64_BINARY"),
         arm64_zip: env_path("BENCH_ARM64_ZIP"),
-        starts: env_number("BENCH_STARTS", 10),
+        starts: env_number("BENCH_STARTS", 30),
         warm: env_number("BENCH_WARM", 1000),
         criterion_dir: env_path("BENCH_CRITERION_DIR")
             .unwrap_or_else(|| manifest.join("target/criterion")),
