@@ -69,7 +69,7 @@ impl AtlasClientConfig {
 /// TLS for Atlas: reqwest's own choices (rustls with aws-lc-rs, TLS 1.2 and 1.3, ALPN `h2` then
 /// `http/1.1`), trusting the Mozilla root certificates compiled in (`webpki-roots`). reqwest's
 /// default, the platform verifier, reads and parses the system's CA store when the client is
-/// built, which was a third of the function's init (docs/PERFORMANCE.md); Atlas's certificates
+/// built, which was a quarter of the function's init (docs/PERFORMANCE.md); Atlas's certificates
 /// chain to public roots that are in both. `None` (reqwest's default then) cannot happen with
 /// aws-lc-rs, which supports both protocol versions.
 fn tls_with_compiled_in_roots() -> Option<rustls::ClientConfig> {

@@ -4,9 +4,9 @@
 //!
 //! The SDK's client builds a connector (reads and parses the system's CA store, builds a rustls
 //! configuration) each time a service client is created, "so that native certs load at client
-//! initialization time": five times during the function's init (STS and the other credential
-//! providers of `aws_config::load`, then Secrets Manager, SNS and DynamoDB), the first time
-//! reading every file of `/etc/ssl/certs`. Deferred, it is built once, on the first AWS call,
+//! initialization time": in the function's init, for the clients `aws_config::load` creates for
+//! its credential and region providers (STS among them), then for Secrets Manager, SNS and
+//! DynamoDB, the first time reading every file of `/etc/ssl/certs`. Deferred, it is built once, on the first AWS call,
 //! and shared by every service (the SDK caches connectors by timeout settings, which all the
 //! services share). See docs/PERFORMANCE.md.
 
