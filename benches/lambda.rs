@@ -8,7 +8,9 @@
 //! - `BENCH_BOOTSTRAP`, `BENCH_HELLO`: the release `bootstrap` and `examples/hello_lambda`
 //!   (without them the harness says so and exits 0, so a bare `cargo bench` does not fail);
 //! - `BENCH_ARM64_BINARY`, `BENCH_ARM64_ZIP`: the arm64 package of `cargo lambda build`, when built;
-//! - `BENCH_STARTS` (10) fresh processes of each function, `BENCH_WARM` (1000) warm invocations;
+//! - `BENCH_DIRECT_MOTO=1`: the function talks to moto directly instead of through the
+//!   keep-alive proxy of `benches/support/keep_alive_proxy.rs` (a new connection per AWS call);
+//! - `BENCH_STARTS` (30) fresh processes of each function, `BENCH_WARM` (1000) warm invocations;
 //! - `BENCH_CRITERION_DIR`: where `benches/core.rs` left its estimates (copied into the report);
 //! - `BENCH_OUTPUT` (`docs/PERFORMANCE.md`): the report; only the part between the
 //!   `<!-- bench:begin -->` and `<!-- bench:end -->` markers is replaced, the rest is left alone.
@@ -16,12 +18,16 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+#[path = "support/keep_alive_proxy.rs"]
+mod keep_alive_proxy;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use keep_alive_proxy::KeepAliveProxy;
 use serde_json::{Value, json};
 use support::lambda_runtime_api::{FunctionProcess, Invocation, RuntimeApi};
 use support::stack::{APPROVER, GROUP, REQUESTER, SNAPSHOT, Stack};
@@ -41,6 +47,7 @@ struct Settings {
     criterion_dir: PathBuf,
     output: PathBuf,
     command: String,
+    direct_moto: bool,
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
@@ -63,12 +70,13 @@ fn settings() -> Option<Settings> {
         hello: env_path("BENCH_HELLO")?,
         arm64_binary: env_path("BENCH_ARM64_BINARY"),
         arm64_zip: env_path("BENCH_ARM64_ZIP"),
-        starts: env_number("BENCH_STARTS", 10),
+        starts: env_number("BENCH_STARTS", 30),
         warm: env_number("BENCH_WARM", 1000),
         criterion_dir: env_path("BENCH_CRITERION_DIR")
             .unwrap_or_else(|| manifest.join("target/criterion")),
         output: env_path("BENCH_OUTPUT").unwrap_or_else(|| manifest.join("docs/PERFORMANCE.md")),
         command: std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "make bench".to_owned()),
+        direct_moto: std::env::var("BENCH_DIRECT_MOTO").is_ok_and(|v| v == "1"),
     })
 }
 
@@ -335,6 +343,16 @@ fn verdict(met: bool) -> &'static str {
 async fn run(settings: &Settings) -> String {
     let stack = Stack::start().await;
     let mut function_env = stack.function_env();
+    // moto closes every connection; AWS does not (benches/support/keep_alive_proxy.rs).
+    // `BENCH_DIRECT_MOTO=1` measures without the proxy, as runs before it did.
+    let _proxy = if settings.direct_moto {
+        None
+    } else {
+        let proxy = KeepAliveProxy::start(stack.moto.endpoint()).await;
+        function_env.retain(|(name, _)| name != "AWS_ENDPOINT_URL");
+        function_env.push(("AWS_ENDPOINT_URL".to_owned(), proxy.endpoint()));
+        Some(proxy)
+    };
     // As deployed (infra/template.yaml: ApplicationLogLevel INFO), not the tests' debug.
     function_env.retain(|(name, _)| name != "AWS_LAMBDA_LOG_LEVEL");
     function_env.push(("AWS_LAMBDA_LOG_LEVEL".to_owned(), "INFO".to_owned()));
@@ -384,12 +402,17 @@ async fn run(settings: &Settings) -> String {
     let _ = writeln!(out, "## Latest run\n");
     let _ = writeln!(
         out,
-        "- date: {}\n- machine: {}\n- command: `{}`\n- start-ups: {} fresh processes of each function, interleaved; warm path: {} sequential invocations (after one uncounted warm-up)\n",
+        "- date: {}\n- machine: {}\n- command: `{}`\n- start-ups: {} fresh processes of each function, interleaved; warm path: {} sequential invocations (after one uncounted warm-up)\n- AWS calls: {}\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
         machine(),
         settings.command,
         settings.starts,
         settings.warm,
+        if settings.direct_moto {
+            "straight to moto, which closes every connection (`BENCH_DIRECT_MOTO=1`)"
+        } else {
+            "through a keep-alive proxy in front of moto, so connections are reused as with AWS"
+        },
     );
     let _ = writeln!(
         out,

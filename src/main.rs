@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use atlas_restore_runner::atlas::{AtlasClient, AtlasClientConfig};
+use atlas_restore_runner::aws::http_client::deferred_tls_client;
 use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
 use atlas_restore_runner::aws::queue::SqsWorkQueue;
 use atlas_restore_runner::aws::secrets::SecretsManagerSecrets;
@@ -18,13 +19,14 @@ use chrono::Utc;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
     let config = Config::from_env()
         .inspect_err(|error| tracing::error!(%error, "the configuration is not usable"))?;
 
     let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(deferred_tls_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
