@@ -5,13 +5,20 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::atlas::{AtlasClient, AtlasClientConfig};
+use crate::aws::idempotency::DynamoIdempotencyStore;
+use crate::aws::queue::SqsWorkQueue;
+use crate::aws::secrets::SecretsManagerSecrets;
+use crate::aws::sns::SnsNotifier;
 use crate::command::{COMMAND_FIELDS, RestoreCommand, json as strict_json};
 use crate::config::Config;
 use crate::follow::FollowUpMessage;
 use crate::outcome::{ErrorCode, Outcome, OutcomeKind, Problem, Trigger};
 use crate::policy::{People, check_webhook_approval};
-use crate::ports::{Atlas, Clock, DependencyError, IdempotencyStore, Notifier, Secrets, WorkQueue};
-use crate::runner::{CheckReport, Publication, Report, RunRequest, Runner};
+use crate::ports::{
+    Atlas, Clock, DependencyError, IdempotencyStore, Notifier, Secrets, SystemClock, WorkQueue,
+};
+use crate::runner::{CheckReport, Publication, Report, RunRequest, Runner, RunnerSettings};
 use crate::triggers::signature::{SignatureHeaders, verify};
 
 /// Webhook bodies larger than this are refused (413).
@@ -57,6 +64,51 @@ pub struct HandlerError(#[from] pub DependencyError);
 pub struct App<A, S, N, I, C, Q> {
     pub runner: Runner<A, S, N, I, C, Q>,
     pub config: Config,
+}
+
+/// The handler as deployed: the real adapters.
+pub type DeployedApp = App<
+    AtlasClient,
+    SecretsManagerSecrets,
+    SnsNotifier,
+    DynamoIdempotencyStore,
+    SystemClock,
+    SqsWorkQueue,
+>;
+
+impl DeployedApp {
+    /// Builds every client once, from the configuration and the AWS SDK's configuration: the
+    /// function's start-up, and the tests that run the handler in their own process.
+    pub fn from_config(
+        config: Config,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<DeployedApp, reqwest::Error> {
+        let atlas = AtlasClient::without_credentials(AtlasClientConfig::new(
+            config.atlas_base_url.clone(),
+        ))?;
+        let secrets = SecretsManagerSecrets::new(
+            sdk,
+            config.atlas_secret_id.clone(),
+            config.webhook_secret_id.clone(),
+            config.secret_cache_ttl,
+        );
+        let notifier = SnsNotifier::new(sdk, config.notify_topic_arn.clone(), config.notify_format);
+        let store = DynamoIdempotencyStore::new(sdk, config.idempotency_table.clone());
+        let queue = config
+            .work_queue_url
+            .clone()
+            .map(|url| SqsWorkQueue::new(sdk, url));
+        let runner = Runner::new(
+            atlas,
+            secrets,
+            notifier,
+            store,
+            SystemClock,
+            queue,
+            RunnerSettings::from_config(&config),
+        );
+        Ok(App { runner, config })
+    }
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {

@@ -3,16 +3,9 @@
 
 use std::time::Duration;
 
-use atlas_restore_runner::atlas::{AtlasClient, AtlasClientConfig};
 use atlas_restore_runner::aws::http_client::deferred_tls_client;
-use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
-use atlas_restore_runner::aws::queue::SqsWorkQueue;
-use atlas_restore_runner::aws::secrets::SecretsManagerSecrets;
-use atlas_restore_runner::aws::sns::SnsNotifier;
 use atlas_restore_runner::config::Config;
-use atlas_restore_runner::handler::{App, Invocation};
-use atlas_restore_runner::ports::SystemClock;
-use atlas_restore_runner::runner::{FollowSettings, Runner, RunnerSettings};
+use atlas_restore_runner::handler::{DeployedApp, Invocation};
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
 use chrono::Utc;
@@ -36,41 +29,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         )
         .load()
         .await;
-    let atlas =
-        AtlasClient::without_credentials(AtlasClientConfig::new(config.atlas_base_url.clone()))?;
-    let secrets = SecretsManagerSecrets::new(
-        &sdk,
-        config.atlas_secret_id.clone(),
-        config.webhook_secret_id.clone(),
-        config.secret_cache_ttl,
-    );
-    let notifier = SnsNotifier::new(&sdk, config.notify_topic_arn.clone(), config.notify_format);
-    let store = DynamoIdempotencyStore::new(&sdk, config.idempotency_table.clone());
-    let queue = config
-        .work_queue_url
-        .clone()
-        .map(|url| SqsWorkQueue::new(&sdk, url));
-    let settings = RunnerSettings {
-        idempotency_ttl: config.idempotency_ttl,
-        dry_run: config.dry_run,
-        follow: config.follow_jobs.then_some(FollowSettings {
-            interval: config.follow_interval,
-            max: config.follow_max,
-        }),
-        ..RunnerSettings::default()
-    };
-    let app = App {
-        runner: Runner::new(
-            atlas,
-            secrets,
-            notifier,
-            store,
-            SystemClock,
-            queue,
-            settings,
-        ),
-        config,
-    };
+    let app = DeployedApp::from_config(config, &sdk)?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         "atlas-restore-runner ready"

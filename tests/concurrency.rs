@@ -3,7 +3,7 @@
 //! the harness serialises as real DynamoDB's conditional writes would be atomic).
 mod support;
 
-use atlas_restore_runner::handler::Invocation;
+use atlas_restore_runner::handler::{DeployedApp, Invocation};
 use atlas_restore_runner::triggers::signature::sign;
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -28,7 +28,7 @@ fn command(key: &str) -> Value {
     })
 }
 
-async fn deliver_all(app: &InProcessApp, events: Vec<Value>) -> Vec<(u64, Value)> {
+async fn deliver_all(app: &DeployedApp, events: Vec<Value>) -> Vec<(u64, Value)> {
     let invocation = Invocation {
         request_id: "concurrent".into(),
         deadline: Utc::now() + chrono::Duration::seconds(60),

@@ -4,7 +4,7 @@
 //! double moves the jobs through their states.
 mod support;
 
-use atlas_restore_runner::handler::Invocation;
+use atlas_restore_runner::handler::{DeployedApp, Invocation};
 use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::{CloudJobState, Fault, Route};
@@ -639,7 +639,7 @@ async fn a_check_whose_table_is_unavailable_is_listed_for_retry_and_runs_later()
 }
 
 /// The handler in this process, following jobs through the stack's work queue every second.
-fn followed_app(stack: &Stack, overrides: &[(&str, &str)]) -> InProcessApp {
+fn followed_app(stack: &Stack, overrides: &[(&str, &str)]) -> DeployedApp {
     let mut env = vec![
         ("WORK_QUEUE_URL", stack.work_queue.as_str()),
         ("FOLLOW_JOBS", "true"),

@@ -1,15 +1,8 @@
 //! A whole local stack for end-to-end tests and the demo: moto with the secrets, topic,
 //! queues and table the function needs, and the Atlas double seeded with a project.
 
-use atlas_restore_runner::atlas::{AtlasClient, AtlasClientConfig};
-use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
-use atlas_restore_runner::aws::queue::SqsWorkQueue;
-use atlas_restore_runner::aws::secrets::SecretsManagerSecrets;
-use atlas_restore_runner::aws::sns::SnsNotifier;
 use atlas_restore_runner::config::Config;
-use atlas_restore_runner::handler::App;
-use atlas_restore_runner::ports::SystemClock;
-use atlas_restore_runner::runner::{Runner, RunnerSettings};
+use atlas_restore_runner::handler::DeployedApp;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -32,16 +25,6 @@ pub const WEBHOOK_SECRET: &str = "atlas-restore-runner/webhook";
 pub const TABLE: &str = "atlas-restore-runner-idempotency";
 pub const APPROVER: &str = "U0G9QF9C6";
 pub const REQUESTER: &str = "U024BE7LH";
-
-/// The handler in the test's own process, with the real adapters.
-pub type InProcessApp = App<
-    AtlasClient,
-    SecretsManagerSecrets,
-    SnsNotifier,
-    DynamoIdempotencyStore,
-    SystemClock,
-    SqsWorkQueue,
->;
 
 pub struct Stack {
     pub atlas: AtlasDouble,
@@ -158,37 +141,14 @@ impl Stack {
 
     /// The handler in this process with the real adapters, configured as the function would be
     /// by [`Stack::function_env`] with `overrides` (a name given an empty value is unset).
-    pub fn app(&self, overrides: &[(&str, &str)]) -> InProcessApp {
+    pub fn app(&self, overrides: &[(&str, &str)]) -> DeployedApp {
         let mut env = self.function_env();
         for (name, value) in overrides {
             env.retain(|(n, _)| n != name);
             env.push((name.to_string(), value.to_string()));
         }
         let config = Config::from_vars(&env.into_iter().collect()).expect("the configuration");
-        let mut atlas = AtlasClientConfig::new(config.atlas_base_url.clone());
-        atlas.request_timeout = std::time::Duration::from_secs(10);
-        let runner = Runner::new(
-            AtlasClient::without_credentials(atlas).expect("the Atlas client"),
-            SecretsManagerSecrets::new(
-                &self.sdk,
-                config.atlas_secret_id.clone(),
-                config.webhook_secret_id.clone(),
-                config.secret_cache_ttl,
-            ),
-            SnsNotifier::new(
-                &self.sdk,
-                config.notify_topic_arn.clone(),
-                config.notify_format,
-            ),
-            DynamoIdempotencyStore::new(&self.sdk, config.idempotency_table.clone()),
-            SystemClock,
-            config
-                .work_queue_url
-                .clone()
-                .map(|url| SqsWorkQueue::new(&self.sdk, url)),
-            RunnerSettings::from_config(&config),
-        );
-        App { runner, config }
+        DeployedApp::from_config(config, &self.sdk).expect("the clients")
     }
 
     /// The function's environment (CONTRACT section 5) pointing at this stack.
