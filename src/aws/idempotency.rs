@@ -122,10 +122,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         // The earlier attempt died holding the key: take it over, unless another attempt just did.
         let attempt = record.attempt + 1;
         let takeover = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
+            .update(key)
             .update_expression(
                 "SET attempt = :attempt, leaseUntil = :lease, expiration = :expiration",
             )
@@ -164,11 +161,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         outcome: &Outcome,
         publish_claim_until: DateTime<Utc>,
     ) -> Result<(), DependencyError> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()));
+        let update = self.update(key);
         with_outcome(update, outcome)?
             .update_expression(format!("SET #status = :completed, outcome = :outcome, outcomeKind = :kind, published = :false, publishClaimUntil = :claim, {APPEND_HISTORY} REMOVE leaseUntil"))
             .expression_attribute_values(":claim", number(publish_claim_until.timestamp_millis()))
@@ -194,11 +187,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, DependencyError> {
-        let claimed = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
+        let claimed = self.update(key)
             .update_expression("SET publishClaimUntil = :until")
             .condition_expression("published = :false AND (attribute_not_exists(publishClaimUntil) OR publishClaimUntil < :now)")
             .expression_attribute_values(":false", AttributeValue::Bool(false))
@@ -214,10 +203,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
     }
 
     async fn release_publication_claim(&self, key: &str) -> Result<(), DependencyError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
+        self.update(key)
             .update_expression("SET publishClaimUntil = :zero")
             .condition_expression("attribute_exists(id)")
             .expression_attribute_values(":zero", number(0))
@@ -234,11 +220,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Option<u64>, DependencyError> {
         let attempt = seen_attempt + 1;
-        let claimed = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
+        let claimed = self.update(key)
             .update_expression("SET #status = :in_progress, attempt = :attempt, leaseUntil = :lease REMOVE outcome, outcomeKind, published")
             .condition_expression("#status = :completed AND outcomeKind = :queued AND attempt = :seen")
             .expression_attribute_names("#status", "status")
@@ -258,10 +240,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
     }
 
     async fn mark_published(&self, key: &str) -> Result<(), DependencyError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
+        self.update(key)
             .update_expression("SET published = :true")
             .condition_expression("attribute_exists(id)")
             .expression_attribute_values(":true", AttributeValue::Bool(true))
@@ -299,10 +278,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         expires_at: DateTime<Utc>,
     ) -> Result<(), DependencyError> {
         let extended = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
+            .update(key)
             .update_expression(
                 "SET followCheck = if_not_exists(followCheck, :one), expiration = :expiration",
             )
@@ -320,10 +296,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             Err(_) => {}
         }
         let started = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
+            .update(key)
             .update_expression("SET followCheck = :one")
             .condition_expression("attribute_exists(id) AND attribute_not_exists(followCheck)")
             .expression_attribute_values(":one", number(1))
@@ -357,10 +330,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
              AND (attribute_not_exists(finalOutcome) OR finalPublished = :false)"
         );
         let claimed = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
+            .update(key)
             .update_expression("SET followCheck = :check, followLease = :lease")
             .condition_expression(condition)
             .expression_attribute_values(":check", number(check as i64))
@@ -410,11 +380,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         outcome: &Outcome,
         expires_at: DateTime<Utc>,
     ) -> Result<(), DependencyError> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()));
+        let update = self.update(key);
         with_outcome(update, outcome)?
             .update_expression(format!("SET finalOutcome = :outcome, finalKind = :kind, finalPublished = :false, expiration = :expiration, {APPEND_HISTORY}"))
             .condition_expression("followCheck = :check AND attribute_not_exists(finalOutcome)")
@@ -433,10 +399,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
     }
 
     async fn mark_final_published(&self, key: &str) -> Result<(), DependencyError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
+        self.update(key)
             .update_expression("SET finalPublished = :true REMOVE followLease")
             .condition_expression("attribute_exists(finalOutcome)")
             .expression_attribute_values(":true", AttributeValue::Bool(true))
@@ -448,6 +411,14 @@ impl IdempotencyStore for DynamoIdempotencyStore {
 }
 
 impl DynamoIdempotencyStore {
+    /// An `UpdateItem` of the record of `key`.
+    fn update(&self, key: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_owned()))
+    }
+
     /// An update of the follow-up state that holds only while `check` is the due one; a
     /// failed condition means another delivery moved on, which is not an error.
     async fn update_check(
@@ -459,10 +430,7 @@ impl DynamoIdempotencyStore {
         doing: &str,
     ) -> Result<(), DependencyError> {
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
+            .update(key)
             .update_expression(expression)
             .condition_expression("followCheck = :check")
             .expression_attribute_values(":check", number(check as i64));
