@@ -533,6 +533,13 @@ async fn the_status_lookup_is_signed_and_follows_a_webhook_from_queued_to_finish
     assert_eq!(status, 404, "decoded and looked up as sha256:abc");
 
     // No secret in anything the follow-up or the lookups wrote (debug logs, notifications).
+    let logged = e2e
+        .function
+        .wait_for_output(
+            "\"outcome\":\"FINISHED\"",
+            std::time::Duration::from_secs(5),
+        )
+        .await;
     let output = e2e.function.output();
     for secret in [PRIVATE_KEY, SIGNING_SECRET] {
         assert!(!output.contains(secret), "a secret reached the log");
@@ -541,10 +548,7 @@ async fn the_status_lookup_is_signed_and_follows_a_webhook_from_queued_to_finish
             "a secret reached a notification"
         );
     }
-    assert!(
-        output.contains("\"outcome\":\"FINISHED\""),
-        "the final outcome's log line was captured"
-    );
+    assert!(logged, "the final outcome's log line was captured");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,6 +79,13 @@ async fn an_approved_webhook_is_submitted_with_202_and_published() {
     assert_eq!(code_list(&reused), vec!["KEY_REUSED"]);
     assert_eq!(e2e.jobs(), 1);
 
+    // The log is read from the process's stdout, which may trail its answer.
+    assert!(
+        e2e.function
+            .wait_for_output("\"outcome\":\"REJECTED\"", Duration::from_secs(5))
+            .await,
+        "the third outcome was logged"
+    );
     let output = e2e.function.output();
     let outcome_lines: Vec<&str> = output
         .lines()
@@ -620,7 +627,9 @@ async fn a_missing_required_variable_fails_start_up_naming_it() {
     let status = function.exited().expect("the function stops at start-up");
     assert!(!status.success());
     assert!(
-        function.output().contains("NOTIFY_TOPIC_ARN is required"),
+        function
+            .wait_for_output("NOTIFY_TOPIC_ARN is required", Duration::from_secs(5))
+            .await,
         "{}",
         function.output()
     );
