@@ -9,6 +9,7 @@ pub mod atlas;
 pub mod aws;
 pub mod command;
 pub mod config;
+pub mod deadline;
 pub mod follow;
 pub mod handler;
 pub mod notify;
