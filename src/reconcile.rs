@@ -10,6 +10,29 @@ use crate::command::{
     TargetCluster,
 };
 
+/// What reconciliation can show about the jobs an unanswered request may have created.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Adoption {
+    /// The job(s) this request created: one job, or every job of one batch (a sharded cluster
+    /// has one per shard plus one for the config server).
+    Found(Vec<RestoreJob>),
+    /// No listed job is this request's.
+    NotFound,
+    /// Jobs that could be this request's, none of which can be shown to be: their ids. Nothing
+    /// may be adopted, and nothing sent again.
+    Ambiguous(Vec<String>),
+}
+
+impl Adoption {
+    fn of(jobs: Vec<RestoreJob>) -> Adoption {
+        if jobs.is_empty() {
+            Adoption::NotFound
+        } else {
+            Adoption::Found(jobs)
+        }
+    }
+}
+
 /// The jobs that `restore` created, if Atlas lists them: the earliest matching job and every
 /// job of its batch (a sharded cluster has one per shard plus one for the config server).
 ///
@@ -21,6 +44,16 @@ use crate::command::{
 /// compared: an earlier attempt may have chosen another snapshot or another minute, and
 /// sending a second destructive restore to the same target is the failure to avoid.
 pub fn find_adoptable(
+    jobs: &[RestoreJob],
+    restore: &LegacyRestoreJob,
+    point_chosen_at_run_time: bool,
+    not_before: DateTime<Utc>,
+) -> Adoption {
+    let _ = not_before;
+    Adoption::of(find_adoptable_jobs(jobs, restore, point_chosen_at_run_time))
+}
+
+fn find_adoptable_jobs(
     jobs: &[RestoreJob],
     restore: &LegacyRestoreJob,
     point_chosen_at_run_time: bool,
@@ -47,6 +80,20 @@ pub fn find_adoptable(
 /// time: a candidate is a job still running, or one that finished at or after `since`. Atlas
 /// echoes the restore point of a cloud job, so it is compared unless chosen at run time.
 pub fn find_adoptable_cloud(
+    jobs: &[RestoreJob],
+    restore: &CloudRestoreJob,
+    point_chosen_at_run_time: bool,
+    not_before: DateTime<Utc>,
+) -> Adoption {
+    Adoption::of(find_adoptable_cloud_jobs(
+        jobs,
+        restore,
+        point_chosen_at_run_time,
+        not_before,
+    ))
+}
+
+fn find_adoptable_cloud_jobs(
     jobs: &[RestoreJob],
     restore: &CloudRestoreJob,
     point_chosen_at_run_time: bool,
@@ -254,7 +301,7 @@ mod tests {
                 json!({"id": "download", "snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP"}, "created": "2026-11-28T17:00:04Z"}),
             ),
         ];
-        let adopted: Vec<String> = find_adoptable(&jobs, &restore, false)
+        let adopted: Vec<String> = find_adoptable_jobs(&jobs, &restore, false)
             .into_iter()
             .map(|j| j.id)
             .collect();
@@ -274,7 +321,7 @@ mod tests {
             shard("b1-shard0", "b1", "2026-11-28T17:00:01Z"),
             shard("b1-config", "b1", "2026-11-28T17:00:01Z"),
         ];
-        let mut adopted: Vec<String> = find_adoptable(&jobs, &restore, false)
+        let mut adopted: Vec<String> = find_adoptable_jobs(&jobs, &restore, false)
             .into_iter()
             .map(|j| j.id)
             .collect();
@@ -292,22 +339,22 @@ mod tests {
             )
         };
         assert_eq!(
-            find_adoptable(&[with_date("2026-11-28T16:06:15Z")], &restore, false).len(),
+            find_adoptable_jobs(&[with_date("2026-11-28T16:06:15Z")], &restore, false).len(),
             1,
             "to the second"
         );
         assert_eq!(
-            find_adoptable(&[with_date("2026-11-28T16:06:15.120Z")], &restore, false).len(),
+            find_adoptable_jobs(&[with_date("2026-11-28T16:06:15.120Z")], &restore, false).len(),
             1
         );
         assert!(
-            find_adoptable(&[with_date("2026-11-28T17:06:15Z")], &restore, false).is_empty(),
+            find_adoptable_jobs(&[with_date("2026-11-28T17:06:15Z")], &restore, false).is_empty(),
             "an hour apart"
         );
         let snapshot_job = job(
             json!({"id": "s", "pointInTime": false, "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill")}),
         );
-        assert!(find_adoptable(&[snapshot_job], &restore, false).is_empty());
+        assert!(find_adoptable_jobs(&[snapshot_job], &restore, false).is_empty());
     }
 
     #[test]
@@ -321,8 +368,8 @@ mod tests {
                 json!({"id": "o", "timestamp": {"date": "2026-11-28T10:00:00Z", "increment": inc}, "delivery": delivery("orders-drill")}),
             )
         };
-        assert_eq!(find_adoptable(&[with(3)], &restore, false).len(), 1);
-        assert!(find_adoptable(&[with(4)], &restore, false).is_empty());
+        assert_eq!(find_adoptable_jobs(&[with(3)], &restore, false).len(), 1);
+        assert!(find_adoptable_jobs(&[with(4)], &restore, false).is_empty());
     }
 
     #[test]
@@ -331,15 +378,17 @@ mod tests {
         let newer_snapshot = job(
             json!({"id": "n", "snapshotId": "bbbbbbbbbbbbbbbbbbbbbbbb", "delivery": delivery("orders-drill")}),
         );
-        assert!(find_adoptable(std::slice::from_ref(&newer_snapshot), &restore, false).is_empty());
+        assert!(
+            find_adoptable_jobs(std::slice::from_ref(&newer_snapshot), &restore, false).is_empty()
+        );
         assert_eq!(
-            find_adoptable(std::slice::from_ref(&newer_snapshot), &restore, true).len(),
+            find_adoptable_jobs(std::slice::from_ref(&newer_snapshot), &restore, true).len(),
             1
         );
         let elsewhere =
             job(json!({"id": "e", "snapshotId": SNAPSHOT, "delivery": delivery("orders-copy")}));
         assert!(
-            find_adoptable(&[elsewhere], &restore, true).is_empty(),
+            find_adoptable_jobs(&[elsewhere], &restore, true).is_empty(),
             "the target must still match"
         );
         let minutes = automated(LegacyPoint::PointInTime {
@@ -348,7 +397,10 @@ mod tests {
         let an_hour_later = job(
             json!({"id": "p", "pointInTime": true, "timestamp": {"date": "2026-11-28T17:06:15Z"}, "delivery": delivery("orders-drill")}),
         );
-        assert_eq!(find_adoptable(&[an_hour_later], &minutes, true).len(), 1);
+        assert_eq!(
+            find_adoptable_jobs(&[an_hour_later], &minutes, true).len(),
+            1
+        );
     }
 
     #[test]
@@ -371,7 +423,7 @@ mod tests {
         };
         let ids = |jobs: Vec<RestoreJob>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
         assert_eq!(
-            ids(find_adoptable_cloud(
+            ids(find_adoptable_cloud_jobs(
                 &[job("running", json!({}))],
                 &restore,
                 false,
@@ -380,7 +432,7 @@ mod tests {
             vec!["running"]
         );
         assert_eq!(
-            ids(find_adoptable_cloud(
+            ids(find_adoptable_cloud_jobs(
                 &[job("new", json!({"finishedAt": "2026-11-28T17:05:00Z"}))],
                 &restore,
                 false,
@@ -389,7 +441,7 @@ mod tests {
             vec!["new"]
         );
         assert!(
-            find_adoptable_cloud(
+            find_adoptable_cloud_jobs(
                 &[job("old", json!({"finishedAt": "2026-11-28T16:00:00Z"}))],
                 &restore,
                 false,
@@ -398,7 +450,7 @@ mod tests {
             .is_empty()
         );
         assert!(
-            find_adoptable_cloud(
+            find_adoptable_cloud_jobs(
                 &[job(
                     "other-second",
                     json!({"pointInTimeUTCSeconds": 1_795_881_976})
@@ -410,7 +462,7 @@ mod tests {
             .is_empty()
         );
         assert_eq!(
-            find_adoptable_cloud(
+            find_adoptable_cloud_jobs(
                 &[job(
                     "minutes",
                     json!({"pointInTimeUTCSeconds": 1_795_881_000})
@@ -423,7 +475,7 @@ mod tests {
             1
         );
         assert!(
-            find_adoptable_cloud(
+            find_adoptable_cloud_jobs(
                 &[job(
                     "elsewhere",
                     json!({"targetClusterName": "orders-copy"})
@@ -435,7 +487,7 @@ mod tests {
             .is_empty()
         );
         assert!(
-            find_adoptable_cloud(
+            find_adoptable_cloud_jobs(
                 &[job("automated", json!({"deliveryType": "automated"}))],
                 &restore,
                 true,
@@ -451,7 +503,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            find_adoptable_cloud(&[download_job], &download, false, since).len(),
+            find_adoptable_cloud_jobs(&[download_job], &download, false, since).len(),
             1
         );
     }
@@ -467,7 +519,7 @@ mod tests {
         let automated_job =
             job(json!({"id": "a", "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill")}));
         assert_eq!(
-            find_adoptable(&[automated_job, http], &restore, false)
+            find_adoptable_jobs(&[automated_job, http], &restore, false)
                 .into_iter()
                 .map(|j| j.id)
                 .collect::<Vec<_>>(),

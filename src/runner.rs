@@ -17,7 +17,7 @@ use crate::ports::{
     Atlas, Begin, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier,
     RecordState, Secrets, WorkQueue,
 };
-use crate::reconcile::{find_adoptable, find_adoptable_cloud};
+use crate::reconcile::{Adoption, find_adoptable, find_adoptable_cloud};
 
 /// Tunables of the runner (the contract's configuration plus safety margins).
 #[derive(Clone, Debug)]
@@ -178,7 +178,18 @@ struct Submission<'a> {
 enum Reconciled {
     Adopted(Vec<RestoreJob>),
     NoneFound,
+    /// Jobs that could be this request's, none shown to be: never adopted, never sent again.
+    Ambiguous(Vec<String>),
     ListFailed(AtlasError),
+}
+
+/// The reason of an `UNKNOWN` outcome when reconciliation could not tell which job is ours.
+fn ambiguous_reason(candidates: &[String]) -> String {
+    format!(
+        "{} listed job(s) could be this request's and none can be shown to be ({}); nothing was adopted or sent again: a person must check",
+        candidates.len(),
+        candidates.join(", ")
+    )
 }
 
 impl<A, S, N, I, C, Q> Runner<A, S, N, I, C, Q>
@@ -495,6 +506,11 @@ where
                     );
                     return Ok(self.unknown(&submission, None, reason, None));
                 }
+                Reconciled::Ambiguous(candidates) => {
+                    let reason =
+                        format!("an earlier attempt died; {}", ambiguous_reason(&candidates));
+                    return Ok(self.unknown(&submission, None, reason, None));
+                }
                 Reconciled::NoneFound => {}
             }
         }
@@ -555,6 +571,11 @@ where
                             );
                             return Ok(self.unknown(submission, Some(503), reason, Some(error)));
                         }
+                        Reconciled::Ambiguous(candidates) => {
+                            let reason =
+                                format!("Atlas answered 503; {}", ambiguous_reason(&candidates));
+                            return Ok(self.unknown(submission, Some(503), reason, Some(error)));
+                        }
                         Reconciled::NoneFound => {
                             let wait = retry_after.unwrap_or(self.settings.unavailable_backoff);
                             if Instant::now() + wait + Duration::from_secs(1)
@@ -587,6 +608,10 @@ where
                                 self.submitted(submission, http_status, jobs, true)
                             }
                             Reconciled::NoneFound => {
+                                self.unknown(submission, http_status, reason, error)
+                            }
+                            Reconciled::Ambiguous(candidates) => {
+                                let reason = format!("{reason}; {}", ambiguous_reason(&candidates));
                                 self.unknown(submission, http_status, reason, error)
                             }
                             Reconciled::ListFailed(list_error) => {
@@ -1024,30 +1049,32 @@ where
         })
     }
 
-    /// Looks for the job(s) an unanswered request created, among the source cluster's jobs
-    /// created since `since` (minus the clock-skew margin).
+    /// Looks for the job(s) an unanswered request created: only jobs created at or after
+    /// `since` (the first attempt's start) less the clock-skew margin can be adopted.
     async fn reconcile(&self, submission: &Submission<'_>, since: DateTime<Utc>) -> Reconciled {
         let margin = chrono::Duration::from_std(self.settings.reconcile_margin)
             .unwrap_or(chrono::Duration::minutes(2));
+        let not_before = since - margin;
         let source = &submission.request.command.source;
         let deadline = submission.reconcile_deadline;
         let run_time = submission.point_chosen_at_run_time;
         let adopted = match &submission.job {
             ResolvedRestore::Legacy(job) => self
                 .atlas
-                .list_restore_jobs(source, Some(since - margin), deadline)
+                .list_restore_jobs(source, Some(not_before), deadline)
                 .await
-                .map(|jobs| find_adoptable(&jobs, job, run_time)),
+                .map(|jobs| find_adoptable(&jobs, job, run_time, not_before)),
             ResolvedRestore::Cloud(job) => self
                 .atlas
                 .list_cloud_restore_jobs(source, deadline)
                 .await
-                .map(|jobs| find_adoptable_cloud(&jobs, job, run_time, since - margin)),
+                .map(|jobs| find_adoptable_cloud(&jobs, job, run_time, not_before)),
         };
         match adopted {
             Err(error) => Reconciled::ListFailed(error),
-            Ok(jobs) if jobs.is_empty() => Reconciled::NoneFound,
-            Ok(jobs) => Reconciled::Adopted(jobs),
+            Ok(Adoption::NotFound) => Reconciled::NoneFound,
+            Ok(Adoption::Found(jobs)) => Reconciled::Adopted(jobs),
+            Ok(Adoption::Ambiguous(candidates)) => Reconciled::Ambiguous(candidates),
         }
     }
 
