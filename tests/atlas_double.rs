@@ -762,6 +762,98 @@ async fn a_replica_set_restore_creates_one_job_as_atlas_answers_it() {
     );
 }
 
+/// The creation time an Atlas id carries: an ObjectId's first 4 bytes, big-endian, in seconds.
+fn object_id_time(id: &Value) -> DateTime<Utc> {
+    let id = id.as_str().unwrap_or_else(|| panic!("an id, not {id}"));
+    assert!(is_job_id(&json!(id)), "an ObjectId: {id}");
+    let seconds = u32::from_str_radix(&id[..8], 16).unwrap();
+    Utc.timestamp_opt(i64::from(seconds), 0).unwrap()
+}
+
+/// Now, to the second (an ObjectId's resolution).
+fn now_in_seconds() -> DateTime<Utc> {
+    Utc.timestamp_opt(Utc::now().timestamp(), 0).unwrap()
+}
+
+#[tokio::test]
+async fn an_automated_restore_is_answered_with_method_http_and_its_targets_as_atlas_does() {
+    let fixture = Fixture::new().await;
+    let before = now_in_seconds();
+    let answer = fixture.create(RS, &automated_body(SNAP_RS)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_valid("PaginatedRestoreJobView", &answer.json());
+    let job = &answer.json()["results"][0];
+    let delivery = &job["delivery"];
+    assert_eq!(
+        delivery["methodName"], "HTTP",
+        "Atlas answers HTTP for an automated restore, not the AUTOMATED_RESTORE sent: {job}"
+    );
+    assert_eq!(delivery["targetGroupId"], TARGET_GROUP);
+    assert_eq!(delivery["targetClusterName"], TARGET);
+    assert_eq!(delivery["statusName"], "NOT_STARTED");
+    for absent in ["url", "urlV2", "expirationHours", "maxDownloads"] {
+        assert!(delivery.get(absent).is_none(), "{absent} in {delivery}");
+    }
+    assert_eq!(job["statusName"], "IN_PROGRESS");
+    // The id carries the creation time that `created` states.
+    let created: DateTime<Utc> = job["created"].as_str().unwrap().parse().unwrap();
+    assert!(created >= before && created <= Utc::now(), "{created}");
+    assert_eq!(object_id_time(&job["id"]), created);
+    assert_eq!(fixture.double.jobs(), vec![job.clone()]);
+
+    // A target named by id is kept as sent, and the method is HTTP all the same.
+    let by_id = json!({"snapshotId": SNAP_RS, "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": TARGET_GROUP, "targetClusterId": TARGET_ID}});
+    let job = &fixture.create(RS, &by_id).await.json()["results"][0];
+    assert_eq!(job["delivery"]["methodName"], "HTTP");
+    assert_eq!(job["delivery"]["targetClusterId"], TARGET_ID);
+    assert!(job["delivery"].get("targetClusterName").is_none());
+
+    // A download answers HTTP too: only the targets tell the two apart.
+    let download = &fixture.create(RS, &http_body(SNAP_RS)).await.json()["results"][0];
+    assert_eq!(download["delivery"]["methodName"], "HTTP");
+    for absent in ["targetGroupId", "targetClusterName", "targetClusterId"] {
+        assert!(download["delivery"].get(absent).is_none(), "{absent}");
+    }
+    let created: DateTime<Utc> = download["created"].as_str().unwrap().parse().unwrap();
+    assert_eq!(object_id_time(&download["id"]), created);
+}
+
+#[tokio::test]
+async fn the_file_transfer_may_be_ready_before_the_restore_has_finished() {
+    let fixture = Fixture::new().await;
+    let created = fixture.create(RS, &automated_body(SNAP_RS)).await.json();
+    let id = created["results"][0]["id"].as_str().unwrap().to_owned();
+    fixture
+        .double
+        .set_job_status(&id, "IN_PROGRESS", Some("READY"));
+    let job = fixture
+        .get(&format!("{}/{id}", jobs_path(GROUP, RS)))
+        .await
+        .json();
+    assert_eq!(job["statusName"], "IN_PROGRESS");
+    assert_eq!(job["delivery"]["statusName"], "READY");
+    assert_eq!(job["delivery"]["methodName"], "HTTP");
+    assert_valid("BackupRestoreJob", &job);
+}
+
+#[tokio::test]
+async fn batch_ids_carry_their_creation_time() {
+    let fixture = Fixture::new().await;
+    let before = now_in_seconds();
+    let answer = fixture.create(SHARDED, &automated_body(SNAP_SHARDED)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let page = answer.json();
+    let jobs = page["results"].as_array().unwrap();
+    let batch_time = object_id_time(&jobs[0]["batchId"]);
+    assert!(batch_time >= before && batch_time <= Utc::now());
+    for job in jobs {
+        assert_eq!(job["delivery"]["methodName"], "HTTP");
+        let created: DateTime<Utc> = job["created"].as_str().unwrap().parse().unwrap();
+        assert_eq!(object_id_time(&job["id"]), created);
+        assert_eq!(batch_time, created);
+    }
+}
+
 #[tokio::test]
 async fn a_sharded_restore_creates_one_job_per_shard_plus_config_in_one_batch() {
     let fixture = Fixture::new().await;
@@ -1959,6 +2051,23 @@ async fn a_cloud_restore_answers_one_job_as_atlas_documents_it() {
         RecordedAuth::Digest { valid: true, .. }
     ));
     assert_eq!(recorded[1].body, recorded[0].body, "the body was replayed");
+}
+
+#[tokio::test]
+async fn a_cloud_job_id_carries_its_creation_time_which_the_job_does_not_state() {
+    let fixture = cloud_fixture().await;
+    let before = now_in_seconds();
+    let job = fixture.cloud_job(RS, &cloud_automated(CLOUD_SNAP_RS)).await;
+    let created = object_id_time(&job["id"]);
+    assert!(created >= before && created <= Utc::now(), "{created}");
+    let kept = fixture
+        .double
+        .cloud_job_created_at(job["id"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(created.timestamp(), kept.timestamp());
+    for absent in ["createdAt", "created"] {
+        assert!(job.get(absent).is_none(), "{absent} in {job}");
+    }
 }
 
 #[tokio::test]
