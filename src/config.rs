@@ -5,6 +5,12 @@ use std::time::Duration;
 
 use url::Url;
 
+/// The shortest `IDEMPOTENCY_TTL_SECONDS`: Lambda retries an asynchronous event for up to 6 hours,
+/// and a key's record must outlive every retry of the event that made it (CONTRACT section 4).
+pub const MIN_IDEMPOTENCY_TTL_SECONDS: u64 = 6 * 3600;
+/// The longest `FOLLOW_INTERVAL_SECONDS`: SQS delays a message by at most 900 seconds.
+pub const MAX_FOLLOW_INTERVAL_SECONDS: u64 = 900;
+
 /// How outcomes are written to the topic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotifyFormat {
@@ -67,22 +73,26 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-        let seconds =
-            |name: &'static str, default: u64, max: u64| -> Result<Duration, ConfigError> {
-                match get(name) {
-                    None => Ok(Duration::from_secs(default)),
-                    Some(text) => text
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|s| (1..=max).contains(s))
-                        .map(Duration::from_secs)
-                        .ok_or(ConfigError::Invalid {
-                            name,
-                            value: text,
-                            expected: "a whole number of seconds, at least 1",
-                        }),
-                }
-            };
+        // A whole number of seconds from `min` to `max`; the error names both limits and why.
+        let seconds = |name: &'static str,
+                       default: u64,
+                       (min, max): (u64, u64),
+                       expected: &'static str|
+         -> Result<Duration, ConfigError> {
+            match get(name) {
+                None => Ok(Duration::from_secs(default)),
+                Some(text) => text
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (min..=max).contains(s))
+                    .map(Duration::from_secs)
+                    .ok_or(ConfigError::Invalid {
+                        name,
+                        value: text,
+                        expected,
+                    }),
+            }
+        };
         // Hours may be fractional (`0.5`), so a drill or a test can stall in minutes.
         let hours = |name: &'static str, default: f64, max: f64| -> Result<Duration, ConfigError> {
             let text = get(name);
@@ -170,14 +180,29 @@ impl Config {
             notify_topic_arn: required("NOTIFY_TOPIC_ARN")?,
             notify_format,
             idempotency_table: required("IDEMPOTENCY_TABLE")?,
-            idempotency_ttl: seconds("IDEMPOTENCY_TTL_SECONDS", 86_400, 365 * 86_400)?,
+            idempotency_ttl: seconds(
+                "IDEMPOTENCY_TTL_SECONDS",
+                86_400,
+                (MIN_IDEMPOTENCY_TTL_SECONDS, 365 * 86_400),
+                "a whole number of seconds from 21600 (6 hours: Lambda retries an asynchronous event for up to 6 hours, and a record must outlive its retries) to 31536000 (365 days)",
+            )?,
             approvers: list("APPROVERS"),
             protected_clusters,
             work_queue_url,
-            secret_cache_ttl: seconds("SECRET_CACHE_TTL_SECONDS", 300, 86_400)?,
+            secret_cache_ttl: seconds(
+                "SECRET_CACHE_TTL_SECONDS",
+                300,
+                (1, 86_400),
+                "a whole number of seconds from 1 to 86400 (one day)",
+            )?,
             dry_run: flag("DRY_RUN")?,
             follow_jobs,
-            follow_interval: seconds("FOLLOW_INTERVAL_SECONDS", 300, 900)?,
+            follow_interval: seconds(
+                "FOLLOW_INTERVAL_SECONDS",
+                300,
+                (1, MAX_FOLLOW_INTERVAL_SECONDS),
+                "a whole number of seconds from 1 to 900: SQS delays a message by at most 900 seconds",
+            )?,
             follow_max: hours("FOLLOW_MAX_HOURS", 48.0, 24.0 * 14.0)?,
         })
     }
@@ -291,6 +316,60 @@ mod tests {
         assert!(config.follow_jobs);
         assert_eq!(config.follow_max, Duration::from_secs(36));
         assert_eq!(config.follow_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_key_lifetime_shorter_than_lambda_s_retries_is_refused_naming_the_limit() {
+        for value in ["21599", "3600", "1"] {
+            let error =
+                Config::from_vars(&vars(&[("IDEMPOTENCY_TTL_SECONDS", value)])).unwrap_err();
+            assert!(
+                matches!(
+                    &error,
+                    ConfigError::Invalid {
+                        name: "IDEMPOTENCY_TTL_SECONDS",
+                        ..
+                    }
+                ),
+                "{error}"
+            );
+            let text = error.to_string();
+            assert!(
+                text.contains(&MIN_IDEMPOTENCY_TTL_SECONDS.to_string()) && text.contains("6 hours"),
+                "the error names the limit and why: {text}"
+            );
+        }
+        let config = Config::from_vars(&vars(&[("IDEMPOTENCY_TTL_SECONDS", "21600")])).unwrap();
+        assert_eq!(config.idempotency_ttl, Duration::from_secs(21_600));
+    }
+
+    #[test]
+    fn a_follow_interval_longer_than_sqs_allows_is_refused_naming_the_limit() {
+        for value in ["3600", "901"] {
+            let error = Config::from_vars(&vars(&[
+                ("FOLLOW_JOBS", "true"),
+                ("WORK_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/1/q"),
+                ("FOLLOW_INTERVAL_SECONDS", value),
+            ]))
+            .unwrap_err();
+            assert!(
+                matches!(
+                    &error,
+                    ConfigError::Invalid {
+                        name: "FOLLOW_INTERVAL_SECONDS",
+                        ..
+                    }
+                ),
+                "{error}"
+            );
+            let text = error.to_string();
+            assert!(
+                text.contains(&MAX_FOLLOW_INTERVAL_SECONDS.to_string()) && text.contains("SQS"),
+                "the error names the limit and why: {text}"
+            );
+        }
+        let config = Config::from_vars(&vars(&[("FOLLOW_INTERVAL_SECONDS", "900")])).unwrap();
+        assert_eq!(config.follow_interval, Duration::from_secs(900));
     }
 
     #[test]
