@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use atlas_restore_runner::config::{MAX_FOLLOW_INTERVAL_SECONDS, MIN_IDEMPOTENCY_TTL_SECONDS};
 use atlas_restore_runner::handler::{METRIC_NAMESPACE, metric_line};
 use atlas_restore_runner::outcome::OutcomeKind;
 use chrono::Utc;
@@ -830,5 +831,182 @@ fn the_outputs_name_what_a_team_wires_up() {
     assert_eq!(
         outputs[&"WorkQueueUrl".to_owned()]["Value"],
         r#ref("WorkQueue")
+    );
+}
+
+/// Where the function's configuration bounds a parameter, the template bounds it the same way,
+/// so a stack cannot be deployed with a value the function refuses at start (or one that lets
+/// a key's record expire while Lambda may still retry its event).
+#[test]
+fn the_parameters_keep_the_limits_the_function_checks() {
+    let t = template();
+    let ttl = &t["Parameters"]["IdempotencyTtlSeconds"];
+    assert_eq!(
+        ttl["MinValue"].as_u64(),
+        Some(MIN_IDEMPOTENCY_TTL_SECONDS),
+        "a key outlives Lambda's 6 hours of asynchronous retries"
+    );
+    assert!(ttl["Default"].as_u64().unwrap_or(0) >= MIN_IDEMPOTENCY_TTL_SECONDS);
+    let interval = &t["Parameters"]["FollowIntervalSeconds"];
+    assert_eq!(
+        interval["MaxValue"].as_u64(),
+        Some(MAX_FOLLOW_INTERVAL_SECONDS),
+        "SQS delays a message by at most 900 s"
+    );
+    // Lambda's asynchronous retries stay inside the key's lifetime.
+    let async_config = &resource(&t, "RestoreFunction")["Properties"]["EventInvokeConfig"];
+    assert!(
+        async_config["MaximumEventAgeInSeconds"]
+            .as_u64()
+            .is_some_and(|age| age <= MIN_IDEMPOTENCY_TTL_SECONDS)
+    );
+}
+
+/// Operators reading an alarm are told to look the request up before they send anything again:
+/// a redrive or a second invoke of a request that already reached Atlas is a second restore.
+#[test]
+fn alarms_that_suggest_sending_again_say_to_look_the_request_up_first() {
+    let t = template();
+    for (name, alarm) in of_type(&t, "AWS::CloudWatch::Alarm") {
+        let text = alarm["Properties"]["AlarmDescription"]
+            .as_str()
+            .unwrap_or_default();
+        let lower = text.to_lowercase();
+        if lower.contains("redrive") || lower.contains("invok") || lower.contains("again") {
+            let lookup = text
+                .find("GET /restore/{requestId}")
+                .unwrap_or_else(|| panic!("{name}: no status lookup in {text:?}"));
+            for verb in ["redrive", "invoke again", "ask again"] {
+                if let Some(at) = lower.find(verb) {
+                    assert!(
+                        lookup < at,
+                        "{name}: the lookup comes before \"{verb}\": {text:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The outcome topic feeds a chat channel that believes what it reads: only the function's
+/// role may publish to it, whatever an identity policy elsewhere in the account allows.
+#[test]
+fn only_the_function_s_role_may_publish_outcomes() {
+    let t = template();
+    let role = get_att("RestoreFunctionRole", "Arn");
+    let policies = of_type(&t, "AWS::SNS::TopicPolicy");
+    let outcome: Vec<&Value> = policies
+        .iter()
+        .map(|(_, p)| &p["Properties"])
+        .filter(|p| listed(&p["Topics"]).contains(&r#ref("OutcomeTopic")))
+        .collect();
+    assert_eq!(
+        outcome.len(),
+        1,
+        "one policy replaces SNS's default one (which lets the whole account publish)"
+    );
+    assert_eq!(listed(&outcome[0]["Topics"]), vec![r#ref("OutcomeTopic")]);
+    let document = &outcome[0]["PolicyDocument"];
+    assert_eq!(document["Version"], "2012-10-17");
+    let statements = listed(&document["Statement"]);
+    assert_eq!(
+        statements,
+        vec![
+            json!({
+                "Sid": "OnlyTheRunnerPublishes",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": "sns:Publish",
+                "Resource": r#ref("OutcomeTopic"),
+                "Condition": {"ArnNotEquals": {"aws:PrincipalArn": role}}
+            }),
+            json!({
+                "Sid": "TheRunnerPublishes",
+                "Effect": "Allow",
+                "Principal": {"AWS": role},
+                "Action": "sns:Publish",
+                "Resource": r#ref("OutcomeTopic")
+            }),
+        ],
+        "exactly these statements: a Deny for every other principal, an Allow for the role"
+    );
+
+    // No topic policy of the stack opens a topic to everyone.
+    for (name, policy) in policies {
+        for statement in listed(&policy["Properties"]["PolicyDocument"]["Statement"]) {
+            if statement["Effect"] == "Allow" {
+                let principal = &statement["Principal"];
+                assert!(
+                    principal != "*" && principal["AWS"] != "*",
+                    "{name}: an Allow for every principal: {statement}"
+                );
+            }
+        }
+    }
+
+    // And no identity policy of the stack lets anyone but the function publish there.
+    for grant in iam_grants(&t) {
+        if grant.actions().iter().any(|a| a.starts_with("sns:")) {
+            assert_eq!(
+                (grant.owner.as_str(), grant.sid.as_str()),
+                ("RestoreFunctionRole", "PublishOutcomes"),
+                "{grant:?}"
+            );
+        }
+    }
+}
+
+/// Whoever may invoke the function may restore: the stack itself opens no other way in than
+/// the HTTP API's two routes (whose signature the function checks), the work queue, and the
+/// drill schedule's role. A Function URL, a resource-policy grant or another event source
+/// would each be a new way to run a restore.
+#[test]
+fn nothing_but_the_webhook_the_queue_and_the_drill_role_may_invoke_the_function() {
+    let t = template();
+    for kind in [
+        "AWS::Lambda::Permission",
+        "AWS::Lambda::Url",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::Serverless::Api",
+        "AWS::ApiGateway::RestApi",
+        "AWS::ApiGatewayV2::Api",
+        "AWS::Events::Rule",
+    ] {
+        assert!(
+            of_type(&t, kind).is_empty(),
+            "{kind}: a way to invoke the function this test does not know"
+        );
+    }
+    let function = &resource(&t, "RestoreFunction")["Properties"];
+    assert!(
+        function.get("FunctionUrlConfig").is_none(),
+        "no Function URL (it would take unauthenticated calls besides the API's)"
+    );
+    assert!(
+        function.get("AutoPublishAlias").is_none(),
+        "no alias whose permissions this test would not see"
+    );
+    // The events: the HTTP API's two routes and the work queue (checked one by one in
+    // the_function_and_its_triggers_follow_the_issue); nothing else.
+    let kinds: BTreeSet<&str> = function["Events"]
+        .as_object()
+        .expect("Events")
+        .values()
+        .filter_map(|e| e["Type"].as_str())
+        .collect();
+    assert_eq!(kinds, BTreeSet::from(["HttpApi", "SQS"]));
+    // The only identity grant of lambda:InvokeFunction: the drill schedule's role, on this
+    // function, when a drill is configured.
+    let invokers: Vec<(String, String)> = iam_grants(&t)
+        .into_iter()
+        .filter(|g| g.actions().iter().any(|a| a.starts_with("lambda:")))
+        .map(|g| (g.owner, g.sid))
+        .collect();
+    assert_eq!(
+        invokers,
+        vec![(
+            "DrillSchedulerRole".to_owned(),
+            "InvokeTheRunner".to_owned()
+        )]
     );
 }
