@@ -18,7 +18,10 @@ use crate::policy::{People, check_webhook_approval};
 use crate::ports::{
     Atlas, Clock, DependencyError, IdempotencyStore, Notifier, Secrets, SystemClock, WorkQueue,
 };
-use crate::runner::{CheckReport, Publication, Report, RunRequest, Runner, RunnerSettings};
+use crate::runner::{
+    CheckReport, Delivered, Publication, Report, RunRequest, Runner, RunnerSettings,
+};
+use crate::triggers::hand_off::HandOffMessage;
 use crate::triggers::signature::{SignatureHeaders, verify};
 
 /// Webhook bodies larger than this are refused (413).
@@ -52,6 +55,17 @@ impl Invocation {
             }
         }
     }
+}
+
+/// Why a work-queue message is handed back to SQS to be delivered again.
+#[derive(Debug, thiserror::Error)]
+enum Retry {
+    #[error("{0}")]
+    Dependency(#[from] DependencyError),
+    #[error(
+        "another delivery is running this command now; it is tried again after the visibility timeout"
+    )]
+    Busy,
 }
 
 /// A dependency failed: the invocation fails so Lambda retries it (and, after the retries,
@@ -482,13 +496,10 @@ where
         };
         let request = webhook_request(command, invocation, false);
         let report = if self.runner.has_work_queue() {
-            let message = json!({
-                "body": String::from_utf8_lossy(&body),
-                "timestamp": headers.timestamp,
-                "signature": headers.signature,
-            })
-            .to_string();
-            self.runner.hand_off(&request, message).await?
+            let hand_off = HandOffMessage { body, headers };
+            self.runner
+                .hand_off(&request, hand_off.to_json(), &hand_off.digest())
+                .await?
         } else {
             self.runner.run(&request).await?
         };
@@ -563,8 +574,9 @@ where
         answer
     }
 
-    /// The work queue's deliveries: verified again (signature, not its age) and checked against
-    /// the policy again, then run. Only dependency failures are retried.
+    /// The work queue's deliveries: verified again (signature, not its age), checked against
+    /// validation and policy again, and run only by claiming the record their webhook queued.
+    /// Only dependency failures and a delivery that finds another running are retried.
     async fn queue_batch(&self, records: &[Value], invocation: &Invocation) -> Value {
         let mut failures = Vec::new();
         for record in records {
@@ -572,19 +584,15 @@ where
                 .get("messageId")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            if let Err(error) = self.queue_record(record, invocation).await {
-                tracing::error!(message_id, %error, "work queue: a dependency failed; the message will be retried");
+            if let Err(retry) = self.queue_record(record, invocation).await {
+                tracing::error!(message_id, %retry, "work queue: the message will be retried");
                 failures.push(json!({"itemIdentifier": message_id}));
             }
         }
         json!({"batchItemFailures": failures})
     }
 
-    async fn queue_record(
-        &self,
-        record: &Value,
-        invocation: &Invocation,
-    ) -> Result<(), DependencyError> {
+    async fn queue_record(&self, record: &Value, invocation: &Invocation) -> Result<(), Retry> {
         let message_id = record
             .get("messageId")
             .and_then(Value::as_str)
@@ -595,51 +603,65 @@ where
             .and_then(|b| serde_json::from_str(b).ok())
             .unwrap_or(Value::Null);
         match FollowUpMessage::from_value(&message) {
-            Some(Ok(follow_up)) => return self.follow_up(&follow_up, invocation).await,
+            Some(Ok(follow_up)) => return Ok(self.follow_up(&follow_up, invocation).await?),
             Some(Err(problem)) => {
                 tracing::warn!(message_id, %problem, "work queue: a malformed follow-up message was dropped");
                 return Ok(());
             }
             None => {}
         }
-        let body = message.get("body").and_then(Value::as_str).unwrap_or("");
-        let headers = SignatureHeaders {
-            timestamp: message
-                .get("timestamp")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            signature: message
-                .get("signature")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+        let Some(hand_off) = HandOffMessage::from_value(&message) else {
+            tracing::warn!(
+                message_id,
+                "work queue: a message that is neither a hand-off nor a follow-up was dropped"
+            );
+            return Ok(());
         };
         let signing = self.runner.secrets().webhook_signing_secrets().await?;
-        if let Err(reason) = verify(
-            &headers,
-            body.as_bytes(),
-            &signing,
-            self.runner.now(),
-            false,
-        ) {
+        let now = self.runner.now();
+        if let Err(reason) = verify(&hand_off.headers, &hand_off.body, &signing, now, false) {
             tracing::warn!(message_id, %reason, "work queue: a message without a valid webhook signature was dropped");
             return Ok(());
         }
-        let value = strict_json::parse_strict(body.as_bytes()).unwrap_or(Value::Null);
-        let (command, problems) = self.webhook_command(&value, self.runner.now());
-        let Some(command) = command.filter(|_| problems.is_empty()) else {
-            let codes: Vec<String> = problems
-                .iter()
-                .map(|p| format!("{} {}", p.field, p.code))
-                .collect();
-            tracing::warn!(message_id, problems = ?codes, "work queue: a signed message no longer passes validation or policy; dropped");
-            return Ok(());
+        let value = strict_json::parse_strict(&hand_off.body).unwrap_or(Value::Null);
+        let (command, problems) = self.webhook_command(&value, now);
+        let delivered = match command {
+            Some(command) => {
+                let request = webhook_request(command, invocation, true);
+                self.runner.deliver(&request, problems).await?
+            }
+            // It no longer validates: only the record this very body queued is rejected.
+            None => {
+                let key = value.get("idempotencyKey").and_then(Value::as_str);
+                let outcome =
+                    self.rejected(Trigger::Webhook, &value, key.map(str::to_owned), problems);
+                match key {
+                    Some(key) => {
+                        self.runner
+                            .reject_delivery(key, &hand_off.digest(), outcome, invocation.deadline)
+                            .await?
+                    }
+                    None => Delivered::Dropped("the command names no idempotency key"),
+                }
+            }
         };
-        let request = webhook_request(command, invocation, true);
-        let report = self.runner.run(&request).await?;
-        log_outcome(&report);
-        match report.publication {
-            Publication::Failed(error) => Err(error),
-            _ => Ok(()),
+        match delivered {
+            Delivered::Ran(report) => {
+                log_outcome(&report);
+                match report.publication {
+                    Publication::Failed(error) => Err(Retry::Dependency(error)),
+                    _ => Ok(()),
+                }
+            }
+            Delivered::Dropped(why) => {
+                tracing::warn!(
+                    message_id,
+                    why,
+                    "work queue: a hand-off message was dropped; nothing was sent to Atlas"
+                );
+                Ok(())
+            }
+            Delivered::Busy => Err(Retry::Busy),
         }
     }
 
@@ -676,6 +698,14 @@ where
     }
 
     /// A `REJECTED` outcome for a command refused before it could run.
+    ///
+    /// It stays under SNS's 256 KB however large the event (CONTRACT section 3, "Size"): an
+    /// outcome that cannot be published fails a non-HTTP invocation, which Lambda retries into
+    /// the failure destination. Each raw value echoed from the event (the request id, the ids,
+    /// the backup type, the people, the reason, a field name in a problem's pointer) is cut to
+    /// 1000 characters, a problem's message to 2000 (the values it quotes are cut shorter where
+    /// it is written, `src/command/`), and the problems are listed while they fit in 160 KiB,
+    /// policy problems always: the last one listed says how many more were left out.
     fn rejected(
         &self,
         trigger: Trigger,
@@ -683,11 +713,59 @@ where
         request_id: Option<String>,
         errors: Vec<Problem>,
     ) -> Outcome {
-        let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+        /// Characters kept of each raw value echoed from the event.
+        const ECHO_MAX_CHARS: usize = 1000;
+        /// Characters kept of a problem's message (the function's own words).
+        const MESSAGE_MAX_CHARS: usize = 2000;
+        /// Serialised bytes of the problems listed before the rest are counted instead. With
+        /// seven echoed fields of at most 6 KB each (1000 characters of at most 6 bytes of JSON)
+        /// and one problem past the budget (at most 18 KB), the outcome stays near 230 KB.
+        const ERRORS_MAX_BYTES: usize = 160 * 1024;
+
+        fn cut(text: &str, max: usize) -> String {
+            match text.char_indices().nth(max) {
+                None => text.to_owned(),
+                Some(_) => {
+                    let mut short: String = text.chars().take(max - 1).collect();
+                    short.push('…');
+                    short
+                }
+            }
+        }
+
+        let total = errors.len();
+        let mut listed: Vec<Problem> = Vec::new();
+        let mut bytes = 0;
+        let mut left_out = 0;
+        for mut problem in errors {
+            problem.field = cut(&problem.field, ECHO_MAX_CHARS);
+            problem.message = cut(&problem.message, MESSAGE_MAX_CHARS);
+            let size = serde_json::to_string(&problem).map_or(ERRORS_MAX_BYTES, |t| t.len());
+            if bytes < ERRORS_MAX_BYTES || problem.code.is_policy() {
+                bytes += size;
+                listed.push(problem);
+            } else {
+                left_out += 1;
+            }
+        }
+        if left_out > 0
+            && let Some(last) = listed.last_mut()
+        {
+            last.message.push_str(&format!(
+                " (and {left_out} more of the {total} problems, not listed: an outcome must fit in one SNS message)"
+            ));
+        }
+
+        let text = |name: &str| {
+            value
+                .get(name)
+                .and_then(Value::as_str)
+                .map(|v| cut(v, ECHO_MAX_CHARS))
+        };
         let now = self.runner.now();
         Outcome {
             outcome: OutcomeKind::Rejected,
-            request_id,
+            request_id: request_id.map(|id| cut(&id, ECHO_MAX_CHARS)),
             trigger,
             group_id: text("groupId"),
             cluster_name: text("clusterName"),
@@ -695,7 +773,7 @@ where
                 .or_else(|| value.get("groupId").map(|_| "legacy".to_owned())),
             restore: None,
             atlas: None,
-            errors,
+            errors: listed,
             requested_by: text("requestedBy"),
             approved_by: text("approvedBy"),
             reason: text("reason"),

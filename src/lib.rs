@@ -12,6 +12,7 @@ pub mod config;
 pub mod deadline;
 pub mod follow;
 pub mod handler;
+pub mod ledger;
 pub mod notify;
 pub mod outcome;
 pub mod policy;

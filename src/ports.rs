@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use crate::atlas::model::{RestoreJob, Snapshot};
 use crate::atlas::{AtlasClient, AtlasCredentials, AtlasError, CreateAnswer};
 use crate::command::SourceCluster;
-use crate::outcome::{Outcome, OutcomeKind};
+use crate::outcome::Outcome;
 use crate::secret::Secret;
 
 /// A dependency (Secrets Manager, DynamoDB, SNS, SQS) failed: not an outcome. The invocation
@@ -226,126 +226,71 @@ impl Clock for SystemClock {
     }
 }
 
-/// The state of one idempotency record.
-#[derive(Clone, Debug, PartialEq)]
-pub enum RecordState {
-    /// An attempt is working on the command until `lease_until` (its invocation's deadline).
-    InProgress { lease_until: DateTime<Utc> },
-    /// The command ended in `outcome`; `published` once it reached the topic.
-    Completed {
-        outcome: Box<Outcome>,
-        published: bool,
-    },
-}
-
-/// One idempotency record (one key).
-#[derive(Clone, Debug, PartialEq)]
-pub struct IdempotencyRecord {
-    pub key: String,
-    pub fingerprint: String,
-    pub state: RecordState,
-    /// Counts attempts; a write by an attempt that has been superseded is refused.
-    pub attempt: u64,
-    /// When the first attempt started: reconciliation looks for jobs created since then.
-    pub first_started_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    /// The outcome kinds stored under this key so far, in order (`QUEUED`, `SUBMITTED`, ...).
-    pub history: Vec<OutcomeKind>,
-    /// Set once following a `SUBMITTED` outcome began (CONTRACT section 6).
-    pub follow_up: Option<FollowUpState>,
-    /// The final outcome of a followed request, once its end was seen.
-    pub final_outcome: Option<StoredFinal>,
-}
-
-/// Where following a submitted request stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FollowUpState {
-    /// The number of the check that is due: only the message carrying it may run it.
-    pub check: u64,
-    /// A delivery is running that check until then.
-    pub lease_until: Option<DateTime<Utc>>,
-}
-
-/// A final outcome stored with the request's record.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredFinal {
-    pub outcome: Box<Outcome>,
-    pub published: bool,
-}
-
-impl IdempotencyRecord {
-    /// The kinds of the request's outcomes so far, in order; a final outcome counts once it
-    /// is published. Records written before the history was kept show their stored outcome.
-    pub fn history_so_far(&self) -> Vec<OutcomeKind> {
-        let mut history = self.history.clone();
-        if history.is_empty()
-            && let RecordState::Completed { outcome, .. } = &self.state
-        {
-            history.push(outcome.outcome);
-        }
-        if let Some(StoredFinal {
-            outcome,
-            published: false,
-        }) = &self.final_outcome
-            && history.last() == Some(&outcome.outcome)
-        {
-            history.pop();
-        }
-        history
-    }
-
-    /// What a status lookup answers: the final outcome once published, else the first.
-    pub fn latest_outcome(&self) -> Option<&Outcome> {
-        match (&self.final_outcome, &self.state) {
-            (
-                Some(StoredFinal {
-                    outcome,
-                    published: true,
-                }),
-                _,
-            ) => Some(outcome),
-            (_, RecordState::Completed { outcome, .. }) => Some(outcome),
-            (_, RecordState::InProgress { .. }) => None,
-        }
-    }
-}
-
-/// What `begin` found.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Begin {
-    /// The key was free: this attempt holds it.
-    Started { attempt: u64 },
-    /// An earlier attempt held the key past its lease (it died): this attempt holds it now and
-    /// must reconcile with Atlas, from `first_started_at`, before sending anything.
-    TakenOver {
-        attempt: u64,
-        first_started_at: DateTime<Utc>,
-    },
-    /// The key is held by a record this attempt must answer from.
-    Held(IdempotencyRecord),
-}
+pub use crate::ledger::{
+    FollowUpState, Fresh, IdempotencyRecord, RecordState, SendingMark, StoredFinal,
+};
 
 /// Where idempotency records live (DynamoDB), written with conditions so two attempts never
-/// both believe they hold a key.
+/// both believe they hold a key. The decisions are [`crate::ledger`]'s; a store only carries
+/// each one out with one conditional write.
 pub trait IdempotencyStore: Send + Sync {
-    /// Takes the key for a new attempt, or says who holds it.
-    fn begin(
+    /// The record of a key as stored (consistent read), expired or not.
+    fn read(
         &self,
         key: &str,
-        fingerprint: &str,
-        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, DependencyError>> + Send;
+
+    /// Writes `fresh` (held by its attempt until its lease) if the key is free: no record or
+    /// an expired one, or, with `replacing`, still the record whose attempt was `replacing`.
+    /// `false` when that condition failed.
+    fn put_fresh(
+        &self,
+        fresh: &Fresh<'_>,
+        replacing: Option<u64>,
+    ) -> impl Future<Output = Result<bool, DependencyError>> + Send;
+
+    /// Takes the record over from attempt `seen` (a dead attempt, or a queued command a
+    /// delivery claims): attempt `seen + 1` holds it until `lease_until`, its stored outcome
+    /// is cleared, and its first start, sending mark and history stay. `false` when the
+    /// record is no longer attempt `seen`'s.
+    fn take_over(
+        &self,
+        key: &str,
+        seen: u64,
         lease_until: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Begin, DependencyError>> + Send;
+    ) -> impl Future<Output = Result<bool, DependencyError>> + Send;
+
+    /// Writes ahead of a POST that attempt `attempt` may send the restore from now on (the
+    /// earliest mark stays). An error when the attempt no longer holds the key: then it must
+    /// not send.
+    fn mark_sending(
+        &self,
+        key: &str,
+        attempt: u64,
+        mark: &SendingMark,
+    ) -> impl Future<Output = Result<(), DependencyError>> + Send;
+
+    /// Ends the lease of attempt `attempt` now, if it still holds the key: it gave up after
+    /// it may have sent, so the next attempt may take over at once (and reconcile first).
+    fn end_lease(
+        &self,
+        key: &str,
+        attempt: u64,
+    ) -> impl Future<Output = Result<(), DependencyError>> + Send;
 
     /// Stores the outcome (not yet published), if `attempt` still holds the key; the storing
-    /// attempt holds the right to publish it until `publish_claim_until`.
+    /// attempt holds the right to publish it until `publish_claim_until`. The record now
+    /// expires at `expires_at` (the key's lifetime counts from its latest outcome), and a
+    /// `QUEUED` outcome keeps the digest of the body it handed over.
     fn store_outcome(
         &self,
         key: &str,
         attempt: u64,
         outcome: &Outcome,
         publish_claim_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        hand_off_digest: Option<&str>,
     ) -> impl Future<Output = Result<(), DependencyError>> + Send;
 
     /// Takes the right to publish a stored, unpublished outcome until `until`: `false` when
@@ -363,15 +308,6 @@ pub trait IdempotencyStore: Send + Sync {
         key: &str,
     ) -> impl Future<Output = Result<(), DependencyError>> + Send;
 
-    /// Claims a key whose stored outcome is `QUEUED` (the webhook handed the command to the
-    /// work queue) for the attempt that runs it: `Some(attempt)` when this caller got it.
-    fn claim_queued(
-        &self,
-        key: &str,
-        seen_attempt: u64,
-        lease_until: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<u64>, DependencyError>> + Send;
-
     /// Marks the stored outcome as published.
     fn mark_published(&self, key: &str)
     -> impl Future<Output = Result<(), DependencyError>> + Send;
@@ -382,12 +318,6 @@ pub trait IdempotencyStore: Send + Sync {
         key: &str,
         attempt: u64,
     ) -> impl Future<Output = Result<(), DependencyError>> + Send;
-
-    /// The record of a key, if there is one (the status lookup).
-    fn read(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<IdempotencyRecord>, DependencyError>> + Send;
 
     /// Records that following the key's `SUBMITTED` outcome began (check 1 is due, unless a
     /// later one already is) and keeps the record until `expires_at` at least.

@@ -2,6 +2,7 @@
 //! key -> resolve -> submit -> reconcile -> store -> publish, written against `crate::ports`.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,10 +13,11 @@ use crate::atlas::model::{ApiError, RestoreJob};
 use crate::atlas::{AtlasCredentials, AtlasError, CreateAnswer};
 use crate::command::{BackupType, ObjectId, ResolvedRestore, RestoreCommand, SourceCluster};
 use crate::follow::{self, FollowUpMessage};
+use crate::ledger::{self, Acquired, Arrival, Ask, Decision};
 use crate::outcome::{AtlasSummary, ErrorCode, JobSummary, Outcome, OutcomeKind, Problem, Trigger};
 use crate::ports::{
-    Atlas, Begin, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier,
-    RecordState, Secrets, WorkQueue,
+    Atlas, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier, RecordState,
+    Secrets, SendingMark, WorkQueue,
 };
 use crate::reconcile::{Adoption, find_adoptable, find_adoptable_cloud};
 
@@ -142,22 +144,42 @@ pub struct Runner<A, S, N, I, C, Q> {
 /// The attempt holding the key.
 struct Attempt {
     number: u64,
+    /// When the record's first attempt started: a point chosen at run time is chosen as of
+    /// then, so every attempt means the same restore, and it is the outcome's `startedAt`.
     started_at: DateTime<Utc>,
-    /// Set when an earlier attempt died holding the key: when it started.
-    earlier_since: Option<DateTime<Utc>>,
+    /// An earlier attempt may have sent the restore since then: look for its job first.
+    earlier_sending: Option<SendingMark>,
+    /// This attempt wrote its own sending mark: from then on the key is never released.
+    marked_sending: AtomicBool,
 }
 
-/// How long a command may stay `QUEUED` before a duplicate webhook sends it to the work queue
-/// again: longer than a webhook invocation lives, so the first hand-off had its chance.
-const HAND_OFF_GRACE: chrono::Duration = chrono::Duration::seconds(120);
+impl Attempt {
+    fn holding(acquired: (u64, DateTime<Utc>, Option<SendingMark>)) -> Attempt {
+        let (number, started_at, earlier_sending) = acquired;
+        Attempt {
+            number,
+            started_at,
+            earlier_sending,
+            marked_sending: AtomicBool::new(false),
+        }
+    }
 
-/// A record still `QUEUED` for the same command past the grace: its message may never have
-/// been sent (the webhook died between recording and sending), or no delivery has claimed it.
-fn is_lost_hand_off(record: &IdempotencyRecord, fingerprint: &str, now: DateTime<Utc>) -> bool {
-    matches!(&record.state, RecordState::Completed { outcome, .. }
-        if outcome.outcome == OutcomeKind::Queued
-            && record.fingerprint == fingerprint
-            && now - outcome.finished_at > HAND_OFF_GRACE)
+    /// Whether the record says a restore may have been sent under its key.
+    fn may_have_sent(&self) -> bool {
+        self.earlier_sending.is_some() || self.marked_sending.load(Ordering::SeqCst)
+    }
+}
+
+/// What a delivery from the work queue came to.
+#[derive(Debug)]
+pub enum Delivered {
+    /// The command ran (or its stored outcome was answered): the message is done.
+    Ran(Report),
+    /// Nothing this delivery may run (CONTRACT section 2, the queue hand-off): no Atlas call,
+    /// the message is done.
+    Dropped(&'static str),
+    /// Another delivery is running the command now: try the message again later.
+    Busy,
 }
 
 /// How long the attempt that stores an outcome holds the right to publish it, before a
@@ -170,7 +192,8 @@ struct Submission<'a> {
     attempt: &'a Attempt,
     job: ResolvedRestore,
     body: Value,
-    point_chosen_at_run_time: bool,
+    /// The snapshot `latestSnapshot` resolved to, recorded with the sending mark.
+    chosen_snapshot: Option<String>,
     submit_deadline: Instant,
     reconcile_deadline: Instant,
 }
@@ -231,6 +254,10 @@ where
         &self.secrets
     }
 
+    pub fn store(&self) -> &I {
+        &self.store
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
@@ -240,61 +267,166 @@ where
         self.queue.is_some()
     }
 
-    /// The record of a request, for the status lookup.
+    /// The record of a request, for the status lookup: `None` once it expired (DynamoDB
+    /// deletes expired items lazily, up to days later).
     pub async fn lookup(&self, key: &str) -> Result<Option<IdempotencyRecord>, DependencyError> {
-        self.store.read(key).await
+        let now = self.clock.now();
+        Ok(self.store.read(key).await?.filter(|r| r.is_live(now)))
     }
 
-    /// Runs one valid command to its outcome. `Err` is a dependency failure: nothing was sent
-    /// to Atlas by this attempt, or what was sent is recorded for the retry to find.
+    fn is_dry_run(&self, command: &RestoreCommand) -> bool {
+        command.dry_run || self.settings.dry_run
+    }
+
+    /// How long a key is held after an outcome stored at `now` (`IDEMPOTENCY_TTL_SECONDS`).
+    fn expiry_after(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + chrono::Duration::from_std(self.settings.idempotency_ttl)
+            .unwrap_or(chrono::Duration::days(1))
+    }
+
+    /// Asks for the request's key as `arrival` (CONTRACT section 4; [`ledger::decide`]).
+    async fn acquire(
+        &self,
+        request: &RunRequest,
+        fingerprint: &str,
+        arrival: Arrival,
+    ) -> Result<Acquired, DependencyError> {
+        let now = self.clock.now();
+        let ask = Ask {
+            key: &request.request_id,
+            fingerprint,
+            dry_run: self.is_dry_run(&request.command),
+            arrival,
+            now,
+        };
+        ledger::acquire(&self.store, &ask, request.deadline, self.expiry_after(now)).await
+    }
+
+    /// Runs one valid command to its outcome (a schedule, an event, a direct invoke, or a
+    /// webhook without a work queue). `Err` is a dependency failure: nothing was sent to Atlas
+    /// by this attempt, or what was sent is recorded for the retry to find.
     pub async fn run(&self, request: &RunRequest) -> Result<Report, DependencyError> {
-        let started_at = self.clock.now();
         let fingerprint = request.command.fingerprint();
-        let expires_at = started_at
-            + chrono::Duration::from_std(self.settings.idempotency_ttl)
-                .unwrap_or(chrono::Duration::days(1));
-        let begin = self
-            .store
-            .begin(
-                &request.request_id,
-                &fingerprint,
-                started_at,
-                request.deadline,
-                expires_at,
-            )
-            .await?;
-        let attempt = match begin {
-            Begin::Held(record) => {
-                return self
-                    .answer_held(request, record, &fingerprint, started_at)
-                    .await;
-            }
-            Begin::Started { attempt } => Attempt {
-                number: attempt,
-                started_at,
-                earlier_since: None,
-            },
-            Begin::TakenOver {
+        match self.acquire(request, &fingerprint, Arrival::Run).await? {
+            Acquired::Holds {
                 attempt,
                 first_started_at,
+                sending,
+                ..
             } => {
-                tracing::warn!(request_id = %request.request_id, attempt, "an earlier attempt died holding the key; reconciling before sending");
-                Attempt {
-                    number: attempt,
-                    started_at: first_started_at,
-                    earlier_since: Some(first_started_at),
-                }
+                let attempt = Attempt::holding((attempt, first_started_at, sending));
+                self.work_and_finish(request, attempt, Vec::new()).await
             }
+            Acquired::Held { record, decision } => {
+                self.answer_held(request, *record, &decision).await
+            }
+            // Only a delivery is ever dropped.
+            Acquired::Dropped(_) => Ok(self.in_flight(request)),
+        }
+    }
+
+    /// Runs a command the work queue delivered, only by claiming the `QUEUED` record its
+    /// webhook created (CONTRACT section 2). `problems`: what the command fails of the
+    /// validation and policy now; such a command is `REJECTED`, published, and its key freed.
+    pub async fn deliver(
+        &self,
+        request: &RunRequest,
+        problems: Vec<Problem>,
+    ) -> Result<Delivered, DependencyError> {
+        let fingerprint = request.command.fingerprint();
+        match self
+            .acquire(request, &fingerprint, Arrival::Delivery)
+            .await?
+        {
+            Acquired::Holds {
+                attempt,
+                first_started_at,
+                sending,
+                claimed_from_queue,
+            } => {
+                if !claimed_from_queue {
+                    tracing::warn!(request_id = %request.request_id, attempt, "a delivery took over a queued command whose earlier delivery died");
+                }
+                let attempt = Attempt::holding((attempt, first_started_at, sending));
+                Ok(Delivered::Ran(
+                    self.work_and_finish(request, attempt, problems).await?,
+                ))
+            }
+            Acquired::Held {
+                decision: Decision::Busy,
+                ..
+            } => Ok(Delivered::Busy),
+            Acquired::Held { record, decision } => Ok(Delivered::Ran(
+                self.answer_held(request, *record, &decision).await?,
+            )),
+            Acquired::Dropped(why) => Ok(Delivered::Dropped(why)),
+        }
+    }
+
+    /// A delivered command that no longer validates (`rejected` says why): `REJECTED`, published
+    /// and its key freed, but only when `digest` shows it is the very body its key's `QUEUED`
+    /// record was made for; any other message is dropped. When an earlier attempt may have
+    /// sent it, its job cannot be looked for without a valid command: `UNKNOWN`, key kept.
+    pub async fn reject_delivery(
+        &self,
+        key: &str,
+        digest: &str,
+        rejected: Outcome,
+        deadline: DateTime<Utc>,
+    ) -> Result<Delivered, DependencyError> {
+        let now = self.clock.now();
+        let Some(record) = self.store.read(key).await?.filter(|r| r.is_live(now)) else {
+            return Ok(Delivered::Dropped("no queued record for its key"));
         };
-        self.work_and_finish(request, attempt).await
+        if record.hand_off_digest.as_deref() != Some(digest) {
+            return Ok(Delivered::Dropped(
+                "its key's record was not queued for this body",
+            ));
+        }
+        let ask = Ask {
+            key,
+            fingerprint: &record.fingerprint,
+            dry_run: record.dry_run,
+            arrival: Arrival::Delivery,
+            now,
+        };
+        match ledger::acquire(&self.store, &ask, deadline, self.expiry_after(now)).await? {
+            Acquired::Holds {
+                attempt, sending, ..
+            } => {
+                let outcome = match sending {
+                    None => rejected,
+                    Some(mark) => {
+                        let mut unknown = rejected;
+                        unknown.outcome = OutcomeKind::Unknown;
+                        unknown.atlas = Some(AtlasSummary {
+                            reason: Some(format!(
+                                "an earlier attempt may have sent this restore since {}, and the command no longer validates, so its job cannot be looked for: check Atlas before anything is sent again",
+                                mark.since.to_rfc3339()
+                            )),
+                            ..AtlasSummary::default()
+                        });
+                        unknown
+                    }
+                };
+                Ok(Delivered::Ran(self.finish(key, attempt, outcome).await?))
+            }
+            Acquired::Held {
+                decision: Decision::Busy,
+                ..
+            } => Ok(Delivered::Busy),
+            Acquired::Held { .. } => Ok(Delivered::Dropped("its key's record is no longer queued")),
+            Acquired::Dropped(why) => Ok(Delivered::Dropped(why)),
+        }
     }
 
     /// Hands a webhook command to the work queue as `message` under its key: `QUEUED`, or the
-    /// answer of a key already held.
+    /// answer of a key already held. `digest`: SHA-256 (hex) of the exact signed body.
     pub async fn hand_off(
         &self,
         request: &RunRequest,
         message: String,
+        digest: &str,
     ) -> Result<Report, DependencyError> {
         let Some(queue) = &self.queue else {
             return Err(DependencyError::new(
@@ -302,79 +434,88 @@ where
                 "no work queue is configured (WORK_QUEUE_URL) to hand the command to",
             ));
         };
-        let started_at = self.clock.now();
         let fingerprint = request.command.fingerprint();
-        let expires_at = started_at
-            + chrono::Duration::from_std(self.settings.idempotency_ttl)
-                .unwrap_or(chrono::Duration::days(1));
-        let attempt = match self
-            .store
-            .begin(
-                &request.request_id,
-                &fingerprint,
-                started_at,
-                request.deadline,
-                expires_at,
-            )
+        let (attempt, first_started_at, sending) = match self
+            .acquire(request, &fingerprint, Arrival::HandOff)
             .await?
         {
-            Begin::Held(record) if is_lost_hand_off(&record, &fingerprint, started_at) => {
+            Acquired::Holds {
+                attempt,
+                first_started_at,
+                sending,
+                ..
+            } => (attempt, first_started_at, sending),
+            Acquired::Held {
+                decision: Decision::HandOffAgain,
+                ..
+            } => {
                 // The webhook that queued it may have died before sending: send it again. Two
                 // messages are harmless: only one delivery can claim the QUEUED record.
                 tracing::warn!(request_id = %request.request_id, "still QUEUED after the hand-off grace: sending the command to the work queue again");
                 queue.send(message, Duration::ZERO).await?;
-                return Ok(Report {
-                    outcome: self.outcome(request, OutcomeKind::Queued, started_at),
-                    publication: Publication::NotPublished,
-                    in_flight: false,
-                });
+                let now = self.clock.now();
+                return Ok(self.not_published(self.outcome(request, OutcomeKind::Queued, now)));
             }
-            Begin::Held(record) => {
-                return self
-                    .answer_held(request, record, &fingerprint, started_at)
-                    .await;
+            Acquired::Held { record, decision } => {
+                return self.answer_held(request, *record, &decision).await;
             }
-            Begin::Started { attempt } | Begin::TakenOver { attempt, .. } => attempt,
+            Acquired::Dropped(_) => return Ok(self.in_flight(request)),
         };
-        let queued = self.outcome(request, OutcomeKind::Queued, started_at);
+        if sending.is_some() {
+            tracing::warn!(request_id = %request.request_id, attempt, "an earlier attempt may have sent this restore and died; the delivery will look for its job before sending");
+        }
+        let now = self.clock.now();
+        let queued = self.outcome(request, OutcomeKind::Queued, first_started_at);
         // Recorded before it is sent, so the queue's delivery finds it and claims it.
         self.store
-            .store_outcome(&request.request_id, attempt, &queued, started_at)
+            .store_outcome(
+                &request.request_id,
+                attempt,
+                &queued,
+                now,
+                self.expiry_after(now),
+                Some(digest),
+            )
             .await?;
         if let Err(error) = queue.send(message, Duration::ZERO).await {
-            if let Err(release_error) = self.store.release(&request.request_id, attempt).await {
+            // A record that may have sent is never freed: the retried webhook sends it again
+            // after the hand-off grace, and its delivery reconciles first.
+            if sending.is_none()
+                && let Err(release_error) = self.store.release(&request.request_id, attempt).await
+            {
                 tracing::warn!(request_id = %request.request_id, error = %release_error, "could not release the key after the queue failed");
             }
             return Err(error);
         }
-        Ok(Report {
-            outcome: queued,
-            publication: Publication::NotPublished,
-            in_flight: false,
-        })
+        Ok(self.not_published(queued))
     }
 
+    /// Works the command and finishes with its outcome. On a dependency failure the key is
+    /// freed when nothing can have been sent under it; otherwise its lease is ended, so the
+    /// retry takes it over at once and reconciles before sending anything.
     async fn work_and_finish(
         &self,
         request: &RunRequest,
         attempt: Attempt,
+        problems: Vec<Problem>,
     ) -> Result<Report, DependencyError> {
-        let outcome = match self.work(request, &attempt).await {
+        let outcome = match self.work(request, &attempt, problems).await {
             Ok(outcome) => outcome,
             Err(error) => {
-                // Nothing reached Atlas: free the key so the retry starts afresh. If this fails
-                // too, the lease runs out and the retry reconciles before sending.
-                if let Err(release_error) = self
-                    .store
-                    .release(&request.request_id, attempt.number)
-                    .await
-                {
-                    tracing::warn!(request_id = %request.request_id, error = %release_error, "could not release the key");
+                let key = &request.request_id;
+                let settled = if attempt.may_have_sent() {
+                    self.store.end_lease(key, attempt.number).await
+                } else {
+                    self.store.release(key, attempt.number).await
+                };
+                if let Err(settle_error) = settled {
+                    tracing::warn!(request_id = %key, error = %settle_error, "could not give the key back; the retry waits for the lease to end");
                 }
                 return Err(error);
             }
         };
-        self.finish(request, attempt.number, outcome).await
+        self.finish(&request.request_id, attempt.number, outcome)
+            .await
     }
 
     /// The guardrail of CONTRACT section 2: a destructive restore onto a protected cluster is
@@ -445,23 +586,40 @@ where
         }
     }
 
+    /// Resolves the restore, looks for an earlier attempt's job when one may have been
+    /// sent, and submits. `problems`: a delivered command that no longer passes is `REJECTED`
+    /// (after the look for an earlier job: a record that may have sent is never freed blind).
     async fn work(
         &self,
         request: &RunRequest,
         attempt: &Attempt,
+        problems: Vec<Problem>,
     ) -> Result<Outcome, DependencyError> {
         let command = &request.command;
         let spec = &command.restore;
-        let dry_run = command.dry_run || self.settings.dry_run;
+        let dry_run = self.is_dry_run(command);
+        if !problems.is_empty() && attempt.earlier_sending.is_none() {
+            return Ok(self
+                .outcome(request, OutcomeKind::Rejected, attempt.started_at)
+                .with_errors(problems));
+        }
         let submit_deadline = self.deadline(
             request.deadline,
             self.settings.reserve + self.settings.reconcile_budget,
         );
-
-        if !dry_run || spec.needs_latest_snapshot() {
+        // The snapshot an earlier attempt chose, so a retry restores (and looks for) the same.
+        let chosen_earlier = attempt
+            .earlier_sending
+            .as_ref()
+            .and_then(|mark| mark.snapshot_id.as_deref())
+            .and_then(ObjectId::parse);
+        let needs_listing = spec.needs_latest_snapshot() && chosen_earlier.is_none();
+        if !dry_run || needs_listing {
             self.use_credentials(false).await?;
         }
-        let latest = if spec.needs_latest_snapshot() {
+        let latest = if let Some(id) = chosen_earlier {
+            Some(id)
+        } else if needs_listing {
             match self.latest_snapshot(command, submit_deadline).await? {
                 Ok(Some(id)) => Some(id),
                 Ok(None) => return Ok(self.no_snapshot(request, attempt)),
@@ -486,7 +644,9 @@ where
             attempt,
             body: job.atlas_body(),
             job,
-            point_chosen_at_run_time: spec.point_chosen_at_run_time(),
+            chosen_snapshot: latest
+                .filter(|_| spec.needs_latest_snapshot())
+                .map(|id| id.to_string()),
             submit_deadline,
             reconcile_deadline: self.deadline(request.deadline, self.settings.reserve),
         };
@@ -495,31 +655,54 @@ where
                 .outcome(request, OutcomeKind::DryRun, attempt.started_at)
                 .with_restore(&submission.body));
         }
-        if let Some(since) = attempt.earlier_since {
-            match self.reconcile(&submission, since).await {
+        if let Some(mark) = &attempt.earlier_sending {
+            match self.reconcile(&submission, mark.since).await {
                 Reconciled::Adopted(jobs) => {
                     return Ok(self.submitted(&submission, None, jobs, true));
                 }
                 Reconciled::ListFailed(error) => {
                     let reason = format!(
-                        "an earlier attempt died and its jobs could not be listed: {error}"
+                        "an earlier attempt may have sent this restore and its jobs could not be listed: {error}"
                     );
                     return Ok(self.unknown(&submission, None, reason, None));
                 }
                 Reconciled::Ambiguous(candidates) => {
-                    let reason =
-                        format!("an earlier attempt died; {}", ambiguous_reason(&candidates));
+                    let reason = format!(
+                        "an earlier attempt may have sent this restore; {}",
+                        ambiguous_reason(&candidates)
+                    );
                     return Ok(self.unknown(&submission, None, reason, None));
                 }
                 Reconciled::NoneFound => {}
             }
         }
+        if !problems.is_empty() {
+            return Ok(self
+                .outcome(request, OutcomeKind::Rejected, attempt.started_at)
+                .with_errors(problems));
+        }
         self.submit(&submission).await
     }
 
     /// Sends the restore, and acts on Atlas's answer class (CONTRACT section 4).
+    /// The record says, before the first POST, that this attempt may send from now on: a
+    /// crash anywhere after this line leaves the mark for the next attempt to reconcile.
     async fn submit(&self, submission: &Submission<'_>) -> Result<Outcome, DependencyError> {
         let source = &submission.request.command.source;
+        let attempt = submission.attempt;
+        let mark = SendingMark {
+            since: self.clock.now(),
+            snapshot_id: submission.chosen_snapshot.clone(),
+        };
+        self.store
+            .mark_sending(&submission.request.request_id, attempt.number, &mark)
+            .await?;
+        attempt.marked_sending.store(true, Ordering::SeqCst);
+        // Jobs of this request were created after the earliest mark (the record keeps it).
+        let since = attempt
+            .earlier_sending
+            .as_ref()
+            .map_or(mark.since, |earlier| earlier.since.min(mark.since));
         let mut credentials_refreshed = false;
         loop {
             let (body, deadline) = (&submission.body, submission.submit_deadline);
@@ -558,10 +741,7 @@ where
                     return Ok(self.failed(submission, Some(http_status), error));
                 }
                 CreateAnswer::Unavailable { error, retry_after } => {
-                    match self
-                        .reconcile(submission, submission.attempt.started_at)
-                        .await
-                    {
+                    match self.reconcile(submission, since).await {
                         Reconciled::Adopted(jobs) => {
                             return Ok(self.submitted(submission, Some(503), jobs, true));
                         }
@@ -599,29 +779,24 @@ where
                     reason,
                     error,
                 } => {
-                    return Ok(
-                        match self
-                            .reconcile(submission, submission.attempt.started_at)
-                            .await
-                        {
-                            Reconciled::Adopted(jobs) => {
-                                self.submitted(submission, http_status, jobs, true)
-                            }
-                            Reconciled::NoneFound => {
-                                self.unknown(submission, http_status, reason, error)
-                            }
-                            Reconciled::Ambiguous(candidates) => {
-                                let reason = format!("{reason}; {}", ambiguous_reason(&candidates));
-                                self.unknown(submission, http_status, reason, error)
-                            }
-                            Reconciled::ListFailed(list_error) => {
-                                let reason = format!(
-                                    "{reason}; listing the cluster's jobs to check also failed: {list_error}"
-                                );
-                                self.unknown(submission, http_status, reason, error)
-                            }
-                        },
-                    );
+                    return Ok(match self.reconcile(submission, since).await {
+                        Reconciled::Adopted(jobs) => {
+                            self.submitted(submission, http_status, jobs, true)
+                        }
+                        Reconciled::NoneFound => {
+                            self.unknown(submission, http_status, reason, error)
+                        }
+                        Reconciled::Ambiguous(candidates) => {
+                            let reason = format!("{reason}; {}", ambiguous_reason(&candidates));
+                            self.unknown(submission, http_status, reason, error)
+                        }
+                        Reconciled::ListFailed(list_error) => {
+                            let reason = format!(
+                                "{reason}; listing the cluster's jobs to check also failed: {list_error}"
+                            );
+                            self.unknown(submission, http_status, reason, error)
+                        }
+                    });
                 }
             }
         }
@@ -630,15 +805,21 @@ where
     /// Stores the outcome, then publishes it, then marks it published (or frees the key).
     async fn finish(
         &self,
-        request: &RunRequest,
+        key: &str,
         attempt: u64,
         outcome: Outcome,
     ) -> Result<Report, DependencyError> {
-        let key = &request.request_id;
-        let claim_until = self.clock.now() + PUBLISH_CLAIM;
+        let now = self.clock.now();
         if let Err(error) = self
             .store
-            .store_outcome(key, attempt, &outcome, claim_until)
+            .store_outcome(
+                key,
+                attempt,
+                &outcome,
+                now + PUBLISH_CLAIM,
+                self.expiry_after(now),
+                None,
+            )
             .await
         {
             // Not recorded: publish it anyway so no outcome is lost, then fail so the event is
@@ -660,62 +841,85 @@ where
         })
     }
 
+    /// `DUPLICATE` of an attempt that is still working on the command.
+    fn in_flight(&self, request: &RunRequest) -> Report {
+        Report {
+            outcome: self.outcome(request, OutcomeKind::Duplicate, self.clock.now()),
+            publication: Publication::NotPublished,
+            in_flight: true,
+        }
+    }
+
+    fn not_published(&self, outcome: Outcome) -> Report {
+        Report {
+            outcome,
+            publication: Publication::NotPublished,
+            in_flight: false,
+        }
+    }
+
+    /// The answer of a key this attempt does not hold, as [`ledger::decide`] said.
     async fn answer_held(
         &self,
         request: &RunRequest,
         record: IdempotencyRecord,
-        fingerprint: &str,
-        now: DateTime<Utc>,
+        decision: &Decision,
     ) -> Result<Report, DependencyError> {
-        if record.fingerprint != fingerprint {
-            let problem = Problem::new(
-                request.key_field,
-                ErrorCode::KeyReused,
-                format!(
-                    "idempotency key {:?} is held until {} by a different command; use a new key for a new restore",
-                    request.request_id,
-                    record.expires_at.to_rfc3339()
-                ),
-            );
-            let outcome = self
-                .outcome(request, OutcomeKind::Rejected, now)
-                .with_errors(vec![problem]);
-            return Ok(self.publish_only(outcome).await);
-        }
-        if let RecordState::Completed { outcome: first, .. } = &record.state
-            && first.outcome == OutcomeKind::Queued
-            && request.from_queue
-        {
-            // The webhook handed this command over: this delivery runs it, if it claims it first.
-            if let Some(attempt) = self
-                .store
-                .claim_queued(&request.request_id, record.attempt, request.deadline)
-                .await?
-            {
-                let attempt = Attempt {
-                    number: attempt,
-                    started_at: now,
-                    earlier_since: None,
-                };
-                return self.work_and_finish(request, attempt).await;
+        let now = self.clock.now();
+        let key = &request.request_id;
+        match decision {
+            Decision::KeyReused => {
+                let problem = Problem::new(
+                    request.key_field,
+                    ErrorCode::KeyReused,
+                    format!(
+                        "idempotency key {:?} is held until {} by a different command; use a new key for a new restore",
+                        request.request_id,
+                        record.expires_at.to_rfc3339()
+                    ),
+                );
+                let outcome = self
+                    .outcome(request, OutcomeKind::Rejected, now)
+                    .with_errors(vec![problem]);
+                Ok(self.publish_only(outcome).await)
             }
-            return Ok(Report {
-                outcome: self.outcome(request, OutcomeKind::Duplicate, now),
-                publication: Publication::NotPublished,
-                in_flight: true,
-            });
-        }
-        let mut duplicate = self.outcome(request, OutcomeKind::Duplicate, now);
-        match record.state {
-            RecordState::InProgress { .. } => Ok(Report {
-                outcome: duplicate,
-                publication: Publication::NotPublished,
-                in_flight: true,
-            }),
-            RecordState::Completed {
-                outcome: first,
-                published,
-            } => {
+            Decision::Repeat => {
+                let RecordState::Completed {
+                    outcome: stored,
+                    published,
+                } = record.state
+                else {
+                    return Ok(self.in_flight(request));
+                };
+                // The same command again: its outcome, published now if it never was, and the
+                // key freed as that outcome says.
+                let publication = if !published
+                    && self
+                        .store
+                        .claim_publication(key, now, now + PUBLISH_CLAIM)
+                        .await?
+                {
+                    self.publish_stored(key, record.attempt, &stored).await
+                } else {
+                    if published {
+                        self.store.release(key, record.attempt).await?;
+                    }
+                    Publication::NotPublished
+                };
+                Ok(Report {
+                    outcome: *stored,
+                    publication,
+                    in_flight: false,
+                })
+            }
+            Decision::Duplicate { in_flight: false } => {
+                let RecordState::Completed {
+                    outcome: first,
+                    published,
+                } = record.state
+                else {
+                    return Ok(self.in_flight(request));
+                };
                 let mut publication = Publication::NotPublished;
                 // The first attempt stored its outcome but has not published it: publish it now,
                 // unless that attempt (or another duplicate) holds the right to, and is doing it.
@@ -723,17 +927,16 @@ where
                     && first.outcome.is_published()
                     && self
                         .store
-                        .claim_publication(&request.request_id, now, now + PUBLISH_CLAIM)
+                        .claim_publication(key, now, now + PUBLISH_CLAIM)
                         .await?
                 {
-                    publication = self
-                        .publish_stored(&request.request_id, record.attempt, &first)
-                        .await;
+                    publication = self.publish_stored(key, record.attempt, &first).await;
                 }
                 // The attempt that submitted could not queue the follow-up: this one does.
                 if first.outcome == OutcomeKind::Submitted && record.follow_up.is_none() {
-                    self.start_following(&request.request_id, &first).await?;
+                    self.start_following(key, &first).await?;
                 }
+                let mut duplicate = self.outcome(request, OutcomeKind::Duplicate, now);
                 duplicate.restore = first.restore.clone();
                 duplicate.first = Some(first);
                 Ok(Report {
@@ -742,6 +945,9 @@ where
                     in_flight: false,
                 })
             }
+            // Another attempt works on it (or the record changed under the decision): the
+            // first may still finish.
+            _ => Ok(self.in_flight(request)),
         }
     }
 
@@ -1057,7 +1263,9 @@ where
         let not_before = since - margin;
         let source = &submission.request.command.source;
         let deadline = submission.reconcile_deadline;
-        let run_time = submission.point_chosen_at_run_time;
+        // Every attempt resolves the same point (the first attempt's time, the recorded
+        // snapshot), so the point is always compared.
+        let run_time = false;
         let adopted = match &submission.job {
             ResolvedRestore::Legacy(job) => self
                 .atlas

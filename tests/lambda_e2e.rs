@@ -704,7 +704,7 @@ async fn a_hand_off_lost_after_queued_was_recorded_is_sent_again_by_the_retried_
     use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
     use atlas_restore_runner::command::RestoreCommand;
     use atlas_restore_runner::outcome::Outcome;
-    use atlas_restore_runner::ports::{Begin, IdempotencyStore};
+    use atlas_restore_runner::ports::{Fresh, IdempotencyStore};
 
     let e2e = E2e::start_with_work_queue(&[]).await;
     let stack = &e2e.stack;
@@ -716,11 +716,16 @@ async fn a_hand_off_lost_after_queued_was_recorded_is_sent_again_by_the_retried_
         .fingerprint();
     let store = DynamoIdempotencyStore::new(&stack.sdk, TABLE.into());
     let later = queued_at + chrono::Duration::hours(24);
-    let begin = store
-        .begin("k-lost-hand-off", &fingerprint, queued_at, queued_at, later)
-        .await
-        .unwrap();
-    assert_eq!(begin, Begin::Started { attempt: 1 });
+    let fresh = Fresh {
+        key: "k-lost-hand-off",
+        fingerprint: &fingerprint,
+        dry_run: false,
+        attempt: 1,
+        now: queued_at,
+        lease_until: queued_at,
+        expires_at: later,
+    };
+    assert!(store.put_fresh(&fresh, None).await.unwrap());
     let queued: Outcome = serde_json::from_value(json!({
         "outcome": "QUEUED", "requestId": "k-lost-hand-off", "trigger": "webhook",
         "groupId": GROUP, "clusterName": "orders", "backupType": "legacy",
@@ -730,7 +735,7 @@ async fn a_hand_off_lost_after_queued_was_recorded_is_sent_again_by_the_retried_
     }))
     .unwrap();
     store
-        .store_outcome("k-lost-hand-off", 1, &queued, queued_at)
+        .store_outcome("k-lost-hand-off", 1, &queued, queued_at, later, None)
         .await
         .unwrap();
 

@@ -13,7 +13,7 @@ use atlas_restore_runner::aws::sns::SnsNotifier;
 use atlas_restore_runner::command::RestoreCommand;
 use atlas_restore_runner::config::NotifyFormat;
 use atlas_restore_runner::outcome::{ErrorCode, Outcome, OutcomeKind, Trigger};
-use atlas_restore_runner::ports::{Begin, IdempotencyStore, SystemClock};
+use atlas_restore_runner::ports::{Fresh, IdempotencyStore, SendingMark, SystemClock};
 use atlas_restore_runner::runner::{Publication, Report, RunRequest, Runner, RunnerSettings};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -277,25 +277,41 @@ async fn another_command_under_a_held_key_is_rejected_key_reused() {
     );
 }
 
+/// An attempt took the request's key and died: its lease (its invocation's deadline) has
+/// passed. With `sent`, it had written its sending mark, as every attempt does before a POST.
+async fn died_holding_the_key(world: &World, request: &RunRequest, sent: bool) {
+    let now = Utc::now();
+    let fingerprint = request.command.fingerprint();
+    let fresh = Fresh {
+        key: &request.request_id,
+        fingerprint: &fingerprint,
+        dry_run: false,
+        attempt: 1,
+        now: now - chrono::Duration::seconds(30),
+        lease_until: now - chrono::Duration::seconds(1),
+        expires_at: now + chrono::Duration::days(1),
+    };
+    assert!(world.store().put_fresh(&fresh, None).await.unwrap());
+    if sent {
+        let mark = SendingMark {
+            since: now - chrono::Duration::seconds(29),
+            snapshot_id: None,
+        };
+        world
+            .store()
+            .mark_sending(&request.request_id, 1, &mark)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_crash_after_submitting_is_adopted_by_the_next_attempt() {
     let world = World::new().await;
     // The first attempt takes the key, submits, and dies before storing its outcome: its lease
     // (its invocation's deadline) has passed.
     let the_request = request(command(json!({})), "approval-7f3a");
-    let now = Utc::now();
-    let begin = world
-        .store()
-        .begin(
-            "approval-7f3a",
-            &the_request.command.fingerprint(),
-            now - chrono::Duration::seconds(30),
-            now - chrono::Duration::seconds(1),
-            now + chrono::Duration::days(1),
-        )
-        .await
-        .unwrap();
-    assert_eq!(begin, Begin::Started { attempt: 1 });
+    died_holding_the_key(&world, &the_request, true).await;
     let dying = world.runner();
     let mut config = AtlasClientConfig::new(world.atlas.base_url().parse().unwrap());
     config.request_timeout = Duration::from_secs(3);
@@ -335,18 +351,7 @@ async fn a_crash_after_submitting_is_adopted_by_the_next_attempt() {
 async fn a_crash_before_submitting_is_sent_by_the_next_attempt_once() {
     let world = World::new().await;
     let the_request = request(command(json!({})), "approval-7f3a");
-    let now = Utc::now();
-    world
-        .store()
-        .begin(
-            "approval-7f3a",
-            &the_request.command.fingerprint(),
-            now - chrono::Duration::seconds(30),
-            now - chrono::Duration::seconds(1),
-            now + chrono::Duration::days(1),
-        )
-        .await
-        .unwrap();
+    died_holding_the_key(&world, &the_request, false).await;
     let report = run(&world.runner(), &the_request).await;
     assert_eq!(kind(&report), OutcomeKind::Submitted);
     assert!(!report.outcome.atlas.as_ref().unwrap().reconciled);
@@ -363,17 +368,17 @@ async fn an_attempt_within_its_lease_is_a_duplicate_in_flight() {
     let world = World::new().await;
     let the_request = request(command(json!({})), "approval-7f3a");
     let now = Utc::now();
-    world
-        .store()
-        .begin(
-            "approval-7f3a",
-            &the_request.command.fingerprint(),
-            now,
-            now + chrono::Duration::seconds(60),
-            now + chrono::Duration::days(1),
-        )
-        .await
-        .unwrap();
+    let fingerprint = the_request.command.fingerprint();
+    let fresh = Fresh {
+        key: "approval-7f3a",
+        fingerprint: &fingerprint,
+        dry_run: false,
+        attempt: 1,
+        now,
+        lease_until: now + chrono::Duration::seconds(60),
+        expires_at: now + chrono::Duration::days(1),
+    };
+    assert!(world.store().put_fresh(&fresh, None).await.unwrap());
     let report = run(&world.runner(), &the_request).await;
     assert_eq!(kind(&report), OutcomeKind::Duplicate);
     assert!(report.in_flight && report.outcome.first.is_none());

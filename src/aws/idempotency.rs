@@ -10,10 +10,11 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, TimeZone, Utc};
 
+use crate::deadline::bounded;
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::ports::{
-    Begin, DependencyError, FollowUpState, IdempotencyRecord, IdempotencyStore, RecordState,
-    StoredFinal,
+    DependencyError, FollowUpState, Fresh, IdempotencyRecord, IdempotencyStore, RecordState,
+    SendingMark, StoredFinal,
 };
 
 const SERVICE: &str = "DynamoDB";
@@ -73,85 +74,138 @@ impl DynamoIdempotencyStore {
 }
 
 impl IdempotencyStore for DynamoIdempotencyStore {
-    async fn begin(
+    async fn read(&self, key: &str) -> Result<Option<IdempotencyRecord>, DependencyError> {
+        bounded(SERVICE, async { self.get_record(key).await }).await
+    }
+
+    async fn put_fresh(
+        &self,
+        fresh: &Fresh<'_>,
+        replacing: Option<u64>,
+    ) -> Result<bool, DependencyError> {
+        bounded(SERVICE, async {
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("id", AttributeValue::S(fresh.key.to_owned()))
+                .item(
+                    "fingerprint",
+                    AttributeValue::S(fresh.fingerprint.to_owned()),
+                )
+                .item("dryRun", AttributeValue::Bool(fresh.dry_run))
+                .item("status", AttributeValue::S(IN_PROGRESS.into()))
+                .item("attempt", number(fresh.attempt as i64))
+                .item("firstStartedAt", number(fresh.now.timestamp_millis()))
+                .item("leaseUntil", number(fresh.lease_until.timestamp_millis()))
+                .item("expiration", number(fresh.expires_at.timestamp()));
+            put = match replacing {
+                // DynamoDB deletes expired items lazily (up to days later): an expired record is free.
+                None => put
+                    .condition_expression("attribute_not_exists(id) OR expiration < :now")
+                    .expression_attribute_values(":now", number(fresh.now.timestamp())),
+                Some(seen) => put
+                    .condition_expression("attempt = :seen")
+                    .expression_attribute_values(":seen", number(seen as i64)),
+            };
+            match put.send().await {
+                Ok(_) => Ok(true),
+                Err(error) if is_condition_failure(&error) => Ok(false),
+                Err(error) => Err(self.error("taking the idempotency key", &error)),
+            }
+        })
+        .await
+    }
+
+    async fn take_over(
         &self,
         key: &str,
-        fingerprint: &str,
-        now: DateTime<Utc>,
+        seen: u64,
         lease_until: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-    ) -> Result<Begin, DependencyError> {
-        // A record must outlive its lease, or an attempt still in flight would look expired.
-        let expires_at = expires_at.max(lease_until + chrono::Duration::minutes(5));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("id", AttributeValue::S(key.to_owned()))
-            .item("fingerprint", AttributeValue::S(fingerprint.to_owned()))
-            .item("status", AttributeValue::S(IN_PROGRESS.into()))
-            .item("attempt", number(1))
-            .item("firstStartedAt", number(now.timestamp_millis()))
-            .item("leaseUntil", number(lease_until.timestamp_millis()))
-            .item("expiration", number(expires_at.timestamp()))
-            // DynamoDB deletes expired items lazily (up to days later): an expired record is free.
-            .condition_expression("attribute_not_exists(id) OR expiration < :now")
-            .expression_attribute_values(":now", number(now.timestamp()))
-            .send()
-            .await;
-        match put {
-            Ok(_) => return Ok(Begin::Started { attempt: 1 }),
-            Err(error) if !is_condition_failure(&error) => {
-                return Err(self.error("taking the idempotency key", &error));
+    ) -> Result<bool, DependencyError> {
+        bounded(SERVICE, async {
+            let update = self
+                .update(key)
+                .update_expression(
+                    "SET #status = :in_progress, attempt = :attempt, leaseUntil = :lease, \
+                     expiration = :expiration \
+                     REMOVE outcome, outcomeKind, published, publishClaimUntil",
+                )
+                .condition_expression("attempt = :seen")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+                .expression_attribute_values(":attempt", number(seen as i64 + 1))
+                .expression_attribute_values(":seen", number(seen as i64))
+                .expression_attribute_values(":lease", number(lease_until.timestamp_millis()))
+                .expression_attribute_values(":expiration", number(expires_at.timestamp()));
+            let taken = update.send().await;
+            match taken {
+                Ok(_) => Ok(true),
+                Err(error) if is_condition_failure(&error) => Ok(false),
+                Err(error) => Err(self.error("taking over the idempotency key", &error)),
             }
-            Err(_) => {}
-        }
+        })
+        .await
+    }
 
-        let Some(record) = self.get_record(key).await? else {
-            // Deleted between the write and the read: the caller's retry will find it free.
-            return Err(DependencyError::new(
-                SERVICE,
-                format!("the record of key {key:?} changed while it was read; try again"),
-            ));
-        };
-        let lease_expired =
-            matches!(record.state, RecordState::InProgress { lease_until } if lease_until < now);
-        if !(lease_expired && record.fingerprint == fingerprint) {
-            return Ok(Begin::Held(record));
-        }
-        // The earlier attempt died holding the key: take it over, unless another attempt just did.
-        let attempt = record.attempt + 1;
-        let takeover = self
-            .update(key)
-            .update_expression(
-                "SET attempt = :attempt, leaseUntil = :lease, expiration = :expiration",
-            )
-            .condition_expression("#status = :in_progress AND attempt = :seen")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":attempt", number(attempt as i64))
-            .expression_attribute_values(":seen", number(record.attempt as i64))
-            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-            .expression_attribute_values(":lease", number(lease_until.timestamp_millis()))
-            .expression_attribute_values(
-                ":expiration",
-                number(expires_at.timestamp().max(record.expires_at.timestamp())),
-            )
-            .send()
-            .await;
-        match takeover {
-            Ok(_) => Ok(Begin::TakenOver {
-                attempt,
-                first_started_at: record.first_started_at,
-            }),
-            Err(error) if is_condition_failure(&error) => match self.get_record(key).await? {
-                Some(record) => Ok(Begin::Held(record)),
-                None => Err(DependencyError::new(
-                    SERVICE,
-                    format!("the record of key {key:?} changed while it was taken over; try again"),
-                )),
-            },
-            Err(error) => Err(self.error("taking over the idempotency key", &error)),
-        }
+    async fn mark_sending(
+        &self,
+        key: &str,
+        attempt: u64,
+        mark: &SendingMark,
+    ) -> Result<(), DependencyError> {
+        bounded(SERVICE, async {
+            let mut update = self
+                .update(key)
+                .update_expression(match mark.snapshot_id {
+                    Some(_) => "SET sendingSince = if_not_exists(sendingSince, :since), sendingSnapshot = if_not_exists(sendingSnapshot, :snapshot)",
+                    None => "SET sendingSince = if_not_exists(sendingSince, :since)",
+                })
+                .condition_expression("attempt = :attempt AND #status = :in_progress")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+                .expression_attribute_values(":attempt", number(attempt as i64))
+                .expression_attribute_values(":since", number(mark.since.timestamp_millis()));
+            if let Some(snapshot) = &mark.snapshot_id {
+                update = update.expression_attribute_values(":snapshot", AttributeValue::S(snapshot.clone()));
+            }
+            update
+                .send()
+                .await
+                .map_err(|error| {
+                    if is_condition_failure(&error) {
+                        superseded(key, attempt)
+                    } else {
+                        self.error("marking the restore as being sent", &error)
+                    }
+                })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn end_lease(&self, key: &str, attempt: u64) -> Result<(), DependencyError> {
+        bounded(SERVICE, async {
+            self.update(key)
+                .update_expression("SET leaseUntil = :zero")
+                .condition_expression("attempt = :attempt AND #status = :in_progress")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+                .expression_attribute_values(":attempt", number(attempt as i64))
+                .expression_attribute_values(":zero", number(0))
+                .send()
+                .await
+                .map_err(|error| {
+                    if is_condition_failure(&error) {
+                        superseded(key, attempt)
+                    } else {
+                        self.error("ending the attempt's lease", &error)
+                    }
+                })?;
+            Ok(())
+        })
+        .await
     }
 
     async fn store_outcome(
@@ -160,25 +214,39 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         attempt: u64,
         outcome: &Outcome,
         publish_claim_until: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        hand_off_digest: Option<&str>,
     ) -> Result<(), DependencyError> {
-        let update = self.update(key);
-        with_outcome(update, outcome)?
-            .update_expression(format!("SET #status = :completed, outcome = :outcome, outcomeKind = :kind, published = :false, publishClaimUntil = :claim, {APPEND_HISTORY} REMOVE leaseUntil"))
-            .expression_attribute_values(":claim", number(publish_claim_until.timestamp_millis()))
-            .condition_expression("attempt = :attempt")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.into()))
-            .expression_attribute_values(":attempt", number(attempt as i64))
-            .send()
-            .await
-            .map_err(|error| {
-                if is_condition_failure(&error) {
-                    DependencyError::new(SERVICE, format!("attempt {attempt} no longer holds key {key:?}: a later attempt took it over"))
-                } else {
-                    self.error("storing the outcome", &error)
-                }
-            })?;
-        Ok(())
+        bounded(SERVICE, async {
+            let digest = if hand_off_digest.is_some() {
+                ", handOffDigest = :digest"
+            } else {
+                ""
+            };
+            let mut update = with_outcome(self.update(key), outcome)?
+                .update_expression(format!("SET #status = :completed, outcome = :outcome, outcomeKind = :kind, published = :false, publishClaimUntil = :claim, expiration = :expiration, {APPEND_HISTORY}{digest} REMOVE leaseUntil"))
+                .expression_attribute_values(":claim", number(publish_claim_until.timestamp_millis()))
+                .expression_attribute_values(":expiration", number(expires_at.timestamp()))
+                .condition_expression("attempt = :attempt")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.into()))
+                .expression_attribute_values(":attempt", number(attempt as i64));
+            if let Some(digest) = hand_off_digest {
+                update = update.expression_attribute_values(":digest", AttributeValue::S(digest.to_owned()));
+            }
+            update
+                .send()
+                .await
+                .map_err(|error| {
+                    if is_condition_failure(&error) {
+                        superseded(key, attempt)
+                    } else {
+                        self.error("storing the outcome", &error)
+                    }
+                })?;
+            Ok(())
+        })
+        .await
     }
 
     async fn claim_publication(
@@ -187,89 +255,71 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, DependencyError> {
-        let claimed = self.update(key)
-            .update_expression("SET publishClaimUntil = :until")
-            .condition_expression("published = :false AND (attribute_not_exists(publishClaimUntil) OR publishClaimUntil < :now)")
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":now", number(now.timestamp_millis()))
-            .expression_attribute_values(":until", number(until.timestamp_millis()))
-            .send()
-            .await;
-        match claimed {
-            Ok(_) => Ok(true),
-            Err(error) if is_condition_failure(&error) => Ok(false),
-            Err(error) => Err(self.error("claiming the outcome's publication", &error)),
-        }
+        bounded(SERVICE, async {
+            let claimed = self.update(key)
+                .update_expression("SET publishClaimUntil = :until")
+                .condition_expression("published = :false AND (attribute_not_exists(publishClaimUntil) OR publishClaimUntil < :now)")
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .expression_attribute_values(":now", number(now.timestamp_millis()))
+                .expression_attribute_values(":until", number(until.timestamp_millis()))
+                .send()
+                .await;
+            match claimed {
+                Ok(_) => Ok(true),
+                Err(error) if is_condition_failure(&error) => Ok(false),
+                Err(error) => Err(self.error("claiming the outcome's publication", &error)),
+            }
+        })
+        .await
     }
 
     async fn release_publication_claim(&self, key: &str) -> Result<(), DependencyError> {
-        self.update(key)
-            .update_expression("SET publishClaimUntil = :zero")
-            .condition_expression("attribute_exists(id)")
-            .expression_attribute_values(":zero", number(0))
-            .send()
-            .await
-            .map_err(|error| self.error("releasing the outcome's publication", &error))?;
-        Ok(())
-    }
-
-    async fn claim_queued(
-        &self,
-        key: &str,
-        seen_attempt: u64,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Option<u64>, DependencyError> {
-        let attempt = seen_attempt + 1;
-        let claimed = self.update(key)
-            .update_expression("SET #status = :in_progress, attempt = :attempt, leaseUntil = :lease REMOVE outcome, outcomeKind, published")
-            .condition_expression("#status = :completed AND outcomeKind = :queued AND attempt = :seen")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-            .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.into()))
-            .expression_attribute_values(":queued", AttributeValue::S("QUEUED".into()))
-            .expression_attribute_values(":attempt", number(attempt as i64))
-            .expression_attribute_values(":seen", number(seen_attempt as i64))
-            .expression_attribute_values(":lease", number(lease_until.timestamp_millis()))
-            .send()
-            .await;
-        match claimed {
-            Ok(_) => Ok(Some(attempt)),
-            Err(error) if is_condition_failure(&error) => Ok(None),
-            Err(error) => Err(self.error("claiming the queued command", &error)),
-        }
+        bounded(SERVICE, async {
+            self.update(key)
+                .update_expression("SET publishClaimUntil = :zero")
+                .condition_expression("attribute_exists(id)")
+                .expression_attribute_values(":zero", number(0))
+                .send()
+                .await
+                .map_err(|error| self.error("releasing the outcome's publication", &error))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn mark_published(&self, key: &str) -> Result<(), DependencyError> {
-        self.update(key)
-            .update_expression("SET published = :true")
-            .condition_expression("attribute_exists(id)")
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .send()
-            .await
-            .map_err(|error| self.error("marking the outcome published", &error))?;
-        Ok(())
+        bounded(SERVICE, async {
+            self.update(key)
+                .update_expression("SET published = :true")
+                .condition_expression("attribute_exists(id)")
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .send()
+                .await
+                .map_err(|error| self.error("marking the outcome published", &error))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn release(&self, key: &str, attempt: u64) -> Result<(), DependencyError> {
-        let deleted = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
-            .condition_expression("attempt = :attempt")
-            .expression_attribute_values(":attempt", number(attempt as i64))
-            .send()
-            .await;
-        match deleted {
-            // Already gone or held by a later attempt: either way not this attempt's to free.
-            Ok(_) => Ok(()),
-            Err(error) if is_condition_failure(&error) => Ok(()),
-            Err(error) => Err(self.error("releasing the idempotency key", &error)),
-        }
-    }
-
-    async fn read(&self, key: &str) -> Result<Option<IdempotencyRecord>, DependencyError> {
-        self.get_record(key).await
+        bounded(SERVICE, async {
+            let deleted = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("id", AttributeValue::S(key.to_owned()))
+                .condition_expression("attempt = :attempt")
+                .expression_attribute_values(":attempt", number(attempt as i64))
+                .send()
+                .await;
+            match deleted {
+                // Already gone or held by a later attempt: either way not this attempt's to free.
+                Ok(_) => Ok(()),
+                Err(error) if is_condition_failure(&error) => Ok(()),
+                Err(error) => Err(self.error("releasing the idempotency key", &error)),
+            }
+        })
+        .await
     }
 
     async fn start_follow_up(
@@ -277,37 +327,40 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         key: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<(), DependencyError> {
-        let extended = self
-            .update(key)
-            .update_expression(
-                "SET followCheck = if_not_exists(followCheck, :one), expiration = :expiration",
-            )
-            .condition_expression("attribute_exists(id) AND expiration < :expiration")
-            .expression_attribute_values(":one", number(1))
-            .expression_attribute_values(":expiration", number(expires_at.timestamp()))
-            .send()
-            .await;
-        match extended {
-            Ok(_) => return Ok(()),
-            Err(error) if !is_condition_failure(&error) => {
-                return Err(self.error("recording the start of the follow-up", &error));
+        bounded(SERVICE, async {
+            let extended = self
+                .update(key)
+                .update_expression(
+                    "SET followCheck = if_not_exists(followCheck, :one), expiration = :expiration",
+                )
+                .condition_expression("attribute_exists(id) AND expiration < :expiration")
+                .expression_attribute_values(":one", number(1))
+                .expression_attribute_values(":expiration", number(expires_at.timestamp()))
+                .send()
+                .await;
+            match extended {
+                Ok(_) => return Ok(()),
+                Err(error) if !is_condition_failure(&error) => {
+                    return Err(self.error("recording the start of the follow-up", &error));
+                }
+                // Already kept long enough: only make sure a check is recorded as due.
+                Err(_) => {}
             }
-            // Already kept long enough: only make sure a check is recorded as due.
-            Err(_) => {}
-        }
-        let started = self
-            .update(key)
-            .update_expression("SET followCheck = :one")
-            .condition_expression("attribute_exists(id) AND attribute_not_exists(followCheck)")
-            .expression_attribute_values(":one", number(1))
-            .send()
-            .await;
-        match started {
-            Err(error) if !is_condition_failure(&error) => {
-                Err(self.error("recording the start of the follow-up", &error))
+            let started = self
+                .update(key)
+                .update_expression("SET followCheck = :one")
+                .condition_expression("attribute_exists(id) AND attribute_not_exists(followCheck)")
+                .expression_attribute_values(":one", number(1))
+                .send()
+                .await;
+            match started {
+                Err(error) if !is_condition_failure(&error) => {
+                    Err(self.error("recording the start of the follow-up", &error))
+                }
+                _ => Ok(()),
             }
-            _ => Ok(()),
-        }
+        })
+        .await
     }
 
     async fn claim_check(
@@ -317,59 +370,68 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<IdempotencyRecord>, DependencyError> {
-        // Check 1 may run before its start was recorded (recording it failed after the message
-        // was sent): the message is the proof that following began.
-        let due = if check == 1 {
-            "(followCheck = :check OR attribute_not_exists(followCheck))"
-        } else {
-            "followCheck = :check"
-        };
-        let condition = format!(
-            "attribute_exists(id) AND outcomeKind = :submitted AND {due} \
-             AND (attribute_not_exists(followLease) OR followLease < :now) \
-             AND (attribute_not_exists(finalOutcome) OR finalPublished = :false)"
-        );
-        let claimed = self
-            .update(key)
-            .update_expression("SET followCheck = :check, followLease = :lease")
-            .condition_expression(condition)
-            .expression_attribute_values(":check", number(check as i64))
-            .expression_attribute_values(":submitted", AttributeValue::S("SUBMITTED".into()))
-            .expression_attribute_values(":now", number(now.timestamp_millis()))
-            .expression_attribute_values(":lease", number(lease_until.timestamp_millis()))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match claimed {
-            Ok(answer) => answer
-                .attributes
-                .map(|item| record_from_item(key, &item))
-                .transpose(),
-            Err(error) if is_condition_failure(&error) => Ok(None),
-            Err(error) => Err(self.error("claiming a follow-up check", &error)),
-        }
+        bounded(SERVICE, async {
+            // Check 1 may run before its start was recorded (recording it failed after the message
+            // was sent): the message is the proof that following began.
+            let due = if check == 1 {
+                "(followCheck = :check OR attribute_not_exists(followCheck))"
+            } else {
+                "followCheck = :check"
+            };
+            let condition = format!(
+                "attribute_exists(id) AND outcomeKind = :submitted AND {due} \
+                 AND (attribute_not_exists(followLease) OR followLease < :now) \
+                 AND (attribute_not_exists(finalOutcome) OR finalPublished = :false)"
+            );
+            let claimed = self
+                .update(key)
+                .update_expression("SET followCheck = :check, followLease = :lease")
+                .condition_expression(condition)
+                .expression_attribute_values(":check", number(check as i64))
+                .expression_attribute_values(":submitted", AttributeValue::S("SUBMITTED".into()))
+                .expression_attribute_values(":now", number(now.timestamp_millis()))
+                .expression_attribute_values(":lease", number(lease_until.timestamp_millis()))
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match claimed {
+                Ok(answer) => answer
+                    .attributes
+                    .map(|item| record_from_item(key, &item))
+                    .transpose(),
+                Err(error) if is_condition_failure(&error) => Ok(None),
+                Err(error) => Err(self.error("claiming a follow-up check", &error)),
+            }
+        })
+        .await
     }
 
     async fn next_check(&self, key: &str, check: u64) -> Result<(), DependencyError> {
-        self.update_check(
-            key,
-            check,
-            "SET followCheck = :next REMOVE followLease",
-            Some(check + 1),
-            "recording the next follow-up check",
-        )
+        bounded(SERVICE, async {
+            self.update_check(
+                key,
+                check,
+                "SET followCheck = :next REMOVE followLease",
+                Some(check + 1),
+                "recording the next follow-up check",
+            )
+            .await
+        })
         .await
     }
 
     async fn release_check(&self, key: &str, check: u64) -> Result<(), DependencyError> {
-        self.update_check(
-            key,
-            check,
-            "REMOVE followLease",
-            None,
-            "giving a follow-up check back",
-        )
+        bounded(SERVICE, async {
+            self.update_check(
+                key,
+                check,
+                "REMOVE followLease",
+                None,
+                "giving a follow-up check back",
+            )
+            .await
+        })
         .await
     }
 
@@ -380,33 +442,39 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         outcome: &Outcome,
         expires_at: DateTime<Utc>,
     ) -> Result<(), DependencyError> {
-        let update = self.update(key);
-        with_outcome(update, outcome)?
-            .update_expression(format!("SET finalOutcome = :outcome, finalKind = :kind, finalPublished = :false, expiration = :expiration, {APPEND_HISTORY}"))
-            .condition_expression("followCheck = :check AND attribute_not_exists(finalOutcome)")
-            .expression_attribute_values(":expiration", number(expires_at.timestamp()))
-            .expression_attribute_values(":check", number(check as i64))
-            .send()
-            .await
-            .map_err(|error| {
-                if is_condition_failure(&error) {
-                    DependencyError::new(SERVICE, format!("check {check} of key {key:?} is no longer the due one, or a final outcome is already stored"))
-                } else {
-                    self.error("storing the final outcome", &error)
-                }
-            })?;
-        Ok(())
+        bounded(SERVICE, async {
+            let update = self.update(key);
+            with_outcome(update, outcome)?
+                .update_expression(format!("SET finalOutcome = :outcome, finalKind = :kind, finalPublished = :false, expiration = :expiration, {APPEND_HISTORY}"))
+                .condition_expression("followCheck = :check AND attribute_not_exists(finalOutcome)")
+                .expression_attribute_values(":expiration", number(expires_at.timestamp()))
+                .expression_attribute_values(":check", number(check as i64))
+                .send()
+                .await
+                .map_err(|error| {
+                    if is_condition_failure(&error) {
+                        DependencyError::new(SERVICE, format!("check {check} of key {key:?} is no longer the due one, or a final outcome is already stored"))
+                    } else {
+                        self.error("storing the final outcome", &error)
+                    }
+                })?;
+            Ok(())
+        })
+        .await
     }
 
     async fn mark_final_published(&self, key: &str) -> Result<(), DependencyError> {
-        self.update(key)
-            .update_expression("SET finalPublished = :true REMOVE followLease")
-            .condition_expression("attribute_exists(finalOutcome)")
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .send()
-            .await
-            .map_err(|error| self.error("marking the final outcome published", &error))?;
-        Ok(())
+        bounded(SERVICE, async {
+            self.update(key)
+                .update_expression("SET finalPublished = :true REMOVE followLease")
+                .condition_expression("attribute_exists(finalOutcome)")
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .send()
+                .await
+                .map_err(|error| self.error("marking the final outcome published", &error))?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -472,6 +540,13 @@ fn with_outcome(
         ))
 }
 
+fn superseded(key: &str, attempt: u64) -> DependencyError {
+    DependencyError::new(
+        SERVICE,
+        format!("attempt {attempt} no longer holds key {key:?}: a later attempt took it over"),
+    )
+}
+
 fn number(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
@@ -514,10 +589,18 @@ fn record_from_item(key: &str, item: &Item) -> Result<IdempotencyRecord, Depende
         }
         _ => return Err(broken("unknown status")),
     };
+    let flag = |name: &str| item.get(name).and_then(|v| v.as_bool().ok()).copied();
     Ok(IdempotencyRecord {
         key: key.to_owned(),
         fingerprint: text("fingerprint").ok_or_else(|| broken("no fingerprint"))?,
+        dry_run: flag("dryRun").unwrap_or(false),
         state,
+        sending: millis("sendingSince").map(|since| SendingMark {
+            since,
+            snapshot_id: text("sendingSnapshot"),
+        }),
+        publish_claim_until: millis("publishClaimUntil"),
+        hand_off_digest: text("handOffDigest"),
         attempt: integer("attempt")
             .and_then(|a| u64::try_from(a).ok())
             .ok_or_else(|| broken("no attempt"))?,

@@ -19,10 +19,11 @@ use atlas_restore_runner::atlas::{AtlasCredentials, AtlasError, CreateAnswer};
 use atlas_restore_runner::command::{ObjectId, RestoreCommand, SourceCluster, canonical_json};
 use atlas_restore_runner::config::Config;
 use atlas_restore_runner::handler::{App, Invocation};
+use atlas_restore_runner::ledger::memory::MemoryStore;
 use atlas_restore_runner::outcome::{Outcome, OutcomeKind};
 use atlas_restore_runner::ports::{
-    Atlas, Begin, Clock, DependencyError, FollowUpState, IdempotencyRecord, IdempotencyStore,
-    Notifier, RecordState, Secrets, SigningSecrets, WorkQueue,
+    Atlas, Clock, DependencyError, FollowUpState, IdempotencyRecord, Notifier, RecordState,
+    Secrets, SigningSecrets, WorkQueue,
 };
 use atlas_restore_runner::runner::{FollowSettings, Runner, RunnerSettings};
 use atlas_restore_runner::secret::Secret;
@@ -232,139 +233,41 @@ impl Notifier for FakeNotifier {
 /// The one key the store knows, for status lookups: a `SUBMITTED` outcome.
 pub const KNOWN_KEY: &str = "approval-7f3a";
 
-/// A store in which every key is free (each event is judged on its own) but [`KNOWN_KEY`],
-/// which a status lookup finds and whose follow-up check 1 is due.
-#[derive(Default)]
-pub struct FakeStore {
-    pub stored: Arc<Mutex<Vec<Outcome>>>,
-}
-
-impl IdempotencyStore for FakeStore {
-    async fn begin(
-        &self,
-        _: &str,
-        _: &str,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-    ) -> Result<Begin, DependencyError> {
-        Ok(Begin::Started { attempt: 1 })
-    }
-
-    async fn store_outcome(
-        &self,
-        _: &str,
-        _: u64,
-        outcome: &Outcome,
-        _: DateTime<Utc>,
-    ) -> Result<(), DependencyError> {
-        lock(&self.stored).push(outcome.clone());
-        Ok(())
-    }
-
-    async fn claim_publication(
-        &self,
-        _: &str,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-    ) -> Result<bool, DependencyError> {
-        Ok(true)
-    }
-
-    async fn release_publication_claim(&self, _: &str) -> Result<(), DependencyError> {
-        Ok(())
-    }
-
-    async fn claim_queued(
-        &self,
-        _: &str,
-        seen_attempt: u64,
-        _: DateTime<Utc>,
-    ) -> Result<Option<u64>, DependencyError> {
-        Ok(Some(seen_attempt + 1))
-    }
-
-    async fn mark_published(&self, _: &str) -> Result<(), DependencyError> {
-        Ok(())
-    }
-
-    async fn release(&self, _: &str, _: u64) -> Result<(), DependencyError> {
-        Ok(())
-    }
-
-    async fn read(&self, key: &str) -> Result<Option<IdempotencyRecord>, DependencyError> {
-        if key != KNOWN_KEY {
-            return Ok(None);
-        }
-        // From JSON, so that fields added to `Outcome` later need no change here.
-        let outcome: Outcome = serde_json::from_value(json!({
-            "outcome": "SUBMITTED", "requestId": KNOWN_KEY, "trigger": "webhook",
-            "groupId": "5e2211c17a3e5a48f5497de3", "clusterName": "orders", "backupType": "legacy",
-            "restore": null, "errors": [], "requestedBy": null, "approvedBy": null,
-            "atlas": {"httpStatus": 200, "jobs": [{"id": "6b0000000000000000000001", "batchId": null, "statusName": "IN_PROGRESS", "targetClusterName": "orders-drill"}], "errorCode": null, "detail": null, "reason": null, "reconciled": false},
-            "reason": null, "startedAt": "2026-11-28T17:06:15Z", "finishedAt": "2026-11-28T17:06:15Z"
-        }))
-        .unwrap_or_else(|e| panic!("an outcome: {e}"));
-        Ok(Some(IdempotencyRecord {
-            key: KNOWN_KEY.into(),
-            fingerprint: "0".repeat(64),
-            state: RecordState::Completed {
-                outcome: Box::new(outcome),
-                published: true,
-            },
-            attempt: 1,
-            first_started_at: now(),
-            expires_at: now() + chrono::Duration::days(1),
-            history: vec![OutcomeKind::Queued, OutcomeKind::Submitted],
-            follow_up: None,
-            final_outcome: None,
-        }))
-    }
-
-    async fn start_follow_up(&self, _: &str, _: DateTime<Utc>) -> Result<(), DependencyError> {
-        Ok(())
-    }
-
-    async fn claim_check(
-        &self,
-        key: &str,
-        check: u64,
-        _: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Option<IdempotencyRecord>, DependencyError> {
-        // Check 1 of the known key is due; every other message is stale.
-        let record = self.read(key).await?.filter(|_| check == 1);
-        Ok(record.map(|record| IdempotencyRecord {
-            follow_up: Some(FollowUpState {
-                check,
-                lease_until: Some(lease_until),
-            }),
-            ..record
-        }))
-    }
-
-    async fn next_check(&self, _: &str, _: u64) -> Result<(), DependencyError> {
-        Ok(())
-    }
-
-    async fn release_check(&self, _: &str, _: u64) -> Result<(), DependencyError> {
-        Ok(())
-    }
-
-    async fn store_final(
-        &self,
-        _: &str,
-        _: u64,
-        outcome: &Outcome,
-        _: DateTime<Utc>,
-    ) -> Result<(), DependencyError> {
-        lock(&self.stored).push(outcome.clone());
-        Ok(())
-    }
-
-    async fn mark_final_published(&self, _: &str) -> Result<(), DependencyError> {
-        Ok(())
-    }
+/// The in-memory store with [`KNOWN_KEY`] in it, whose follow-up check 1 is due: every other
+/// key is free, so each event is judged on its own.
+pub fn store_knowing_one_request() -> MemoryStore {
+    // From JSON, so that fields added to `Outcome` later need no change here.
+    let outcome: Outcome = serde_json::from_value(json!({
+        "outcome": "SUBMITTED", "requestId": KNOWN_KEY, "trigger": "webhook",
+        "groupId": "5e2211c17a3e5a48f5497de3", "clusterName": "orders", "backupType": "legacy",
+        "restore": null, "errors": [], "requestedBy": null, "approvedBy": null,
+        "atlas": {"httpStatus": 200, "jobs": [{"id": "6b0000000000000000000001", "batchId": null, "statusName": "IN_PROGRESS", "targetClusterName": "orders-drill"}], "errorCode": null, "detail": null, "reason": null, "reconciled": false},
+        "reason": null, "startedAt": "2026-11-28T17:06:15Z", "finishedAt": "2026-11-28T17:06:15Z"
+    }))
+    .unwrap_or_else(|e| panic!("an outcome: {e}"));
+    let store = MemoryStore::new();
+    store.insert(IdempotencyRecord {
+        key: KNOWN_KEY.into(),
+        fingerprint: "0".repeat(64),
+        dry_run: false,
+        state: RecordState::Completed {
+            outcome: Box::new(outcome),
+            published: true,
+        },
+        attempt: 1,
+        first_started_at: now(),
+        expires_at: now() + chrono::Duration::days(1),
+        sending: None,
+        publish_claim_until: None,
+        hand_off_digest: None,
+        history: vec![OutcomeKind::Queued, OutcomeKind::Submitted],
+        follow_up: Some(FollowUpState {
+            check: 1,
+            lease_until: None,
+        }),
+        final_outcome: None,
+    });
+    store
 }
 
 pub struct FixedClock;
@@ -453,8 +356,7 @@ pub fn handle(event: &Value, with_queue: bool) -> Observed {
     let creates = atlas.creates.clone();
     let notifier = FakeNotifier::default();
     let published = notifier.published.clone();
-    let store = FakeStore::default();
-    let stored = store.stored.clone();
+    let store = store_knowing_one_request();
     let queue = FakeQueue::default();
     let sent = queue.sent.clone();
     let settings = RunnerSettings {
@@ -484,7 +386,7 @@ pub fn handle(event: &Value, with_queue: bool) -> Observed {
     Observed {
         answer,
         published: lock(&published).clone(),
-        stored: lock(&stored).clone(),
+        stored: app.runner.store().stored_outcomes(),
         creates: creates.load(Ordering::SeqCst),
         queued: lock(&sent).clone(),
     }
