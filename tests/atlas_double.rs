@@ -855,6 +855,63 @@ async fn batch_ids_carry_their_creation_time() {
 }
 
 #[tokio::test]
+async fn jobs_of_earlier_requests_are_seeded_as_created_then() {
+    let fixture = Fixture::new().await;
+    let double = &fixture.double;
+    let then = Utc.timestamp_opt(Utc::now().timestamp() - 600, 0).unwrap();
+    let seeded = double.add_restore_job(GROUP, SHARDED, &automated_body(SNAP_SHARDED), then);
+    assert_eq!(seeded.len(), SHARDS + 1);
+    for job in &seeded {
+        assert_eq!(
+            job["created"],
+            then.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        assert_eq!(object_id_time(&job["id"]), then);
+        assert_eq!(object_id_time(&job["batchId"]), then);
+        assert_eq!(job["delivery"]["methodName"], "HTTP");
+    }
+    let listed = fixture.get(&jobs_path(GROUP, SHARDED)).await.json();
+    assert_valid("PaginatedRestoreJobView", &listed);
+    assert_eq!(listed["results"].as_array().unwrap().len(), SHARDS + 1);
+    assert_eq!(
+        double.authenticated_posts(Route::CreateRestoreJob),
+        0,
+        "seeded, not posted"
+    );
+
+    // A job can be changed as served, say a `created` that does not parse.
+    let id = seeded[0]["id"].as_str().unwrap();
+    double.edit_job(id, |job| job["created"] = json!("yesterday"));
+    let job = fixture
+        .get(&format!("{}/{id}", jobs_path(GROUP, SHARDED)))
+        .await
+        .json();
+    assert_eq!(job["created"], "yesterday");
+
+    let fixture = cloud_fixture().await;
+    let job =
+        fixture
+            .double
+            .add_cloud_restore_job(GROUP, RS, &cloud_automated(CLOUD_SNAP_RS), then);
+    assert_valid("DiskBackupSnapshotRestoreJob", &job);
+    assert_eq!(object_id_time(&job["id"]), then);
+    assert_eq!(fixture.double.cloud_jobs(), vec![job]);
+}
+
+#[test]
+#[should_panic(expected = "Atlas would refuse")]
+fn seeding_a_job_atlas_would_refuse_panics() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let double = runtime.block_on(populated());
+    double.add_restore_job(
+        GROUP,
+        RS,
+        &json!({"delivery": {"methodName": "HTTP"}}),
+        Utc::now(),
+    );
+}
+
+#[tokio::test]
 async fn a_sharded_restore_creates_one_job_per_shard_plus_config_in_one_batch() {
     let fixture = Fixture::new().await;
     let answer = fixture.create(SHARDED, &automated_body(SNAP_SHARDED)).await;

@@ -11,6 +11,15 @@
 //! answer: a service that returns `Err` makes hyper drop the connection.
 //!
 //! Behaviour worth knowing when writing tests against it:
+//! - It answers as Atlas's reference describes Atlas, never by echoing the request: the job of a
+//!   legacy `AUTOMATED_RESTORE` comes back with `delivery.methodName: "HTTP"` and its targets
+//!   (the targets are what tells it from a download); its end is its own `statusName`, while
+//!   `delivery.statusName` ([`AtlasDouble::set_job_status`]) may read `READY` before then.
+//! - Every id it makes (job, batch, cloud job) is an ObjectId whose first 4 bytes, big-endian,
+//!   are its creation time in seconds ([`object_id`]); legacy jobs also state it in `created`,
+//!   cloud jobs do not. Snapshot ids are the tests' own: [`object_id`] makes realistic ones.
+//!   Jobs of other, earlier requests are seeded with [`AtlasDouble::add_restore_job`] and
+//!   [`AtlasDouble::add_cloud_restore_job`].
 //! - Digest nonces are checked against the nonce lifetime in force when they are used; OAuth tokens
 //!   get their lifetime when issued (`expires_in` is that lifetime in seconds, rounded up).
 //! - A Digest request is a replay when its `(nc, cnonce)` pair was already accepted for that nonce.
@@ -364,7 +373,80 @@ impl AtlasDouble {
         self.lock().faults.clear();
     }
 
+    /// Creates the legacy restore job(s) of `body` (a `BackupRestoreJob` as sent to Atlas) by the
+    /// same rules as a POST, as if they had been created at `created`, without a request: the
+    /// jobs of someone else's earlier restore. Returns them as served; panics on a body Atlas
+    /// would refuse.
+    pub fn add_restore_job(
+        &self,
+        group_id: &str,
+        cluster_name: &str,
+        body: &Value,
+        created: DateTime<Utc>,
+    ) -> Vec<Value> {
+        let params = api::Params {
+            group_id: group_id.to_owned(),
+            cluster_name: cluster_name.to_owned(),
+            job_id: String::new(),
+        };
+        let bytes = body.to_string().into_bytes();
+        match api::create_restore_job(&mut self.lock(), &params, &bytes, created) {
+            Ok(Reply {
+                body: ReplyBody::Json(page),
+                ..
+            }) => page["results"].as_array().cloned().unwrap_or_default(),
+            Ok(_) => unreachable!("a created job is answered as JSON"),
+            Err(reply) => panic!(
+                "add_restore_job: Atlas would refuse {body}: {}",
+                reply.body_text()
+            ),
+        }
+    }
+
+    /// Creates the cloud restore job of `body` (a `DiskBackupSnapshotRestoreJob`) by the same
+    /// rules as a POST, as if it had been created at `created` (its id says so), without a
+    /// request. Returns it as served; panics on a body Atlas would refuse.
+    pub fn add_cloud_restore_job(
+        &self,
+        group_id: &str,
+        cluster_name: &str,
+        body: &Value,
+        created: DateTime<Utc>,
+    ) -> Value {
+        let params = api::Params {
+            group_id: group_id.to_owned(),
+            cluster_name: cluster_name.to_owned(),
+            job_id: String::new(),
+        };
+        let bytes = body.to_string().into_bytes();
+        match cloud::create_restore_job_at(&mut self.lock(), &params, &bytes, created) {
+            Ok(Reply {
+                body: ReplyBody::Json(job),
+                ..
+            }) => job,
+            Ok(_) => unreachable!("a created job is answered as JSON"),
+            Err(reply) => panic!(
+                "add_cloud_restore_job: Atlas would refuse {body}: {}",
+                reply.body_text()
+            ),
+        }
+    }
+
+    /// Changes a legacy job as served (say, a `created` Atlas wrote in a form that does not
+    /// parse). Panics on an unknown job.
+    pub fn edit_job(&self, job_id: &str, edit: impl FnOnce(&mut Value)) {
+        let mut state = self.lock();
+        let job = state
+            .jobs
+            .iter_mut()
+            .find(|job| job.value["id"] == job_id)
+            .unwrap_or_else(|| panic!("edit_job: no job {job_id}"));
+        edit(&mut job.value);
+    }
+
     /// Sets a job's `statusName`, and `delivery.statusName` when given. Panics on an unknown job.
+    /// The two are independent, as in Atlas: an automated restore's file transfer may be `READY`
+    /// while the job is still `IN_PROGRESS`.
     pub fn set_job_status(&self, job_id: &str, status_name: &str, delivery_status: Option<&str>) {
         let mut state = self.lock();
         let job = state
@@ -598,6 +680,14 @@ impl Reply {
             media_type: "application/json",
             headers: Vec::new(),
             envelope: false,
+        }
+    }
+
+    /// The body as text, for a test's panic message.
+    fn body_text(&self) -> String {
+        match &self.body {
+            ReplyBody::Json(body) => body.to_string(),
+            ReplyBody::Text(text) => text.clone(),
         }
     }
 
@@ -928,6 +1018,13 @@ impl Exchange {
     fn set_auth(&self, auth: RecordedAuth) {
         lock(&self.state).requests[self.index].auth = auth;
     }
+}
+
+/// A MongoDB ObjectId made at `created`: its first 4 bytes, big-endian, are the time in seconds
+/// since the epoch, the rest random. Atlas's ids (jobs, batches, snapshots) all are.
+pub fn object_id(created: DateTime<Utc>) -> String {
+    let seconds = u32::try_from(created.timestamp()).expect("a time between 1970 and 2106");
+    format!("{seconds:08x}{}", random_hex(8))
 }
 
 fn random_hex(bytes: usize) -> String {

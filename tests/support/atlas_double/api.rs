@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, TimeZone, Utc}
 use hyper::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use super::{Cluster, Job, Reply, Route, State, cloud, random_hex};
+use super::{Cluster, Job, Reply, Route, State, cloud, object_id, random_hex};
 
 const V1: &str = "/api/atlas/v1.0";
 const MAX_ITEMS_PER_PAGE: usize = 500;
@@ -334,7 +334,7 @@ pub(super) fn process(
     body: &[u8],
 ) -> Reply {
     let result = match route {
-        Route::CreateRestoreJob => create_restore_job(state, params, body),
+        Route::CreateRestoreJob => create_restore_job(state, params, body, Utc::now()),
         Route::ListRestoreJobs => list_restore_jobs(state, params, query),
         Route::GetRestoreJob => get_restore_job(state, params),
         Route::ListSnapshots => list_snapshots(state, params, query),
@@ -543,7 +543,14 @@ fn positive_int(delivery: &Map<String, Value>, key: &str) -> Result<(), Reply> {
     }
 }
 
-fn create_restore_job(state: &mut State, params: &Params, body: &[u8]) -> Result<Reply, Reply> {
+/// Creates the job(s) of a legacy restore as Atlas does, as of `now`: the answer's page, or the
+/// error Atlas would answer.
+pub(super) fn create_restore_job(
+    state: &mut State,
+    params: &Params,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Reply, Reply> {
     let cluster = find_cluster(state, &params.group_id, &params.cluster_name)?;
     let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(body) else {
         return Err(Reply::api_error(
@@ -568,7 +575,6 @@ fn create_restore_job(state: &mut State, params: &Params, body: &[u8]) -> Result
         positive_int(delivery, "maxDownloads")?;
     }
 
-    let now = Utc::now();
     let (date, increment) = match &point {
         Point::Snapshot { created, .. } => (rfc3339(*created), 1),
         Point::Checkpoint => (rfc3339(now), 1),
@@ -595,12 +601,14 @@ fn create_restore_job(state: &mut State, params: &Params, body: &[u8]) -> Result
     } else {
         cluster.shards + 1
     };
-    let batch_id = (cluster.shards > 0).then(|| random_hex(12));
+    let batch_id = (cluster.shards > 0).then(|| object_id(now));
     let mut created = Vec::with_capacity(count);
     for _ in 0..count {
-        let id = random_hex(12);
+        let id = object_id(now);
         let mut delivery_out = Map::new();
-        delivery_out.insert("methodName".into(), json!(method));
+        // Atlas answers HTTP for both: "an automated restore uses HTTP to deliver the restore
+        // job to the target host". Only the targets tell an automated restore from a download.
+        delivery_out.insert("methodName".into(), json!("HTTP"));
         delivery_out.insert("statusName".into(), json!("NOT_STARTED"));
         let copied: &[&str] = if automated {
             &["targetGroupId", "targetClusterName", "targetClusterId"]

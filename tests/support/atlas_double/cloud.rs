@@ -37,12 +37,12 @@
 //! or version date." for a missing or wrong versioned `Accept`, which is what the double answers.
 //! Invented here: `UNSUPPORTED_MEDIA_TYPE` (415) for a body that is neither JSON media type.
 
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use hyper::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::api::{self, Params, Query, present, rfc3339};
-use super::{CloudJob, CloudJobState, CloudSnapshot, Cluster, Reply, ReplyBody, State, random_hex};
+use super::{CloudJob, CloudJobState, CloudSnapshot, Cluster, Reply, ReplyBody, State, object_id};
 
 /// The media type of the `2023-01-01` resource version, the only one these routes have.
 pub(super) const VERSIONED_MEDIA_TYPE: &str = "application/vnd.atlas.2023-01-01+json";
@@ -422,8 +422,19 @@ pub(super) fn create_restore_job(
     body: &[u8],
 ) -> Result<Reply, Reply> {
     require_version(headers)?;
-    let cluster = api::find_cluster(state, &params.group_id, &params.cluster_name)?;
+    api::find_cluster(state, &params.group_id, &params.cluster_name)?;
     require_json_body(headers)?;
+    create_restore_job_at(state, params, body, Utc::now())
+}
+
+/// Creates the job of a cloud restore as Atlas does, as of `now` (the media types checked).
+pub(super) fn create_restore_job_at(
+    state: &mut State,
+    params: &Params,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Reply, Reply> {
+    let cluster = api::find_cluster(state, &params.group_id, &params.cluster_name)?;
     let request = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(request)) => request,
         Ok(_) => {
@@ -448,8 +459,7 @@ pub(super) fn create_restore_job(
         check_target(state, target)?;
     }
 
-    let now = Utc::now();
-    let id = random_hex(12);
+    let id = object_id(now);
     let base = &state.base_url;
     let path = cluster_path(&cluster);
     let link = |href: String, rel: &str| json!({"href": format!("{base}{href}"), "rel": rel});
