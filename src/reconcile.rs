@@ -264,29 +264,87 @@ mod tests {
     use serde_json::json;
 
     const GROUP: &str = "5e2211c17a3e5a48f5497de3";
+    const OTHER_GROUP: &str = "5e2211c17a3e5a48f5497de4";
     const SNAPSHOT: &str = "5f1c6b1e2a9b4f3d8c7e6a5b";
+    const TARGET_ID: &str = "6a0000000000000000000002";
+    /// The first attempt began at 17:00; jobs from 16:58 on may be its own.
+    const NOT_BEFORE: &str = "2026-11-28T16:58:00Z";
+    /// A minute into the first attempt.
+    const RECENT: &str = "2026-11-28T17:01:00Z";
+    /// Before the first attempt, clock skew allowed for: another request's.
+    const OLD: &str = "2026-11-28T16:50:00Z";
+
+    fn not_before() -> DateTime<Utc> {
+        NOT_BEFORE.parse().unwrap()
+    }
 
     fn job(value: Value) -> RestoreJob {
         serde_json::from_value(value).unwrap()
     }
 
     fn automated(point: LegacyPoint) -> LegacyRestoreJob {
+        automated_into(
+            point,
+            TargetCluster::Name(ClusterName::parse("orders-drill").unwrap()),
+        )
+    }
+
+    fn automated_into(point: LegacyPoint, cluster: TargetCluster) -> LegacyRestoreJob {
         LegacyRestoreJob::Automated {
             point,
             target: AutomatedTarget {
                 group_id: ObjectId::parse(GROUP).unwrap(),
-                cluster: TargetCluster::Name(ClusterName::parse("orders-drill").unwrap()),
+                cluster,
             },
         }
     }
 
+    fn snapshot_restore() -> LegacyRestoreJob {
+        automated(LegacyPoint::Snapshot(ObjectId::parse(SNAPSHOT).unwrap()))
+    }
+
+    fn download(options: DownloadOptions) -> LegacyRestoreJob {
+        LegacyRestoreJob::Download {
+            snapshot_id: ObjectId::parse(SNAPSHOT).unwrap(),
+            options,
+        }
+    }
+
+    /// The delivery of an automated restore's job as Atlas answers it: method HTTP, targets kept.
     fn delivery(target: &str) -> Value {
-        json!({"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterName": target})
+        json!({"methodName": "HTTP", "statusName": "NOT_STARTED", "targetGroupId": GROUP, "targetClusterName": target})
+    }
+
+    /// A download's delivery: method HTTP, no target.
+    fn download_delivery() -> Value {
+        json!({"methodName": "HTTP", "statusName": "NOT_STARTED", "expirationHours": 48, "maxDownloads": 1})
+    }
+
+    /// A legacy job of a snapshot restore into `orders-drill`, created at `created`.
+    fn restore_job(id: &str, created: &str) -> RestoreJob {
+        job(
+            json!({"id": id, "snapshotId": SNAPSHOT, "pointInTime": false, "delivery": delivery("orders-drill"), "created": created}),
+        )
+    }
+
+    fn legacy(jobs: &[RestoreJob], restore: &LegacyRestoreJob) -> Adoption {
+        find_adoptable(jobs, restore, false, not_before())
+    }
+
+    /// The ids of the jobs found; panics on any other answer.
+    fn found(adoption: Adoption) -> Vec<String> {
+        match adoption {
+            Adoption::Found(jobs) => jobs.into_iter().map(|j| j.id).collect(),
+            other => panic!("expected a job found, got {other:?}"),
+        }
+    }
+
+    fn ambiguous(ids: &[&str]) -> Adoption {
+        Adoption::Ambiguous(ids.iter().map(|id| (*id).to_owned()).collect())
     }
 
     #[test]
     fn a_snapshot_restore_matches_on_snapshot_and_target() {
-        let restore = automated(LegacyPoint::Snapshot(ObjectId::parse(SNAPSHOT).unwrap()));
         let jobs = vec![
             job(
                 json!({"id": "other-target", "snapshotId": SNAPSHOT, "delivery": delivery("orders-copy"), "created": "2026-11-28T17:00:01Z"}),
@@ -295,38 +353,239 @@ mod tests {
                 json!({"id": "other-snapshot", "snapshotId": "aaaaaaaaaaaaaaaaaaaaaaaa", "delivery": delivery("orders-drill"), "created": "2026-11-28T17:00:02Z"}),
             ),
             job(
-                json!({"id": "ours", "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill"), "created": "2026-11-28T17:00:03Z"}),
+                json!({"id": "other-project", "snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP", "targetGroupId": OTHER_GROUP, "targetClusterName": "orders-drill"}, "created": "2026-11-28T17:00:02Z"}),
             ),
+            restore_job("ours", "2026-11-28T17:00:03Z"),
             job(
-                json!({"id": "download", "snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP"}, "created": "2026-11-28T17:00:04Z"}),
+                json!({"id": "download", "snapshotId": SNAPSHOT, "delivery": download_delivery(), "created": "2026-11-28T17:00:04Z"}),
             ),
         ];
-        let adopted: Vec<String> = find_adoptable_jobs(&jobs, &restore, false)
-            .into_iter()
-            .map(|j| j.id)
-            .collect();
-        assert_eq!(adopted, vec!["ours"]);
+        assert_eq!(found(legacy(&jobs, &snapshot_restore())), ["ours"]);
     }
 
     #[test]
-    fn the_earliest_match_is_adopted_with_its_whole_batch() {
-        let restore = automated(LegacyPoint::Snapshot(ObjectId::parse(SNAPSHOT).unwrap()));
-        let shard = |id: &str, batch: &str, created: &str| {
+    fn an_automated_restore_is_told_from_a_download_by_its_targets_never_its_method() {
+        // Atlas answers HTTP for both; the download of the same snapshot is not ours.
+        let download_job = job(
+            json!({"id": "download", "snapshotId": SNAPSHOT, "delivery": download_delivery(), "created": RECENT}),
+        );
+        assert_eq!(
+            legacy(std::slice::from_ref(&download_job), &snapshot_restore()),
+            Adoption::NotFound
+        );
+        let ours = restore_job("ours", RECENT);
+        assert_eq!(
+            found(legacy(&[download_job, ours.clone()], &snapshot_restore())),
+            ["ours"]
+        );
+        // Were Atlas ever to echo the method sent, the job would still be ours.
+        let mut echoed = ours;
+        echoed.delivery.as_mut().unwrap().method_name = Some("AUTOMATED_RESTORE".into());
+        assert_eq!(found(legacy(&[echoed], &snapshot_restore())), ["ours"]);
+    }
+
+    #[test]
+    fn a_download_matches_only_jobs_without_targets_and_with_its_delivery() {
+        let automated_job = restore_job("someone-elses-automated-restore", RECENT);
+        assert_eq!(
+            legacy(
+                std::slice::from_ref(&automated_job),
+                &download(DownloadOptions::default())
+            ),
+            Adoption::NotFound,
+            "an automated restore of the same snapshot is not a download"
+        );
+        let http = job(
+            json!({"id": "h", "snapshotId": SNAPSHOT, "delivery": download_delivery(), "created": RECENT}),
+        );
+        assert_eq!(
+            found(legacy(
+                &[automated_job, http.clone()],
+                &download(DownloadOptions::default())
+            )),
+            ["h"]
+        );
+        let options = |hours: i64, downloads: i64| DownloadOptions {
+            expiration_hours: PositiveInt32::new(hours),
+            max_downloads: PositiveInt32::new(downloads),
+        };
+        assert_eq!(
+            found(legacy(
+                std::slice::from_ref(&http),
+                &download(options(48, 1))
+            )),
+            ["h"]
+        );
+        assert_eq!(
+            legacy(std::slice::from_ref(&http), &download(options(2, 1))),
+            Adoption::NotFound,
+            "another expiration"
+        );
+        assert_eq!(
+            legacy(std::slice::from_ref(&http), &download(options(48, 3))),
+            Adoption::NotFound,
+            "another number of downloads"
+        );
+        let other_snapshot = job(
+            json!({"id": "o", "snapshotId": "aaaaaaaaaaaaaaaaaaaaaaaa", "delivery": download_delivery(), "created": RECENT}),
+        );
+        assert_eq!(
+            legacy(&[other_snapshot], &download(DownloadOptions::default())),
+            Adoption::NotFound
+        );
+    }
+
+    #[test]
+    fn the_target_cluster_is_compared_by_name_or_by_id() {
+        let by_id = automated_into(
+            LegacyPoint::Snapshot(ObjectId::parse(SNAPSHOT).unwrap()),
+            TargetCluster::Id(ObjectId::parse(TARGET_ID).unwrap()),
+        );
+        let with_id = |id: &str, target_id: &str| {
             job(
-                json!({"id": id, "batchId": batch, "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill"), "created": created}),
+                json!({"id": id, "snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP", "targetGroupId": GROUP, "targetClusterId": target_id}, "created": RECENT}),
             )
         };
-        let jobs = vec![
-            shard("b2-shard", "b2", "2026-11-28T17:00:09Z"),
+        assert_eq!(
+            found(legacy(
+                &[with_id("ours", &TARGET_ID.to_uppercase())],
+                &by_id
+            )),
+            ["ours"]
+        );
+        assert_eq!(
+            legacy(&[with_id("elsewhere", "6a0000000000000000000009")], &by_id),
+            Adoption::NotFound
+        );
+        assert_eq!(
+            legacy(&[restore_job("named", RECENT)], &by_id),
+            Adoption::NotFound,
+            "a target named by name is no evidence of the id"
+        );
+        assert_eq!(
+            legacy(&[with_id("by-id", TARGET_ID)], &snapshot_restore()),
+            Adoption::NotFound,
+            "nor a target given by id of the name"
+        );
+        let no_group = job(
+            json!({"id": "no-group", "snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP", "targetClusterName": "orders-drill"}, "created": RECENT}),
+        );
+        assert_eq!(
+            legacy(&[no_group], &snapshot_restore()),
+            Adoption::NotFound,
+            "the target project must be shown"
+        );
+    }
+
+    #[test]
+    fn a_job_created_before_the_first_attempt_is_another_requests() {
+        assert_eq!(
+            legacy(&[restore_job("older", OLD)], &snapshot_restore()),
+            Adoption::NotFound
+        );
+        assert_eq!(
+            found(legacy(
+                &[restore_job("older", OLD), restore_job("ours", RECENT)],
+                &snapshot_restore()
+            )),
+            ["ours"]
+        );
+        assert_eq!(
+            found(legacy(
+                &[restore_job("at-the-bound", NOT_BEFORE)],
+                &snapshot_restore()
+            )),
+            ["at-the-bound"],
+            "at not_before is in"
+        );
+        assert_eq!(
+            found(legacy(
+                &[restore_job("offset", "2026-11-28T18:01:00+01:00")],
+                &snapshot_restore()
+            )),
+            ["offset"]
+        );
+    }
+
+    #[test]
+    fn a_job_whose_creation_time_cannot_be_read_is_never_adopted() {
+        for created in [json!("yesterday"), json!(""), Value::Null] {
+            let mut unreadable = json!({"id": "unreadable", "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill")});
+            if !created.is_null() {
+                unreadable["created"] = created.clone();
+            }
+            let jobs = [job(unreadable)];
+            assert_eq!(
+                legacy(&jobs, &snapshot_restore()),
+                ambiguous(&["unreadable"]),
+                "created {created}: it may be ours or not, so neither adopted nor sent again"
+            );
+            let with_ours = [jobs[0].clone(), restore_job("ours", RECENT)];
+            assert_eq!(
+                legacy(&with_ours, &snapshot_restore()),
+                ambiguous(&["unreadable", "ours"]),
+                "created {created}"
+            );
+        }
+        // One that cannot be ours (another target) is no doubt at all.
+        let elsewhere = job(
+            json!({"id": "elsewhere", "snapshotId": SNAPSHOT, "delivery": delivery("orders-copy"), "created": "yesterday"}),
+        );
+        assert_eq!(
+            found(legacy(
+                &[elsewhere, restore_job("ours", RECENT)],
+                &snapshot_restore()
+            )),
+            ["ours"]
+        );
+    }
+
+    #[test]
+    fn more_than_one_matching_job_or_batch_is_ambiguous() {
+        let jobs = [
+            restore_job("first", "2026-11-28T17:00:01Z"),
+            restore_job("second", "2026-11-28T17:00:09Z"),
+        ];
+        assert_eq!(
+            legacy(&jobs, &snapshot_restore()),
+            ambiguous(&["first", "second"])
+        );
+        let shard = |id: &str, batch: &str, created: &str| {
+            let mut job = restore_job(id, created);
+            job.batch_id = Some(batch.to_owned());
+            job
+        };
+        let one_batch = [
             shard("b1-shard0", "b1", "2026-11-28T17:00:01Z"),
+            job(json!({"id": "unrelated", "delivery": download_delivery(), "created": RECENT})),
             shard("b1-config", "b1", "2026-11-28T17:00:01Z"),
         ];
-        let mut adopted: Vec<String> = find_adoptable_jobs(&jobs, &restore, false)
-            .into_iter()
-            .map(|j| j.id)
-            .collect();
-        adopted.sort();
-        assert_eq!(adopted, vec!["b1-config", "b1-shard0"]);
+        assert_eq!(
+            found(legacy(&one_batch, &snapshot_restore())),
+            ["b1-shard0", "b1-config"],
+            "one batch is adopted whole"
+        );
+        let two_batches = [
+            shard("b2-shard0", "b2", "2026-11-28T17:00:09Z"),
+            shard("b1-shard0", "b1", "2026-11-28T17:00:01Z"),
+            shard("b1-config", "b1", "2026-11-28T17:00:01Z"),
+            shard("b2-config", "b2", "2026-11-28T17:00:09Z"),
+        ];
+        assert_eq!(
+            legacy(&two_batches, &snapshot_restore()),
+            ambiguous(&["b2-shard0", "b1-shard0", "b1-config", "b2-config"])
+        );
+        // An older batch of another request does not make it ambiguous.
+        let older_and_ours = [
+            shard("old-shard0", "b0", OLD),
+            shard("old-config", "b0", OLD),
+            shard("b1-shard0", "b1", RECENT),
+            shard("b1-config", "b1", RECENT),
+        ];
+        assert_eq!(
+            found(legacy(&older_and_ours, &snapshot_restore())),
+            ["b1-shard0", "b1-config"]
+        );
     }
 
     #[test]
@@ -335,26 +594,27 @@ mod tests {
         let restore = automated(LegacyPoint::PointInTime { utc_millis: ms });
         let with_date = |date: &str| {
             job(
-                json!({"id": date, "pointInTime": true, "timestamp": {"date": date, "increment": 1}, "delivery": delivery("orders-drill")}),
+                json!({"id": date, "pointInTime": true, "timestamp": {"date": date, "increment": 1}, "delivery": delivery("orders-drill"), "created": RECENT}),
             )
         };
         assert_eq!(
-            find_adoptable_jobs(&[with_date("2026-11-28T16:06:15Z")], &restore, false).len(),
+            found(legacy(&[with_date("2026-11-28T16:06:15Z")], &restore)).len(),
             1,
             "to the second"
         );
         assert_eq!(
-            find_adoptable_jobs(&[with_date("2026-11-28T16:06:15.120Z")], &restore, false).len(),
+            found(legacy(&[with_date("2026-11-28T16:06:15.120Z")], &restore)).len(),
             1
         );
-        assert!(
-            find_adoptable_jobs(&[with_date("2026-11-28T17:06:15Z")], &restore, false).is_empty(),
+        assert_eq!(
+            legacy(&[with_date("2026-11-28T17:06:15Z")], &restore),
+            Adoption::NotFound,
             "an hour apart"
         );
         let snapshot_job = job(
-            json!({"id": "s", "pointInTime": false, "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill")}),
+            json!({"id": "s", "pointInTime": false, "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill"), "created": RECENT}),
         );
-        assert!(find_adoptable_jobs(&[snapshot_job], &restore, false).is_empty());
+        assert_eq!(legacy(&[snapshot_job], &restore), Adoption::NotFound);
     }
 
     #[test]
@@ -365,165 +625,268 @@ mod tests {
         });
         let with = |inc: i64| {
             job(
-                json!({"id": "o", "timestamp": {"date": "2026-11-28T10:00:00Z", "increment": inc}, "delivery": delivery("orders-drill")}),
+                json!({"id": "o", "timestamp": {"date": "2026-11-28T10:00:00Z", "increment": inc}, "delivery": delivery("orders-drill"), "created": RECENT}),
             )
         };
-        assert_eq!(find_adoptable_jobs(&[with(3)], &restore, false).len(), 1);
-        assert!(find_adoptable_jobs(&[with(4)], &restore, false).is_empty());
+        assert_eq!(found(legacy(&[with(3)], &restore)), ["o"]);
+        assert_eq!(legacy(&[with(4)], &restore), Adoption::NotFound);
     }
 
     #[test]
-    fn a_point_chosen_at_run_time_matches_on_target_and_kind_only() {
-        let restore = automated(LegacyPoint::Snapshot(ObjectId::parse(SNAPSHOT).unwrap()));
+    fn a_point_chosen_at_run_time_is_not_compared_but_targets_and_creation_time_are() {
+        let run_time = |jobs: &[RestoreJob], restore: &LegacyRestoreJob| {
+            find_adoptable(jobs, restore, true, not_before())
+        };
         let newer_snapshot = job(
-            json!({"id": "n", "snapshotId": "bbbbbbbbbbbbbbbbbbbbbbbb", "delivery": delivery("orders-drill")}),
-        );
-        assert!(
-            find_adoptable_jobs(std::slice::from_ref(&newer_snapshot), &restore, false).is_empty()
+            json!({"id": "n", "snapshotId": "bbbbbbbbbbbbbbbbbbbbbbbb", "delivery": delivery("orders-drill"), "created": RECENT}),
         );
         assert_eq!(
-            find_adoptable_jobs(std::slice::from_ref(&newer_snapshot), &restore, true).len(),
-            1
+            legacy(std::slice::from_ref(&newer_snapshot), &snapshot_restore()),
+            Adoption::NotFound
         );
-        let elsewhere =
-            job(json!({"id": "e", "snapshotId": SNAPSHOT, "delivery": delivery("orders-copy")}));
-        assert!(
-            find_adoptable_jobs(&[elsewhere], &restore, true).is_empty(),
+        assert_eq!(
+            found(run_time(
+                std::slice::from_ref(&newer_snapshot),
+                &snapshot_restore()
+            )),
+            ["n"]
+        );
+        let elsewhere = job(
+            json!({"id": "e", "snapshotId": SNAPSHOT, "delivery": delivery("orders-copy"), "created": RECENT}),
+        );
+        assert_eq!(
+            run_time(&[elsewhere], &snapshot_restore()),
+            Adoption::NotFound,
             "the target must still match"
+        );
+        let older = job(
+            json!({"id": "old", "snapshotId": "bbbbbbbbbbbbbbbbbbbbbbbb", "delivery": delivery("orders-drill"), "created": OLD}),
+        );
+        assert_eq!(
+            run_time(&[older], &snapshot_restore()),
+            Adoption::NotFound,
+            "an older job on the same target is another request's"
+        );
+        let download_job = job(
+            json!({"id": "d", "snapshotId": "bbbbbbbbbbbbbbbbbbbbbbbb", "delivery": download_delivery(), "created": RECENT}),
+        );
+        assert_eq!(
+            run_time(&[download_job.clone()], &snapshot_restore()),
+            Adoption::NotFound
+        );
+        assert_eq!(
+            found(run_time(
+                &[download_job],
+                &download(DownloadOptions::default())
+            )),
+            ["d"]
         );
         let minutes = automated(LegacyPoint::PointInTime {
             utc_millis: 1_795_881_975_120,
         });
         let an_hour_later = job(
-            json!({"id": "p", "pointInTime": true, "timestamp": {"date": "2026-11-28T17:06:15Z"}, "delivery": delivery("orders-drill")}),
+            json!({"id": "p", "pointInTime": true, "timestamp": {"date": "2026-11-28T17:06:15Z"}, "delivery": delivery("orders-drill"), "created": RECENT}),
         );
-        assert_eq!(
-            find_adoptable_jobs(&[an_hour_later], &minutes, true).len(),
-            1
-        );
+        assert_eq!(found(run_time(&[an_hour_later], &minutes)), ["p"]);
+        let two = [
+            restore_job("a", RECENT),
+            job(
+                json!({"id": "b", "snapshotId": "bbbbbbbbbbbbbbbbbbbbbbbb", "delivery": delivery("orders-drill"), "created": RECENT}),
+            ),
+        ];
+        assert_eq!(run_time(&two, &snapshot_restore()), ambiguous(&["a", "b"]));
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Cloud Backup
+
+    /// An ObjectId made at `time`, told apart by `n`.
+    fn oid(time: &str, n: u8) -> String {
+        let seconds = time.parse::<DateTime<Utc>>().unwrap().timestamp();
+        format!("{seconds:08x}{n:016x}")
+    }
+
+    fn cloud_target() -> CloudTarget {
+        CloudTarget {
+            group_id: ObjectId::parse(GROUP).unwrap(),
+            cluster_name: ClusterName::parse("orders-drill").unwrap(),
+        }
+    }
+
+    fn cloud_job(id: &str, extra: Value) -> RestoreJob {
+        let mut value = json!({"id": id, "deliveryType": "automated", "snapshotId": SNAPSHOT, "targetGroupId": GROUP, "targetClusterName": "orders-drill", "failed": false, "cancelled": false, "expired": false});
+        for (k, v) in extra.as_object().unwrap() {
+            value[k] = v.clone();
+        }
+        job(value)
+    }
+
+    fn cloud_automated() -> CloudRestoreJob {
+        CloudRestoreJob::Automated {
+            snapshot_id: ObjectId::parse(SNAPSHOT).unwrap(),
+            target: cloud_target(),
+        }
+    }
+
+    fn cloud(jobs: &[RestoreJob], restore: &CloudRestoreJob) -> Adoption {
+        find_adoptable_cloud(jobs, restore, false, not_before())
     }
 
     #[test]
-    fn a_cloud_job_matches_on_type_target_and_point_among_running_or_recently_finished_jobs() {
-        let target = CloudTarget {
-            group_id: ObjectId::parse(GROUP).unwrap(),
-            cluster_name: ClusterName::parse("orders-drill").unwrap(),
-        };
-        let since: DateTime<Utc> = "2026-11-28T17:00:00Z".parse().unwrap();
-        let restore = CloudRestoreJob::PointInTime {
-            point: CloudPoint::Seconds(1_795_881_975),
-            target: target.clone(),
-        };
-        let job = |id: &str, extra: Value| {
-            let mut value = json!({"id": id, "deliveryType": "pointInTime", "targetGroupId": GROUP, "targetClusterName": "orders-drill", "pointInTimeUTCSeconds": 1_795_881_975});
-            for (k, v) in extra.as_object().unwrap() {
-                value[k] = v.clone();
-            }
-            serde_json::from_value::<RestoreJob>(value).unwrap()
-        };
-        let ids = |jobs: Vec<RestoreJob>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    fn a_cloud_job_is_dated_by_its_object_id() {
+        let ours = oid(RECENT, 1);
         assert_eq!(
-            ids(find_adoptable_cloud_jobs(
-                &[job("running", json!({}))],
-                &restore,
-                false,
-                since
+            found(cloud(&[cloud_job(&ours, json!({}))], &cloud_automated())),
+            [ours.clone()]
+        );
+        let finished = json!({"finishedAt": "2026-11-28T17:30:00Z"});
+        assert_eq!(
+            found(cloud(&[cloud_job(&ours, finished)], &cloud_automated())),
+            [ours.clone()],
+            "ended or not, it is ours"
+        );
+        let older = oid(OLD, 2);
+        assert_eq!(
+            cloud(&[cloud_job(&older, json!({}))], &cloud_automated()),
+            Adoption::NotFound,
+            "a job still running from before the first attempt is another request's"
+        );
+        assert_eq!(
+            found(cloud(
+                &[cloud_job(&older, json!({})), cloud_job(&ours, json!({}))],
+                &cloud_automated()
             )),
-            vec!["running"]
+            [ours.clone()]
         );
         assert_eq!(
-            ids(find_adoptable_cloud_jobs(
-                &[job("new", json!({"finishedAt": "2026-11-28T17:05:00Z"}))],
-                &restore,
-                false,
-                since
-            )),
-            vec!["new"]
+            found(cloud(
+                &[cloud_job(&oid(NOT_BEFORE, 3), json!({}))],
+                &cloud_automated()
+            ))
+            .len(),
+            1,
+            "at not_before is in"
         );
-        assert!(
-            find_adoptable_cloud_jobs(
-                &[job("old", json!({"finishedAt": "2026-11-28T16:00:00Z"}))],
-                &restore,
-                false,
-                since
-            )
-            .is_empty()
-        );
-        assert!(
-            find_adoptable_cloud_jobs(
-                &[job(
-                    "other-second",
-                    json!({"pointInTimeUTCSeconds": 1_795_881_976})
-                )],
-                &restore,
-                false,
-                since
-            )
-            .is_empty()
-        );
+        // Upper-case hex is still an ObjectId.
         assert_eq!(
-            find_adoptable_cloud_jobs(
-                &[job(
-                    "minutes",
-                    json!({"pointInTimeUTCSeconds": 1_795_881_000})
-                )],
-                &restore,
-                true,
-                since
-            )
+            found(cloud(
+                &[cloud_job(&ours.to_uppercase(), json!({}))],
+                &cloud_automated()
+            ))
             .len(),
             1
         );
-        assert!(
-            find_adoptable_cloud_jobs(
-                &[job(
-                    "elsewhere",
-                    json!({"targetClusterName": "orders-copy"})
-                )],
-                &restore,
-                true,
-                since
-            )
-            .is_empty()
-        );
-        assert!(
-            find_adoptable_cloud_jobs(
-                &[job("automated", json!({"deliveryType": "automated"}))],
-                &restore,
-                true,
-                since
-            )
-            .is_empty()
-        );
-        let download = CloudRestoreJob::Download {
-            snapshot_id: ObjectId::parse(SNAPSHOT).unwrap(),
-        };
-        let download_job = serde_json::from_value::<RestoreJob>(
-            json!({"id": "d", "deliveryType": "download", "snapshotId": SNAPSHOT}),
-        )
-        .unwrap();
+    }
+
+    #[test]
+    fn a_cloud_job_whose_id_is_no_object_id_is_never_adopted() {
+        for id in ["c1", "not-an-object-id-at-all!", "zz1c6b1e2a9b4f3d8c7e6a5b"] {
+            assert_eq!(
+                cloud(&[cloud_job(id, json!({}))], &cloud_automated()),
+                ambiguous(&[id]),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn more_than_one_matching_cloud_job_is_ambiguous() {
+        let (a, b) = (oid(RECENT, 1), oid("2026-11-28T17:02:00Z", 2));
         assert_eq!(
-            find_adoptable_cloud_jobs(&[download_job], &download, false, since).len(),
-            1
+            cloud(
+                &[cloud_job(&a, json!({})), cloud_job(&b, json!({}))],
+                &cloud_automated()
+            ),
+            Adoption::Ambiguous(vec![a, b])
         );
     }
 
     #[test]
-    fn a_download_matches_on_method_and_snapshot() {
-        let restore = LegacyRestoreJob::Download {
-            snapshot_id: ObjectId::parse(SNAPSHOT).unwrap(),
-            options: DownloadOptions::default(),
+    fn a_cloud_job_matches_on_type_target_and_point() {
+        let id = oid(RECENT, 1);
+        let restore = CloudRestoreJob::PointInTime {
+            point: CloudPoint::Seconds(1_795_881_975),
+            target: cloud_target(),
         };
-        let http =
-            job(json!({"id": "h", "snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP"}}));
-        let automated_job =
-            job(json!({"id": "a", "snapshotId": SNAPSHOT, "delivery": delivery("orders-drill")}));
+        let pit = |extra: Value| {
+            let mut fields = json!({"deliveryType": "pointInTime", "pointInTimeUTCSeconds": 1_795_881_975, "snapshotId": null});
+            for (k, v) in extra.as_object().unwrap() {
+                fields[k] = v.clone();
+            }
+            cloud_job(&id, fields)
+        };
+        assert_eq!(found(cloud(&[pit(json!({}))], &restore)), [id.clone()]);
         assert_eq!(
-            find_adoptable_jobs(&[automated_job, http], &restore, false)
-                .into_iter()
-                .map(|j| j.id)
-                .collect::<Vec<_>>(),
-            vec!["h"]
+            cloud(
+                &[pit(json!({"pointInTimeUTCSeconds": 1_795_881_976}))],
+                &restore
+            ),
+            Adoption::NotFound
+        );
+        assert_eq!(
+            found(find_adoptable_cloud(
+                &[pit(json!({"pointInTimeUTCSeconds": 1_795_881_000}))],
+                &restore,
+                true,
+                not_before()
+            ))
+            .len(),
+            1,
+            "a point chosen at run time is not compared"
+        );
+        for (name, value) in [
+            ("targetClusterName", json!("orders-copy")),
+            ("targetClusterName", Value::Null),
+            ("targetGroupId", json!(OTHER_GROUP)),
+            ("targetGroupId", Value::Null),
+            ("deliveryType", json!("automated")),
+        ] {
+            let mut job = pit(json!({}));
+            match value {
+                Value::Null => {
+                    job.other.remove(name);
+                }
+                value => {
+                    job.other.insert(name.to_owned(), value.clone());
+                }
+            }
+            assert_eq!(
+                find_adoptable_cloud(&[job], &restore, true, not_before()),
+                Adoption::NotFound,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            cloud(
+                &[cloud_job(
+                    &id,
+                    json!({"snapshotId": "aaaaaaaaaaaaaaaaaaaaaaaa"})
+                )],
+                &cloud_automated()
+            ),
+            Adoption::NotFound
+        );
+    }
+
+    #[test]
+    fn a_cloud_download_matches_only_jobs_without_targets() {
+        let restore = CloudRestoreJob::Download {
+            snapshot_id: ObjectId::parse(SNAPSHOT).unwrap(),
+        };
+        let id = oid(RECENT, 1);
+        let download_job = job(
+            json!({"id": id, "deliveryType": "download", "snapshotId": SNAPSHOT, "deliveryUrl": []}),
+        );
+        assert_eq!(found(cloud(&[download_job], &restore)), [id.clone()]);
+        // Whatever it calls itself, a job with a target restores into a cluster.
+        let targeted = job(
+            json!({"id": id, "deliveryType": "download", "snapshotId": SNAPSHOT, "targetGroupId": GROUP, "targetClusterName": "orders-drill"}),
+        );
+        assert_eq!(cloud(&[targeted], &restore), Adoption::NotFound);
+        assert_eq!(
+            cloud(&[cloud_job(&id, json!({}))], &restore),
+            Adoption::NotFound,
+            "an automated restore of the same snapshot"
         );
     }
 }
