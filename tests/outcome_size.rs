@@ -133,7 +133,7 @@ async fn oversized_values_in_a_direct_invoke_are_rejected_cut_and_published() {
         ("/requestedBy", 'q'),
         ("/approvedBy", 'a'),
     ] {
-        event = with(event, field, json!(huge(c)));
+        event[&field[1..]] = json!(huge(c));
     }
     let outcome = rejected_direct(
         &e2e,
