@@ -996,3 +996,266 @@ async fn cloud_points_chosen_at_run_time() {
     );
     assert_eq!(world.atlas.created_cloud_jobs(), 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reconciliation against Atlas as its reference describes it: an automated restore's job answers
+// `delivery.methodName: "HTTP"` (the double never echoes the method sent), every id is an
+// ObjectId carrying its creation time, and only a job shown to be this request's is adopted.
+
+fn automated_body() -> Value {
+    json!({"snapshotId": SNAPSHOT, "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterName": "orders-drill"}})
+}
+
+/// What an `UNKNOWN` outcome says happened.
+fn unknown_reason(report: &Report) -> String {
+    assert_eq!(kind(report), OutcomeKind::Unknown, "{:?}", report.outcome);
+    report
+        .outcome
+        .atlas
+        .as_ref()
+        .and_then(|a| a.reason.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_job_created_behind_a_500_is_adopted_though_atlas_answers_method_http() {
+    let world = World::new().await;
+    world.atlas.push_fault(
+        Route::CreateRestoreJob,
+        Fault::CreateThenFail {
+            status: 500,
+            error_code: "UNEXPECTED_ERROR".into(),
+        },
+    );
+    let report = run(&world.runner(), &request(command(json!({})), "k-http")).await;
+    let created = world.atlas.jobs();
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        created[0]["delivery"]["methodName"], "HTTP",
+        "Atlas's answer, not an echo"
+    );
+    assert_eq!(
+        kind(&report),
+        OutcomeKind::Submitted,
+        "{:?}",
+        report.outcome
+    );
+    let atlas = report.outcome.atlas.as_ref().unwrap();
+    assert!(atlas.reconciled);
+    assert_eq!(
+        job_ids(&report.outcome),
+        [created[0]["id"].as_str().unwrap()]
+    );
+    assert_eq!(
+        world.atlas.authenticated_posts(Route::CreateRestoreJob),
+        1,
+        "never sent again"
+    );
+}
+
+#[tokio::test]
+async fn a_downloads_reconcile_does_not_adopt_someone_elses_automated_restore() {
+    let world = World::new().await;
+    let runner = world.runner();
+    // Someone restores the snapshot into orders-drill: Atlas answers its job with method HTTP.
+    let theirs = run(&runner, &request(command(json!({})), "someone-else")).await;
+    assert_eq!(kind(&theirs), OutcomeKind::Submitted);
+    // Our download of the same snapshot reaches Atlas, and no answer comes back.
+    world
+        .atlas
+        .push_fault(Route::CreateRestoreJob, Fault::DropAfterBody);
+    let download =
+        command(json!({"restore": {"snapshotId": SNAPSHOT, "delivery": {"methodName": "HTTP"}}}));
+    let report = run(&runner, &request(download, "k-download")).await;
+    let reason = unknown_reason(&report);
+    assert!(job_ids(&report.outcome).is_empty(), "{reason}");
+    assert_eq!(world.atlas.created_jobs(), 1, "only theirs");
+    assert_eq!(
+        world.atlas.authenticated_posts(Route::CreateRestoreJob),
+        1,
+        "theirs; ours was dropped unprocessed and never sent again"
+    );
+}
+
+#[tokio::test]
+async fn an_older_legacy_job_of_another_request_on_the_same_target_is_not_adopted() {
+    let world = World::new().await;
+    let ten_minutes_ago = Utc::now() - chrono::Duration::minutes(10);
+    let older = world
+        .atlas
+        .add_restore_job(GROUP, "orders", &automated_body(), ten_minutes_ago);
+    let older_id = older[0]["id"].as_str().unwrap().to_owned();
+
+    // No answer: the older job is not this request's, so nothing can be shown to be.
+    world
+        .atlas
+        .push_fault(Route::CreateRestoreJob, Fault::DropAfterBody);
+    let report = run(&world.runner(), &request(command(json!({})), "k-older")).await;
+    let reason = unknown_reason(&report);
+    assert!(job_ids(&report.outcome).is_empty(), "{reason}");
+
+    // A 503 before anything was created: sent again, and the new job is the one reported.
+    world.atlas.push_fault(
+        Route::CreateRestoreJob,
+        Fault::Status {
+            status: 503,
+            error_code: "SERVICE_UNAVAILABLE".into(),
+            retry_after: None,
+        },
+    );
+    let report = run(&world.runner(), &request(command(json!({})), "k-older-503")).await;
+    assert_eq!(
+        kind(&report),
+        OutcomeKind::Submitted,
+        "{:?}",
+        report.outcome
+    );
+    assert!(!report.outcome.atlas.as_ref().unwrap().reconciled);
+    let ids = job_ids(&report.outcome);
+    assert_eq!(ids.len(), 1);
+    assert_ne!(ids[0], older_id);
+    assert_eq!(world.atlas.created_jobs(), 2);
+
+    // A job whose creation time Atlas wrote unreadably may be ours or not: neither adopted nor
+    // sent again.
+    let world = World::new().await;
+    let older = world
+        .atlas
+        .add_restore_job(GROUP, "orders", &automated_body(), ten_minutes_ago);
+    let older_id = older[0]["id"].as_str().unwrap().to_owned();
+    world
+        .atlas
+        .edit_job(&older_id, |job| job["created"] = json!("Nov 28, 2026"));
+    world.atlas.push_fault(
+        Route::CreateRestoreJob,
+        Fault::Status {
+            status: 503,
+            error_code: "SERVICE_UNAVAILABLE".into(),
+            retry_after: None,
+        },
+    );
+    let report = run(
+        &world.runner(),
+        &request(command(json!({})), "k-unreadable"),
+    )
+    .await;
+    let reason = unknown_reason(&report);
+    assert!(reason.contains(&older_id), "{reason}");
+    assert!(job_ids(&report.outcome).is_empty());
+    assert_eq!(world.atlas.created_jobs(), 1, "not sent again: {reason}");
+}
+
+#[tokio::test]
+async fn an_older_cloud_job_of_another_request_on_the_same_target_is_not_adopted() {
+    let world = World::new().await;
+    let ten_minutes_ago = Utc::now() - chrono::Duration::minutes(10);
+    // Still running: a cloud job states no creation time, its id does.
+    let older =
+        world
+            .atlas
+            .add_cloud_restore_job(GROUP, "orders", &cloud_automated(), ten_minutes_ago);
+    world
+        .atlas
+        .push_fault(Route::CreateCloudRestoreJob, Fault::DropAfterBody);
+    let report = run(
+        &world.runner(),
+        &request(cloud_command(cloud_automated(), Value::Null), "cloud-older"),
+    )
+    .await;
+    let reason = unknown_reason(&report);
+    assert!(job_ids(&report.outcome).is_empty(), "{reason}");
+    assert_eq!(world.atlas.created_cloud_jobs(), 1, "only the older one");
+
+    // It has just finished; a 503 answers our request before anything is created.
+    world.atlas.set_cloud_job_state(
+        older["id"].as_str().unwrap(),
+        support::atlas_double::CloudJobState {
+            finished_at: Some(Utc::now()),
+            ..Default::default()
+        },
+    );
+    world.atlas.push_fault(
+        Route::CreateCloudRestoreJob,
+        Fault::Status {
+            status: 503,
+            error_code: "SERVICE_UNAVAILABLE".into(),
+            retry_after: None,
+        },
+    );
+    let report = run(
+        &world.runner(),
+        &request(
+            cloud_command(cloud_automated(), Value::Null),
+            "cloud-older-503",
+        ),
+    )
+    .await;
+    assert_eq!(
+        kind(&report),
+        OutcomeKind::Submitted,
+        "{:?}",
+        report.outcome
+    );
+    assert!(!report.outcome.atlas.as_ref().unwrap().reconciled);
+    let ids = job_ids(&report.outcome);
+    assert_eq!(ids.len(), 1);
+    assert_ne!(ids[0], older["id"].as_str().unwrap(), "sent, not adopted");
+    assert_eq!(world.atlas.created_cloud_jobs(), 2);
+}
+
+#[tokio::test]
+async fn two_jobs_that_could_each_be_ours_are_unknown_naming_both_and_never_sent_again() {
+    let world = World::new().await;
+    let runner = world.runner();
+    // The same restore, a minute ago, under another key (someone ran it again by hand).
+    let first = run(&runner, &request(command(json!({})), "by-hand")).await;
+    assert_eq!(kind(&first), OutcomeKind::Submitted);
+    let first_id = job_ids(&first.outcome).remove(0);
+
+    // Ours is created, and the answer lost: either job could be ours.
+    world.atlas.push_fault(
+        Route::CreateRestoreJob,
+        Fault::CreateThenFail {
+            status: 500,
+            error_code: "UNEXPECTED_ERROR".into(),
+        },
+    );
+    let report = run(&runner, &request(command(json!({})), "k-ambiguous")).await;
+    let ours_id = world.atlas.jobs()[1]["id"].as_str().unwrap().to_owned();
+    let reason = unknown_reason(&report);
+    assert!(
+        reason.contains(&first_id) && reason.contains(&ours_id),
+        "{reason}"
+    );
+    assert!(job_ids(&report.outcome).is_empty());
+
+    // The same after a 503: never sent again when it cannot tell.
+    world.atlas.push_fault(
+        Route::CreateRestoreJob,
+        Fault::CreateThenFail {
+            status: 503,
+            error_code: "SERVICE_UNAVAILABLE".into(),
+        },
+    );
+    let report = run(&runner, &request(command(json!({})), "k-ambiguous-503")).await;
+    let reason = unknown_reason(&report);
+    assert_eq!(
+        report.outcome.atlas.as_ref().unwrap().http_status,
+        Some(503)
+    );
+    for job in world.atlas.jobs() {
+        assert!(reason.contains(job["id"].as_str().unwrap()), "{reason}");
+    }
+    assert_eq!(
+        world.atlas.created_jobs(),
+        3,
+        "one POST each, none sent again"
+    );
+    assert_eq!(world.atlas.authenticated_posts(Route::CreateRestoreJob), 3);
+    let published = world.published(4).await;
+    let unknown = published
+        .iter()
+        .filter(|o| o["outcome"] == "UNKNOWN")
+        .count();
+    assert_eq!(unknown, 2);
+}
