@@ -954,3 +954,254 @@ async fn error_messages_name_the_fix_and_never_the_secret() {
         !text.contains("wrong-private-key") && !format!("{error:?}").contains("wrong-private-key")
     );
 }
+
+// CONTRACT section 4, "Deadlines": every call ends by its deadline as a whole chain (the Digest
+// challenge and the authenticated request, the service account's token call and the request,
+// the retries), with the answer class of where it was cut.
+
+/// What a call cut at its deadline may take beyond it: the client's own bookkeeping.
+const DEADLINE_SLACK: Duration = Duration::from_millis(400);
+
+/// Runs `call`, and checks it ended within `budget` (+ the slack) and not long before it.
+async fn timed<T>(budget: Duration, call: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let answer = call.await;
+    let took = started.elapsed();
+    assert!(
+        took <= budget + DEADLINE_SLACK,
+        "the call took {took:?}, its deadline was {budget:?} away"
+    );
+    answer
+}
+
+#[tokio::test]
+async fn a_create_ends_by_its_deadline_however_slow_each_step_of_its_chain_is() {
+    for kind in AUTH_KINDS {
+        let atlas = double().await;
+        let client = client_for(kind, &atlas); // request_timeout 5 s
+        // The service account's token takes 2 s of the 3 s: the POST has only what is left.
+        atlas.push_fault(
+            Route::Token,
+            Fault::DelayThenProcess(Duration::from_secs(2)),
+        );
+        atlas.push_fault(
+            Route::CreateRestoreJob,
+            Fault::DelayThenProcess(Duration::from_secs(60)),
+        );
+        let budget = Duration::from_secs(3);
+        let answer = timed(
+            budget,
+            client.create_legacy_restore_job(&source("orders"), &body(), Instant::now() + budget),
+        )
+        .await;
+        match &answer {
+            CreateAnswer::Ambiguous {
+                http_status: None,
+                reason,
+                ..
+            } => assert!(reason.contains("timed out"), "{kind:?}: {reason}"),
+            other => panic!("{kind:?}: the POST went out, expected Ambiguous, got {other:?}"),
+        }
+        assert_eq!(posts(&atlas), 1, "{kind:?}: sent once");
+        assert_eq!(atlas.created_jobs(), 0, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_create_cut_while_getting_its_token_was_not_sent() {
+    let atlas = double().await;
+    let client = client_for(AuthKind::ServiceAccount, &atlas);
+    atlas.push_fault(
+        Route::Token,
+        Fault::DelayThenProcess(Duration::from_secs(60)),
+    );
+    let budget = Duration::from_secs(2);
+    let answer = timed(
+        budget,
+        client.create_legacy_restore_job(&source("orders"), &body(), Instant::now() + budget),
+    )
+    .await;
+    assert!(
+        matches!(&answer, CreateAnswer::NotSent { reason } if reason.contains("token")),
+        "{answer:?}"
+    );
+    assert_eq!(requests_sent(&atlas), 0, "no POST at all");
+}
+
+#[tokio::test]
+async fn reads_end_by_their_deadline_however_slow_each_step_of_their_chain_is() {
+    for kind in AUTH_KINDS {
+        let atlas = double().await;
+        let client = client_for(kind, &atlas);
+        atlas.push_fault(
+            Route::Token,
+            Fault::DelayThenProcess(Duration::from_millis(1500)),
+        );
+        atlas.push_fault(
+            Route::ListRestoreJobs,
+            Fault::DelayThenProcess(Duration::from_secs(60)),
+        );
+        let budget = Duration::from_secs(3);
+        let listed = timed(
+            budget,
+            client.list_restore_jobs(&source("orders"), None, Instant::now() + budget),
+        )
+        .await;
+        assert!(
+            matches!(&listed, Err(AtlasError::NoAnswer(_))),
+            "{kind:?}: {listed:?}"
+        );
+
+        // A read retried after 503s is cut too, waits included.
+        for _ in 0..50 {
+            atlas.push_fault(
+                Route::ListSnapshots,
+                Fault::Status {
+                    status: 503,
+                    error_code: "SERVICE_UNAVAILABLE".into(),
+                    retry_after: None,
+                },
+            );
+        }
+        let budget = Duration::from_secs(1);
+        let snapshots = timed(
+            budget,
+            client.list_completed_snapshots(&source("orders"), Instant::now() + budget),
+        )
+        .await;
+        assert!(
+            matches!(&snapshots, Err(AtlasError::Api { status: 503, .. })),
+            "{kind:?}: {snapshots:?}"
+        );
+    }
+}
+
+/// An Atlas stand-in whose Digest challenge (the unauthenticated round trip) takes
+/// `challenge_delay`, and which never answers an authenticated request: the double answers its
+/// challenges at once.
+struct SlowChallenge {
+    base_url: String,
+    authenticated: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowChallenge {
+    async fn start(challenge_delay: Duration) -> SlowChallenge {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let authenticated = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = authenticated.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    loop {
+                        // One request: its head, then its body (Content-Length).
+                        let head_end = loop {
+                            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break end + 4;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..head_end]).to_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        while buffer.len() < head_end + length {
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buffer.drain(..head_end + length);
+                        if head.contains("\r\nauthorization: digest") {
+                            seen.fetch_add(1, Ordering::SeqCst);
+                            // Never answered; the connection is held open.
+                            std::future::pending::<()>().await;
+                        }
+                        tokio::time::sleep(challenge_delay).await;
+                        let challenge = "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Digest realm=\"MMS Public API\", domain=\"\", nonce=\"slow-nonce\", algorithm=MD5, qop=\"auth\", stale=false\r\ncontent-length: 0\r\n\r\n";
+                        if socket.write_all(challenge.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        SlowChallenge {
+            base_url,
+            authenticated,
+            task,
+        }
+    }
+
+    fn authenticated_requests(&self) -> usize {
+        self.authenticated.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn client(&self) -> AtlasClient {
+        let mut config = AtlasClientConfig::new(self.base_url.parse().unwrap());
+        config.backoff_base = Duration::from_millis(20);
+        config.min_attempt_time = Duration::from_millis(100);
+        config.request_timeout = Duration::from_secs(5);
+        AtlasClient::new(config, api_key(PRIVATE_KEY)).unwrap()
+    }
+}
+
+impl Drop for SlowChallenge {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_slow_digest_challenge_leaves_the_authenticated_request_only_what_is_left() {
+    let server = SlowChallenge::start(Duration::from_secs(2)).await;
+    let client = server.client();
+    let budget = Duration::from_secs(3);
+    let answer = timed(
+        budget,
+        client.create_legacy_restore_job(&source("orders"), &body(), Instant::now() + budget),
+    )
+    .await;
+    assert!(
+        matches!(
+            answer,
+            CreateAnswer::Ambiguous {
+                http_status: None,
+                ..
+            }
+        ),
+        "the authenticated POST went out: {answer:?}"
+    );
+    assert_eq!(server.authenticated_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_create_cut_during_the_digest_challenge_was_not_sent() {
+    // The challenge round trip is unauthenticated: Atlas processes nothing (the counting rule of
+    // CONTRACT section 4), so a call cut there sent nothing.
+    let server = SlowChallenge::start(Duration::from_secs(60)).await;
+    let client = server.client();
+    let budget = Duration::from_secs(2);
+    let answer = timed(
+        budget,
+        client.create_legacy_restore_job(&source("orders"), &body(), Instant::now() + budget),
+    )
+    .await;
+    assert!(
+        matches!(&answer, CreateAnswer::NotSent { reason } if reason.contains("challenge")),
+        "{answer:?}"
+    );
+    assert_eq!(server.authenticated_requests(), 0);
+}

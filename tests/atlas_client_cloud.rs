@@ -420,3 +420,64 @@ async fn cloud_jobs_and_snapshots_are_listed() {
         "every status is listed; the runner picks the completed ones"
     );
 }
+
+/// CONTRACT section 4, "Deadlines": a cloud create ends by its deadline as a whole chain, for
+/// both ways of authenticating; cut after its POST went out it is ambiguous, cut while getting
+/// the service account's token it was not sent.
+#[tokio::test]
+async fn a_cloud_create_ends_by_its_deadline_with_the_class_of_where_it_was_cut() {
+    let slack = Duration::from_millis(400);
+    for auth in [0, 1] {
+        let atlas = double().await;
+        let (name, client) = clients(&atlas).swap_remove(auth);
+        atlas.push_fault(
+            Route::Token,
+            Fault::DelayThenProcess(Duration::from_secs(2)),
+        );
+        atlas.push_fault(
+            Route::CreateCloudRestoreJob,
+            Fault::DelayThenProcess(Duration::from_secs(60)),
+        );
+        let budget = Duration::from_secs(3);
+        let started = std::time::Instant::now();
+        let answer = client
+            .create_cloud_restore_job(&source(), &automated(), Instant::now() + budget)
+            .await;
+        let took = started.elapsed();
+        assert!(took <= budget + slack, "{name}: took {took:?}");
+        assert!(
+            matches!(
+                answer,
+                CreateAnswer::Ambiguous {
+                    http_status: None,
+                    ..
+                }
+            ),
+            "{name}: {answer:?}"
+        );
+        assert_eq!(posts(&atlas), 1, "{name}: sent once");
+        assert_eq!(atlas.created_cloud_jobs(), 0, "{name}");
+    }
+
+    let atlas = double().await;
+    let (_, client) = clients(&atlas).swap_remove(1);
+    atlas.push_fault(
+        Route::Token,
+        Fault::DelayThenProcess(Duration::from_secs(60)),
+    );
+    let budget = Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let answer = client
+        .create_cloud_restore_job(&source(), &automated(), Instant::now() + budget)
+        .await;
+    assert!(
+        started.elapsed() <= budget + slack,
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&answer, CreateAnswer::NotSent { reason } if reason.contains("token")),
+        "{answer:?}"
+    );
+    assert!(atlas.requests_on(Route::CreateCloudRestoreJob).is_empty());
+}

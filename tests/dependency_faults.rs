@@ -16,7 +16,7 @@ use aws_sdk_secretsmanager::primitives::Blob;
 use base64::Engine;
 use chrono::Utc;
 use serde_json::{Value, json};
-use support::atlas_double::{Fault, Route};
+use support::atlas_double::{Fault, RecordedAuth, Route};
 use support::fault_proxy::FaultProxy;
 use support::lambda_runtime_api::{FunctionProcess, Invocation, RuntimeApi};
 use support::moto::receive_all;
@@ -28,6 +28,13 @@ const HANG_BOUND: Duration = Duration::from_secs(20);
 /// A refused connection fails at once; the SDK's standard retries (3 attempts, jittered
 /// backoff) add a few seconds per call.
 const REFUSED_BOUND: Duration = Duration::from_secs(12);
+/// CONTRACT section 2, "Webhook budget": a webhook answers within 25 s of its arrival (the
+/// HTTP API cuts at 30 s).
+const WEBHOOK_BUDGET: Duration = Duration::from_secs(25);
+/// The 503 of a request that was not verified: nothing about the system.
+fn generic_503() -> Value {
+    json!({"error": "a dependency is unavailable", "retryable": true})
+}
 
 /// `http://127.0.0.1:<port>` where nothing listens (bound, then closed).
 fn closed_endpoint() -> String {
@@ -153,6 +160,14 @@ fn webhook(body: &str) -> Value {
     })
 }
 
+/// A webhook that reached API Gateway at `arrived` (`requestContext.timeEpoch`), as when the
+/// function's start-up took part of the budget.
+fn webhook_arrived(body: &str, arrived: chrono::DateTime<Utc>) -> Value {
+    let mut event = webhook(body);
+    event["requestContext"]["timeEpoch"] = json!(arrived.timestamp_millis());
+    event
+}
+
 /// A work-queue delivery of `command`, signed as the webhook hand-off signs it.
 fn sqs(command: &Value, message_id: &str) -> Value {
     let body = command.to_string();
@@ -207,7 +222,7 @@ async fn published(stack: &Stack, expected: usize) -> Vec<Value> {
 
 /// Secrets Manager or DynamoDB unreachable: nothing can start, so every trigger fails for a
 /// retry; nothing is sent, stored or published; the retry, once the service is back, runs it.
-async fn unreachable_before_the_work(variable: &str, service: &str) {
+async fn unreachable_before_the_work(variable: &str, service: &str, verified: bool) {
     let stack = Stack::start().await;
     let function = Function::start(&stack, &[(variable, &closed_endpoint())]).await;
 
@@ -225,10 +240,18 @@ async fn unreachable_before_the_work(variable: &str, service: &str) {
         (503, Some(true)),
         "{body}"
     );
-    assert!(
-        body["error"].as_str().unwrap().contains(service),
-        "the 503 names the dependency: {body}"
-    );
+    if verified {
+        assert!(
+            body["error"].as_str().unwrap().contains(service),
+            "the 503 to a verified request names the dependency: {body}"
+        );
+    } else {
+        assert_eq!(
+            body,
+            generic_503(),
+            "the 503 to a request that could not be verified says nothing about the system"
+        );
+    }
     assert!(took < REFUSED_BOUND, "answered in {took:?}");
 
     assert_eq!(
@@ -262,12 +285,12 @@ async fn unreachable_before_the_work(variable: &str, service: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_manager_unreachable_fails_every_trigger_for_a_retry_and_sends_nothing() {
-    unreachable_before_the_work("AWS_ENDPOINT_URL_SECRETS_MANAGER", "Secrets Manager").await;
+    unreachable_before_the_work("AWS_ENDPOINT_URL_SECRETS_MANAGER", "Secrets Manager", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_unreachable_fails_every_trigger_for_a_retry_and_sends_nothing() {
-    unreachable_before_the_work("AWS_ENDPOINT_URL_DYNAMODB", "DynamoDB").await;
+    unreachable_before_the_work("AWS_ENDPOINT_URL_DYNAMODB", "DynamoDB", true).await;
 }
 
 /// SNS unreachable after the job was created: the outcome is stored unpublished; a direct
@@ -499,11 +522,7 @@ async fn a_hanging_dependency_fails_within_the_sdk_timeouts_not_the_deadline() {
     assert!(message.contains("DynamoDB"), "{message}");
     assert!(took < HANG_BOUND, "a hanging DynamoDB took {took:?}");
     let (status, body, took) = web;
-    assert_eq!(
-        (status, body["retryable"].as_bool()),
-        (503, Some(true)),
-        "{body}"
-    );
+    assert_eq!((status, &body), (503, &generic_503()), "not verified");
     assert!(took < HANG_BOUND, "a hanging Secrets Manager took {took:?}");
     assert_eq!(stack.atlas.created_jobs(), 0);
 }
@@ -681,4 +700,195 @@ async fn token_endpoint_errors_carry_no_client_secret_or_token() {
             assert!(!text.contains(secret.as_str()), "a secret reached {place}");
         }
     }
+}
+
+// CONTRACT section 4, "Deadlines", and section 2, "Webhook budget": every Atlas or AWS call ends
+// by the request's deadline, less a margin to record and answer; a webhook's deadline is 25 s
+// after its arrival, whatever the invocation's.
+
+/// Authenticated restore POSTs that reached the Atlas double.
+fn authenticated_posts(stack: &Stack) -> usize {
+    stack
+        .atlas
+        .requests_on(Route::CreateRestoreJob)
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.auth,
+                RecordedAuth::Digest {
+                    valid: true,
+                    stale: false,
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+/// Atlas creates the job and never answers, then never answers the listing that would find
+/// it: a webhook with the function's 120 s deadline still answers within its 25 s budget,
+/// `UNKNOWN` (504: the request may have reached Atlas and nothing says it did), published once,
+/// the key kept; the same webhook again is a `DUPLICATE`, and nothing is sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_with_a_hanging_atlas_answers_within_its_budget_and_sends_once() {
+    let stack = Stack::start().await;
+    let function = Function::start(&stack, &[]).await;
+    stack.atlas.push_fault(
+        Route::CreateRestoreJob,
+        Fault::ProcessThenDelay(Duration::from_secs(300)),
+    );
+    for _ in 0..10 {
+        stack.atlas.push_fault(
+            Route::ListRestoreJobs,
+            Fault::DelayThenProcess(Duration::from_secs(300)),
+        );
+    }
+    let event = webhook(&command("k-hang-atlas").to_string());
+    let (status, body, took) = function.http(event.clone()).await;
+    assert!(took < WEBHOOK_BUDGET, "answered in {took:?}");
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (504, Some("UNKNOWN")),
+        "{body}"
+    );
+    assert_eq!(body["requestId"], "k-hang-atlas");
+    assert_eq!(authenticated_posts(&stack), 1, "one POST");
+    assert_eq!(stack.atlas.created_jobs(), 1, "one job");
+    let outcomes = published(&stack, 1).await;
+    assert_eq!(outcomes.len(), 1, "published once");
+    assert_eq!(outcomes[0]["outcome"], "UNKNOWN");
+
+    let (status, again, _) = function.http(event).await;
+    assert_eq!(
+        (status, again["outcome"].as_str()),
+        (200, Some("DUPLICATE")),
+        "{again}"
+    );
+    assert_eq!(authenticated_posts(&stack), 1, "never sent again");
+    assert_eq!(stack.atlas.created_jobs(), 1);
+}
+
+/// DynamoDB accepts connections and never answers: the webhook answers 503 retryable within its
+/// budget; when the function's start-up already took 12 s of it (`requestContext.timeEpoch`),
+/// within the 13 s left, not the SDK's own 15 s per call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_with_a_hanging_aws_endpoint_answers_503_within_its_budget() {
+    let stack = Stack::start().await;
+    let hole = Blackhole::start().await;
+    let fresh = Function::start(&stack, &[("AWS_ENDPOINT_URL_DYNAMODB", &hole.endpoint)]).await;
+    let late = Function::start(&stack, &[("AWS_ENDPOINT_URL_DYNAMODB", &hole.endpoint)]).await;
+    let waited = Duration::from_secs(12);
+    let arrived = Utc::now() - chrono::Duration::from_std(waited).unwrap();
+    let (fresh_answer, late_answer) = tokio::join!(
+        fresh.http(webhook(&command("k-hang-fresh").to_string())),
+        late.http(webhook_arrived(
+            &command("k-hang-late").to_string(),
+            arrived
+        ))
+    );
+    for (name, (status, body, took), budget) in [
+        ("fresh", fresh_answer, WEBHOOK_BUDGET),
+        ("late", late_answer, WEBHOOK_BUDGET - waited),
+    ] {
+        assert_eq!(
+            (status, body["retryable"].as_bool()),
+            (503, Some(true)),
+            "{name}: {body}"
+        );
+        assert!(
+            body["error"].as_str().unwrap().contains("DynamoDB"),
+            "{name}: a verified request is told which dependency: {body}"
+        );
+        assert!(took < budget, "{name}: answered in {took:?}");
+    }
+    assert_eq!(stack.atlas.created_jobs(), 0);
+    assert!(stack.atlas.requests_on(Route::CreateRestoreJob).is_empty());
+}
+
+/// A direct invocation with a 10 s deadline: DynamoDB never answering, or SNS never answering
+/// after the job was created, fails the invocation for a retry before the deadline, not after
+/// the SDK's own 15 s per call (Lambda would cut it off mid-call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_invoke_with_a_short_deadline_and_a_hanging_dependency_returns_before_it() {
+    let stack = Stack::start().await;
+    let hole = Blackhole::start().await;
+    let no_table = Function::start(&stack, &[("AWS_ENDPOINT_URL_DYNAMODB", &hole.endpoint)]).await;
+    let no_topic = Function::start(&stack, &[("AWS_ENDPOINT_URL_SNS", &hole.endpoint)]).await;
+    let deadline = Duration::from_secs(10);
+    async fn timed(function: &Function, key: &str, deadline: Duration) -> (Invocation, Duration) {
+        let started = Instant::now();
+        let answer = function
+            .api
+            .invoke(command(key), deadline, Duration::from_secs(60))
+            .await;
+        (answer, started.elapsed())
+    }
+    let (table, topic) = tokio::join!(
+        timed(&no_table, "k-short-table", deadline),
+        timed(&no_topic, "k-short-topic", deadline)
+    );
+    for (service, (answer, took)) in [("DynamoDB", table), ("SNS", topic)] {
+        match answer {
+            Invocation::Error {
+                error_type,
+                error_message,
+                ..
+            } => {
+                assert_eq!(error_type, "DependencyFailure", "{service}");
+                assert!(error_message.contains(service), "{error_message}");
+            }
+            other => panic!("{service}: expected a failure for a retry, got {other:?}"),
+        }
+        assert!(took < deadline, "{service}: returned after {took:?}");
+    }
+    assert_eq!(
+        stack.atlas.created_jobs(),
+        1,
+        "only the command whose table answered was sent"
+    );
+}
+
+/// The webhook signing secret cannot be read (here: no such secret), so the request cannot be
+/// verified: its 503 says nothing about the system (no ARN, no account, no SDK text); the log
+/// line says what failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unverified_request_whose_signing_secret_cannot_be_read_gets_the_generic_503() {
+    const MISSING: &str =
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:atlas-restore-runner/gone-Ab12Cd";
+    let stack = Stack::start().await;
+    let function = Function::start(&stack, &[("WEBHOOK_SECRET_ID", MISSING)]).await;
+    let answer = function
+        .answer(webhook(&command("k-unverified").to_string()))
+        .await;
+    assert_eq!(answer["statusCode"], 503, "{answer}");
+    let text = answer["body"].as_str().unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(text).unwrap(),
+        generic_503(),
+        "{text}"
+    );
+    for internal in [
+        "123456789012",
+        "arn:",
+        "gone-Ab12Cd",
+        "Secrets Manager",
+        "ResourceNotFound",
+    ] {
+        assert!(!text.contains(internal), "{internal} in {text}");
+    }
+    assert!(
+        function
+            .process
+            .wait_for_output("gone-Ab12Cd", Duration::from_secs(5))
+            .await,
+        "the log names the secret that could not be read:\n{}",
+        function.process.output()
+    );
+    assert!(
+        function.process.output().contains("ResourceNotFound"),
+        "the log has the SDK's error:\n{}",
+        function.process.output()
+    );
+    assert_eq!(stack.atlas.created_jobs(), 0);
+    assert_eq!(records(&stack).await, vec![], "nothing stored");
 }
