@@ -1,13 +1,27 @@
-//! Reconciliation (pure): among the source cluster's recent restore jobs, find the one an
-//! earlier, unanswered request created for this restore, so it is adopted instead of sent again.
+//! Reconciliation (pure): among the source cluster's restore jobs, find the one(s) an earlier,
+//! unanswered request created, so they are adopted instead of sent again (CONTRACT section 4).
+//!
+//! A job is adopted only when it can be shown that this request created it:
+//! - it matches the command: the target project and cluster (by name or by id, as sent) and the
+//!   restore point; a download matches only jobs without a target, with its delivery options.
+//!   Never by `delivery.methodName`: Atlas answers an automated restore's job with `HTTP`, the
+//!   method of a download, so only the targets tell the two apart;
+//! - it was created at or after `not_before` (the first attempt's start less the clock skew
+//!   allowed): a legacy job says when in `created`; a Cloud Backup job does not, but its id is an
+//!   ObjectId whose first four bytes are its creation time in seconds;
+//! - it is the only one: one job, or the jobs of one batch (a sharded cluster has one per shard
+//!   plus one for the config server).
+//!
+//! A matching job whose creation time cannot be read may be this request's or not: it is never
+//! adopted, and it makes the answer ambiguous, so nothing is sent again either.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::atlas::model::RestoreJob;
+use crate::atlas::model::{JobDelivery, RestoreJob};
 use crate::command::{
-    CloudPoint, CloudRestoreJob, CloudTarget, LegacyPoint, LegacyRestoreJob, ObjectId,
-    TargetCluster,
+    CloudPoint, CloudRestoreJob, CloudTarget, DownloadOptions, LegacyPoint, LegacyRestoreJob,
+    ObjectId, PositiveInt32, TargetCluster,
 };
 
 /// What reconciliation can show about the jobs an unanswered request may have created.
@@ -23,181 +37,138 @@ pub enum Adoption {
     Ambiguous(Vec<String>),
 }
 
-impl Adoption {
-    fn of(jobs: Vec<RestoreJob>) -> Adoption {
-        if jobs.is_empty() {
-            Adoption::NotFound
-        } else {
-            Adoption::Found(jobs)
-        }
-    }
-}
-
-/// The jobs that `restore` created, if Atlas lists them: the earliest matching job and every
-/// job of its batch (a sharded cluster has one per shard plus one for the config server).
+/// The legacy job(s) that `restore` created, if Atlas lists them and they can be shown to be
+/// this request's (see the module's documentation).
 ///
-/// A job matches when nothing it says contradicts the restore: same method, same target, same
-/// restore point. Fields Atlas leaves out (restore points are write-only) are no evidence
-/// either way; the snapshot id, which Atlas does return, must be equal for a snapshot restore.
-///
-/// With `point_chosen_at_run_time` (`latestSnapshot`, `minutesAgo`) the restore point is not
-/// compared: an earlier attempt may have chosen another snapshot or another minute, and
-/// sending a second destructive restore to the same target is the failure to avoid.
+/// Restore points Atlas does not return (`checkpointId`, `oplogTs`, `pointInTimeUTCMillis` are
+/// write-only) are no evidence either way; the snapshot id and the `timestamp` Atlas reports are
+/// compared. With `point_chosen_at_run_time` (`latestSnapshot`, `minutesAgo`) the point is not
+/// compared, only its kind: an earlier attempt may have chosen another snapshot or minute. The
+/// targets and the creation time are compared all the same.
 pub fn find_adoptable(
     jobs: &[RestoreJob],
     restore: &LegacyRestoreJob,
     point_chosen_at_run_time: bool,
     not_before: DateTime<Utc>,
 ) -> Adoption {
-    let _ = not_before;
-    Adoption::of(find_adoptable_jobs(jobs, restore, point_chosen_at_run_time))
-}
-
-fn find_adoptable_jobs(
-    jobs: &[RestoreJob],
-    restore: &LegacyRestoreJob,
-    point_chosen_at_run_time: bool,
-) -> Vec<RestoreJob> {
-    let mut matching: Vec<&RestoreJob> = jobs
+    let candidates = jobs
         .iter()
         .filter(|job| matches(job, restore, point_chosen_at_run_time))
-        .collect();
-    matching.sort_by_key(|job| created(job));
-    let Some(first) = matching.first() else {
-        return Vec::new();
-    };
-    match &first.batch_id {
-        None => vec![(*first).clone()],
-        Some(batch) => jobs
-            .iter()
-            .filter(|job| job.batch_id.as_ref() == Some(batch))
-            .cloned()
-            .collect(),
-    }
+        .filter_map(|job| candidate(job, created(job), not_before));
+    adopt(jobs, candidates.collect())
 }
 
-/// The Cloud Backup job that `restore` created, if Atlas lists it. Cloud jobs carry no creation
-/// time: a candidate is a job still running, or one that finished at or after `since`. Atlas
-/// echoes the restore point of a cloud job, so it is compared unless chosen at run time.
+/// The Cloud Backup job that `restore` created, if Atlas lists it and it can be shown to be this
+/// request's. Atlas echoes a cloud job's restore point, so it is compared unless chosen at run
+/// time; the job's creation time is the one its id carries.
 pub fn find_adoptable_cloud(
     jobs: &[RestoreJob],
     restore: &CloudRestoreJob,
     point_chosen_at_run_time: bool,
     not_before: DateTime<Utc>,
 ) -> Adoption {
-    Adoption::of(find_adoptable_cloud_jobs(
-        jobs,
-        restore,
-        point_chosen_at_run_time,
-        not_before,
-    ))
+    let candidates = jobs
+        .iter()
+        .filter(|job| matches_cloud(job, restore, point_chosen_at_run_time))
+        .filter_map(|job| candidate(job, object_id_time(&job.id), not_before));
+    adopt(jobs, candidates.collect())
 }
 
-fn find_adoptable_cloud_jobs(
-    jobs: &[RestoreJob],
-    restore: &CloudRestoreJob,
-    point_chosen_at_run_time: bool,
-    since: DateTime<Utc>,
-) -> Vec<RestoreJob> {
-    let text = |job: &RestoreJob, name: &str| {
-        job.other
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+/// A matching job that may be this request's, and whether its creation time shows it: `None`
+/// when it was created before `not_before` (another request's).
+fn candidate(
+    job: &RestoreJob,
+    created: Option<DateTime<Utc>>,
+    not_before: DateTime<Utc>,
+) -> Option<(&RestoreJob, bool)> {
+    match created {
+        Some(created) if created < not_before => None,
+        Some(_) => Some((job, true)),
+        None => Some((job, false)),
+    }
+}
+
+/// The answer from the candidates (in listing order, each with whether its creation time was
+/// shown): one job or one batch, all shown, is found with every listed job of its batch.
+fn adopt(jobs: &[RestoreJob], candidates: Vec<(&RestoreJob, bool)>) -> Adoption {
+    let Some((first, _)) = candidates.first() else {
+        return Adoption::NotFound;
     };
-    let number = |job: &RestoreJob, name: &str| job.other.get(name).and_then(Value::as_i64);
-    let flag = |job: &RestoreJob, name: &str| {
-        job.other
-            .get(name)
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+    let same_unit = |job: &RestoreJob| match (&first.batch_id, &job.batch_id) {
+        (Some(batch), Some(other)) => batch == other,
+        (None, None) => job.id == first.id,
+        _ => false,
     };
-    let recent = |job: &RestoreJob| {
-        let finished = text(job, "finishedAt")
-            .and_then(|f| DateTime::parse_from_rfc3339(&f).ok())
-            .map(|f| f.with_timezone(&Utc));
-        let ended = finished.is_some()
-            || flag(job, "failed")
-            || flag(job, "cancelled")
-            || flag(job, "expired");
-        !ended || finished.is_some_and(|f| f >= since)
-    };
-    let same_text = |job: &RestoreJob, name: &str, expected: &str| {
-        text(job, name).is_none_or(|t| t.eq_ignore_ascii_case(expected))
-    };
-    let same_target = |job: &RestoreJob, target: &CloudTarget| {
-        same_text(job, "targetGroupId", target.group_id.as_str())
-            && same_text(job, "targetClusterName", target.cluster_name.as_str())
-    };
-    let same_snapshot = |job: &RestoreJob, id: &ObjectId| {
-        point_chosen_at_run_time || job.snapshot_id.as_deref() == Some(id.as_str())
-    };
-    let matching = jobs.iter().filter(|job| {
-        recent(job)
-            && match restore {
-                CloudRestoreJob::Automated {
-                    snapshot_id,
-                    target,
-                } => {
-                    text(job, "deliveryType").as_deref() == Some("automated")
-                        && same_target(job, target)
-                        && same_snapshot(job, snapshot_id)
-                }
-                CloudRestoreJob::Download { snapshot_id } => {
-                    text(job, "deliveryType").as_deref() == Some("download")
-                        && same_snapshot(job, snapshot_id)
-                }
-                CloudRestoreJob::PointInTime { point, target } => {
-                    let point_matches = point_chosen_at_run_time
-                        || match point {
-                            CloudPoint::Seconds(seconds) => {
-                                number(job, "pointInTimeUTCSeconds").is_none_or(|s| s == *seconds)
-                            }
-                            CloudPoint::Oplog {
-                                timestamp_seconds,
-                                increment,
-                            } => {
-                                number(job, "oplogTs").is_none_or(|t| t == *timestamp_seconds)
-                                    && number(job, "oplogInc")
-                                        .is_none_or(|i| i == i64::from(increment.get()))
-                            }
-                        };
-                    text(job, "deliveryType").as_deref() == Some("pointInTime")
-                        && same_target(job, target)
-                        && point_matches
-                }
-            }
-    });
-    matching.take(1).cloned().collect()
+    let one_unit = candidates.iter().all(|(job, _)| same_unit(job));
+    let all_shown = candidates.iter().all(|(_, shown)| *shown);
+    if !(one_unit && all_shown) {
+        let ids = candidates.iter().map(|(job, _)| job.id.clone()).collect();
+        return Adoption::Ambiguous(ids);
+    }
+    Adoption::Found(match &first.batch_id {
+        None => vec![(*first).clone()],
+        Some(batch) => jobs
+            .iter()
+            .filter(|job| job.batch_id.as_ref() == Some(batch))
+            .cloned()
+            .collect(),
+    })
+}
+
+/// Equal, ignoring ASCII case (ids are hex, cluster names unique whatever their case), and
+/// present: a field Atlas left out shows nothing.
+fn shown_equal(found: Option<&str>, expected: &str) -> bool {
+    found.is_some_and(|f| f.eq_ignore_ascii_case(expected))
 }
 
 fn matches(job: &RestoreJob, restore: &LegacyRestoreJob, point_chosen_at_run_time: bool) -> bool {
-    let delivery = job.delivery.clone().unwrap_or_default();
-    let same = |found: &Option<String>, expected: &str| {
-        found
-            .as_deref()
-            .is_none_or(|f| f.eq_ignore_ascii_case(expected))
-    };
+    let no_delivery = JobDelivery::default();
+    let delivery = job.delivery.as_ref().unwrap_or(&no_delivery);
+    let has_target = delivery.target_group_id.is_some()
+        || delivery.target_cluster_name.is_some()
+        || delivery.target_cluster_id.is_some();
     match restore {
         LegacyRestoreJob::Automated { point, target } => {
-            let target_matches = same(&delivery.target_group_id, target.group_id.as_str())
-                && match &target.cluster {
-                    TargetCluster::Name(name) => {
-                        same(&delivery.target_cluster_name, name.as_str())
-                            && delivery.target_cluster_id.is_none()
-                    }
-                    TargetCluster::Id(id) => same(&delivery.target_cluster_id, id.as_str()),
-                };
-            same(&delivery.method_name, "AUTOMATED_RESTORE")
-                && target_matches
+            let same_cluster = match &target.cluster {
+                TargetCluster::Name(name) => {
+                    shown_equal(delivery.target_cluster_name.as_deref(), name.as_str())
+                }
+                TargetCluster::Id(id) => {
+                    shown_equal(delivery.target_cluster_id.as_deref(), id.as_str())
+                }
+            };
+            shown_equal(
+                delivery.target_group_id.as_deref(),
+                target.group_id.as_str(),
+            ) && same_cluster
                 && (point_matches(job, point) || point_chosen_at_run_time && same_kind(job, point))
         }
-        LegacyRestoreJob::Download { snapshot_id, .. } => {
-            same(&delivery.method_name, "HTTP")
-                && (point_chosen_at_run_time
-                    || job.snapshot_id.as_deref() == Some(snapshot_id.as_str()))
+        LegacyRestoreJob::Download {
+            snapshot_id,
+            options,
+        } => {
+            !has_target
+                && (point_chosen_at_run_time || same_snapshot(job, snapshot_id))
+                && same_download(delivery, options)
         }
     }
+}
+
+fn same_snapshot(job: &RestoreJob, id: &ObjectId) -> bool {
+    shown_equal(job.snapshot_id.as_deref(), id.as_str())
+}
+
+/// The download options sent, where both the command and the job state them (Atlas fills in
+/// its defaults for those not sent).
+fn same_download(delivery: &JobDelivery, options: &DownloadOptions) -> bool {
+    let same = |name: &str, sent: Option<PositiveInt32>| {
+        let shown = delivery.other.get(name).and_then(Value::as_i64);
+        match (sent, shown) {
+            (Some(sent), Some(shown)) => i64::from(sent.get()) == shown,
+            _ => true,
+        }
+    };
+    same("expirationHours", options.expiration_hours) && same("maxDownloads", options.max_downloads)
 }
 
 fn point_matches(job: &RestoreJob, point: &LegacyPoint) -> bool {
@@ -205,16 +176,13 @@ fn point_matches(job: &RestoreJob, point: &LegacyPoint) -> bool {
     let date = timestamp
         .and_then(|t| t.get("date"))
         .and_then(Value::as_str)
-        .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
-        .map(|d| d.with_timezone(&Utc));
+        .and_then(parse_time);
     let increment = timestamp
         .and_then(|t| t.get("increment"))
         .and_then(Value::as_i64);
     let flagged_point_in_time = job.other.get("pointInTime").and_then(Value::as_bool);
     match point {
-        LegacyPoint::Snapshot(id) => {
-            job.snapshot_id.as_deref() == Some(id.as_str()) && flagged_point_in_time != Some(true)
-        }
+        LegacyPoint::Snapshot(id) => same_snapshot(job, id) && flagged_point_in_time != Some(true),
         LegacyPoint::Checkpoint(id) => {
             flagged_point_in_time != Some(false)
                 && job
@@ -250,11 +218,66 @@ fn same_kind(job: &RestoreJob, point: &LegacyPoint) -> bool {
     }
 }
 
-fn created(job: &RestoreJob) -> Option<DateTime<Utc>> {
-    job.created
-        .as_deref()
-        .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+fn matches_cloud(
+    job: &RestoreJob,
+    restore: &CloudRestoreJob,
+    point_chosen_at_run_time: bool,
+) -> bool {
+    let text = |name: &str| job.other.get(name).and_then(Value::as_str);
+    let number = |name: &str| job.other.get(name).and_then(Value::as_i64);
+    let has_target = text("targetGroupId").is_some() || text("targetClusterName").is_some();
+    let same_target = |target: &CloudTarget| {
+        shown_equal(text("targetGroupId"), target.group_id.as_str())
+            && shown_equal(text("targetClusterName"), target.cluster_name.as_str())
+    };
+    let same_snapshot = |id: &ObjectId| point_chosen_at_run_time || same_snapshot(job, id);
+    let delivery_type = text("deliveryType");
+    match restore {
+        CloudRestoreJob::Automated {
+            snapshot_id,
+            target,
+        } => {
+            delivery_type == Some("automated") && same_target(target) && same_snapshot(snapshot_id)
+        }
+        CloudRestoreJob::Download { snapshot_id } => {
+            delivery_type == Some("download") && !has_target && same_snapshot(snapshot_id)
+        }
+        CloudRestoreJob::PointInTime { point, target } => {
+            let point_matches = point_chosen_at_run_time
+                || match point {
+                    CloudPoint::Seconds(seconds) => {
+                        number("pointInTimeUTCSeconds").is_none_or(|s| s == *seconds)
+                    }
+                    CloudPoint::Oplog {
+                        timestamp_seconds,
+                        increment,
+                    } => {
+                        number("oplogTs").is_none_or(|t| t == *timestamp_seconds)
+                            && number("oplogInc").is_none_or(|i| i == i64::from(increment.get()))
+                    }
+                };
+            delivery_type == Some("pointInTime") && same_target(target) && point_matches
+        }
+    }
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
         .map(|d| d.with_timezone(&Utc))
+}
+
+/// When a legacy job was created, if `created` says so readably.
+fn created(job: &RestoreJob) -> Option<DateTime<Utc>> {
+    job.created.as_deref().and_then(parse_time)
+}
+
+/// The creation time an Atlas id carries: an ObjectId's first 4 bytes, big-endian, are seconds
+/// since the epoch. `None` for an id that is not 24 hex digits.
+fn object_id_time(id: &str) -> Option<DateTime<Utc>> {
+    let id = ObjectId::parse(id)?;
+    let seconds = u32::from_str_radix(id.as_str().get(..8)?, 16).ok()?;
+    DateTime::from_timestamp(i64::from(seconds), 0)
 }
 
 #[cfg(test)]
