@@ -190,8 +190,14 @@ mod tests {
     use super::*;
     use crate::outcome::{AtlasSummary, Trigger};
 
+    /// A legacy job as Atlas answers it: `method` is what was sent; an automated restore's job
+    /// comes back with method HTTP and its targets.
     fn legacy(status: &str, method: &str, delivery: Option<&str>) -> RestoreJob {
-        let mut job = json!({"id": "j1", "statusName": status, "delivery": {"methodName": method}});
+        let mut job = json!({"id": "j1", "statusName": status, "delivery": {"methodName": "HTTP"}});
+        if method == "AUTOMATED_RESTORE" {
+            job["delivery"]["targetGroupId"] = json!("5e2211c17a3e5a48f5497de3");
+            job["delivery"]["targetClusterName"] = json!("orders-drill");
+        }
         if let Some(delivery) = delivery {
             job["delivery"]["statusName"] = json!(delivery);
         }
@@ -227,10 +233,32 @@ mod tests {
                 legacy("IN_PROGRESS", "HTTP", Some("MAX_DOWNLOADS_EXCEEDED")),
                 EndedBadly,
             ),
-            // READY only counts for an HTTP download.
+            // READY only ends a download: an automated restore's file transfer may be READY
+            // while the restore runs; its own statusName ends it.
             (
                 legacy("IN_PROGRESS", "AUTOMATED_RESTORE", Some("READY")),
                 Running,
+            ),
+            (
+                legacy("FINISHED", "AUTOMATED_RESTORE", Some("READY")),
+                EndedWell,
+            ),
+            (
+                legacy("IN_PROGRESS", "AUTOMATED_RESTORE", Some("NOT_STARTED")),
+                Running,
+            ),
+            (
+                legacy("BROKEN", "AUTOMATED_RESTORE", Some("READY")),
+                EndedBadly,
+            ),
+            // Nor does a transfer that failed or expired: the restore's statusName says.
+            (
+                legacy("IN_PROGRESS", "AUTOMATED_RESTORE", Some("FAILED")),
+                Running,
+            ),
+            (
+                legacy("FINISHED", "AUTOMATED_RESTORE", Some("EXPIRED")),
+                EndedWell,
             ),
             // A status Atlas adds later is not an end.
             (legacy("SOMETHING_NEW", "AUTOMATED_RESTORE", None), Running),

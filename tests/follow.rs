@@ -204,6 +204,78 @@ async fn a_broken_job_ends_the_request_broken() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automated_restore_whose_file_transfer_is_ready_is_followed_until_it_finishes() {
+    let e2e = followed(&[]).await;
+    let submitted = submit(&e2e, drill("drill-ready", "orders")).await;
+    let job = job_ids(&submitted).remove(0);
+    // Atlas answers the job of an automated restore with method HTTP, its targets kept; its
+    // delivery (the file transfer to the target) may be READY while the restore still runs.
+    let served = e2e.stack.atlas.jobs().remove(0);
+    assert_eq!(served["delivery"]["methodName"], "HTTP");
+    assert_eq!(served["delivery"]["targetClusterName"], "orders-drill");
+    e2e.stack
+        .atlas
+        .set_job_status(&job, "IN_PROGRESS", Some("READY"));
+    let (_, check_1) = one_follow_up(&e2e).await;
+    deliver(&e2e, &check_1).await;
+    let published = e2e.published(1).await;
+    assert_eq!(
+        published.len(),
+        1,
+        "only the SUBMITTED: not FINISHED at delivery READY: {published:?}"
+    );
+    assert_eq!(published[0]["outcome"], "SUBMITTED");
+    let (message, check_2) = one_follow_up(&e2e).await;
+    assert_eq!(message["followUp"]["check"], 2, "still running");
+
+    // Its own statusName ends it.
+    e2e.stack
+        .atlas
+        .set_job_status(&job, "FINISHED", Some("READY"));
+    deliver(&e2e, &check_2).await;
+    let published = e2e.published(1).await;
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0]["outcome"], "FINISHED");
+    assert_eq!(statuses(&published[0]), [(job, "FINISHED".to_owned())]);
+    assert!(
+        follow_ups(&e2e, 0).await.is_empty(),
+        "no check after the end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_ends_when_its_file_is_ready() {
+    let e2e = followed(&[]).await;
+    let download = with(
+        drill("download-ready", "orders"),
+        "/restore/delivery",
+        json!({"methodName": "HTTP"}),
+    );
+    let submitted = submit(&e2e, download).await;
+    let job = job_ids(&submitted).remove(0);
+    e2e.stack
+        .atlas
+        .set_job_status(&job, "IN_PROGRESS", Some("IN_PROGRESS"));
+    let (_, check_1) = one_follow_up(&e2e).await;
+    deliver(&e2e, &check_1).await;
+    let (_, check_2) = one_follow_up(&e2e).await;
+    e2e.stack
+        .atlas
+        .set_job_status(&job, "IN_PROGRESS", Some("READY"));
+    deliver(&e2e, &check_2).await;
+    let published = e2e.published(2).await;
+    let kinds: Vec<&str> = published
+        .iter()
+        .map(|o| o["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["SUBMITTED", "FINISHED"]);
+    assert!(
+        follow_ups(&e2e, 0).await.is_empty(),
+        "no check after the end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_batch_with_one_broken_shard_is_broken_once_every_job_ended() {
     let e2e = followed(&[]).await;
     let submitted = submit(&e2e, drill("drill-sharded", "sharded")).await;
