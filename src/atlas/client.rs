@@ -1,16 +1,19 @@
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diqwest::{DigestAuthSession, WithDigestAuth};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
+use diqwest::{DigestAuthCredentials, DigestAuthSession};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-use url::Url;
+use url::{Position, Url};
 
 use super::credentials::AtlasCredentials;
 use super::model::{ApiError, CloudSnapshot, Cluster, Page, RestoreJob, Snapshot};
@@ -167,6 +170,60 @@ enum SendError {
     AfterSending(String),
     /// The credentials were refused while getting a token (the API request was not sent).
     TokenRefused { status: u16, error: ApiError },
+}
+
+/// How far one attempt's chain got, for an attempt cut at its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Stage {
+    Preparing = 0,
+    /// Getting the service account's token: the API request was not sent.
+    Token = 1,
+    /// The unauthenticated Digest challenge round trip: Atlas processes nothing of it.
+    Challenge = 2,
+    /// The authenticated request may have gone out.
+    Sending = 3,
+}
+
+impl From<u8> for Stage {
+    fn from(value: u8) -> Stage {
+        match value {
+            0 => Stage::Preparing,
+            1 => Stage::Token,
+            2 => Stage::Challenge,
+            // Unknown is read as the one that may have sent: never sent twice.
+            _ => Stage::Sending,
+        }
+    }
+}
+
+impl Stage {
+    fn cut_at_deadline(self) -> SendError {
+        match self {
+            Stage::Preparing => SendError::NotSent(
+                "no time was left before the deadline to send the request".into(),
+            ),
+            Stage::Token => SendError::NotSent(
+                "no service-account token before the deadline (timed out); the request was not sent"
+                    .into(),
+            ),
+            Stage::Challenge => SendError::NotSent(
+                "the Digest challenge was not answered before the deadline (timed out); the authenticated request was not sent"
+                    .into(),
+            ),
+            Stage::Sending => SendError::AfterSending(
+                "no answer from Atlas before the deadline (timed out)".into(),
+            ),
+        }
+    }
+}
+
+/// What one request is, for building it again at each step of its chain.
+struct Request<'a> {
+    method: Method,
+    url: &'a Url,
+    body: Option<&'a [u8]>,
+    media: &'a str,
 }
 
 /// One answer: status and body, unwrapped from Atlas's envelope when one was asked for.
@@ -569,7 +626,10 @@ impl AtlasClient {
         }
     }
 
-    /// Sends one request with the current credentials and reads the whole answer.
+    /// Sends one request with the current credentials and reads the whole answer, the whole
+    /// chain (the service account's token call, the Digest challenge and the authenticated
+    /// request, the answer's body) ending by `deadline` (CONTRACT section 4, "Deadlines"). Cut
+    /// there, it failed after sending only if the authenticated request may have gone out.
     async fn send(
         &self,
         method: Method,
@@ -578,15 +638,175 @@ impl AtlasClient {
         media: &str,
         deadline: Instant,
     ) -> Result<Answer, SendError> {
-        let Some(timeout) = self.time_for_attempt(deadline) else {
+        if self.time_for_attempt(deadline).is_none() {
             return Err(SendError::NotSent(
                 "the invocation's deadline leaves no time to call Atlas".into(),
             ));
-        };
+        }
+        let stage = AtomicU8::new(Stage::Preparing as u8);
+        let chain = self.send_chain(method, url, body, media, deadline, &stage);
+        match tokio::time::timeout_at(deadline, chain).await {
+            Ok(answer) => answer,
+            Err(_) => Err(Stage::from(stage.load(Ordering::SeqCst)).cut_at_deadline()),
+        }
+    }
+
+    async fn send_chain(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&[u8]>,
+        media: &str,
+        deadline: Instant,
+        stage: &AtomicU8,
+    ) -> Result<Answer, SendError> {
         let auth = match self.auth.read() {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         };
+        let response = match auth.as_ref() {
+            Auth::Missing => {
+                return Err(SendError::NotSent(
+                    "no Atlas credentials have been read yet".into(),
+                ));
+            }
+            Auth::Digest(session) => {
+                let request = Request {
+                    method,
+                    url,
+                    body,
+                    media,
+                };
+                self.send_digest(session, &request, deadline, stage).await?
+            }
+            Auth::ServiceAccount { .. } => {
+                stage.store(Stage::Token as u8, Ordering::SeqCst);
+                let token = self.bearer_token(&auth, deadline).await?;
+                let request = self
+                    .request(method, url, body, media, deadline)
+                    .ok_or_else(|| {
+                        SendError::NotSent(
+                            "the deadline left no time for the request after the token call".into(),
+                        )
+                    })?
+                    .bearer_auth(token.expose());
+                stage.store(Stage::Sending as u8, Ordering::SeqCst);
+                let response = request.send().await.map_err(classify_send_error)?;
+                if response.status() == StatusCode::UNAUTHORIZED {
+                    auth.forget_token().await;
+                }
+                response
+            }
+        };
+        Ok(self.read_answer(response, self.config.envelope).await)
+    }
+
+    /// Digest authentication, step by step so that a cut knows whether the authenticated
+    /// request went out: with the session's nonce from an earlier answer, the authenticated
+    /// request at once; without one (or when Atlas finds it stale), the unauthenticated
+    /// challenge round trip first, which Atlas processes nothing of.
+    async fn send_digest(
+        &self,
+        session: &DigestAuthSession,
+        request: &Request<'_>,
+        deadline: Instant,
+        stage: &AtomicU8,
+    ) -> Result<reqwest::Response, SendError> {
+        let host = request.url.host_str().unwrap_or_default();
+        let path = &request.url[Position::AfterPort..];
+        let no_time = || {
+            SendError::NotSent(
+                "the deadline left no time for the authenticated request after the Digest challenge"
+                    .into(),
+            )
+        };
+        if session
+            .cached_context(host)
+            .map_err(digest_failure)?
+            .is_some()
+        {
+            let authorization = session
+                .calculate_authorization(
+                    host,
+                    path,
+                    request.method.as_str().into(),
+                    request.body,
+                    &HeaderMap::new(),
+                )
+                .map_err(digest_failure)?;
+            let built = self
+                .request_for(request, deadline)
+                .ok_or_else(no_time)?
+                .header(AUTHORIZATION, authorization.to_header_string());
+            stage.store(Stage::Sending as u8, Ordering::SeqCst);
+            let response = built.send().await.map_err(classify_send_error)?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+            // A stale nonce (or refused credentials): Atlas processed nothing. Challenge again.
+            session.clear_context(host).map_err(digest_failure)?;
+        }
+        stage.store(Stage::Challenge as u8, Ordering::SeqCst);
+        let challenge = self
+            .request_for(request, deadline)
+            .ok_or_else(no_time)?
+            .send()
+            .await
+            // Unauthenticated, whatever happened to it nothing was processed.
+            .map_err(|error| {
+                SendError::NotSent(format!(
+                    "the Digest challenge round trip failed: {}",
+                    describe(&error)
+                ))
+            })?;
+        let prompt = challenge.headers().get(WWW_AUTHENTICATE).cloned();
+        let (StatusCode::UNAUTHORIZED, Some(prompt)) = (challenge.status(), prompt) else {
+            return Ok(challenge);
+        };
+        let prompt = prompt
+            .to_str()
+            .map_err(|_| SendError::NotSent("the Digest challenge is not readable text".into()))?;
+        session
+            .store_context(host, prompt)
+            .map_err(digest_failure)?;
+        let authorization = session
+            .calculate_authorization(
+                host,
+                path,
+                request.method.as_str().into(),
+                request.body,
+                challenge.headers(),
+            )
+            .map_err(digest_failure)?;
+        let built = self
+            .request_for(request, deadline)
+            .ok_or_else(no_time)?
+            .header(AUTHORIZATION, authorization.to_header_string());
+        stage.store(Stage::Sending as u8, Ordering::SeqCst);
+        built.send().await.map_err(classify_send_error)
+    }
+
+    fn request_for(&self, request: &Request<'_>, deadline: Instant) -> Option<RequestBuilder> {
+        self.request(
+            request.method.clone(),
+            request.url,
+            request.body,
+            request.media,
+            deadline,
+        )
+    }
+
+    /// One request, its timeout what is left before `deadline` (at most `request_timeout`);
+    /// `None` when less than `min_attempt_time` is left.
+    fn request(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&[u8]>,
+        media: &str,
+        deadline: Instant,
+    ) -> Option<RequestBuilder> {
+        let timeout = self.time_for_attempt(deadline)?;
         let mut request = self
             .http
             .request(method, url.clone())
@@ -595,30 +815,7 @@ impl AtlasClient {
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, media).body(body.to_vec());
         }
-        let response = match auth.as_ref() {
-            Auth::Missing => {
-                return Err(SendError::NotSent(
-                    "no Atlas credentials have been read yet".into(),
-                ));
-            }
-            Auth::Digest(session) => request
-                .send_digest_auth(session)
-                .await
-                .map_err(classify_digest_error)?,
-            Auth::ServiceAccount { .. } => {
-                let token = self.bearer_token(&auth, deadline).await?;
-                let response = request
-                    .bearer_auth(token.expose())
-                    .send()
-                    .await
-                    .map_err(classify_send_error)?;
-                if response.status() == StatusCode::UNAUTHORIZED {
-                    auth.forget_token().await;
-                }
-                response
-            }
-        };
-        Ok(self.read_answer(response, self.config.envelope).await)
+        Some(request)
     }
 
     /// Reads the whole answer; `enveloped` when the request asked for Atlas's envelope.
@@ -892,15 +1089,12 @@ fn classify_send_error(error: reqwest::Error) -> SendError {
     }
 }
 
-fn classify_digest_error(error: diqwest::error::Error) -> SendError {
-    match error {
-        diqwest::error::Error::Reqwest(error) => classify_send_error(error),
-        // Every other failure happens while answering the challenge, before the
-        // authenticated request is sent.
-        other => SendError::NotSent(format!(
-            "the Digest challenge could not be answered: {other}"
-        )),
-    }
+/// A failure of the Digest computation (reading the challenge, answering it): the
+/// authenticated request was not sent.
+fn digest_failure(error: diqwest::error::Error) -> SendError {
+    SendError::NotSent(format!(
+        "the Digest challenge could not be answered: {error}"
+    ))
 }
 
 /// A reqwest error with its causes, which say what actually failed (refused, reset, timed out).
