@@ -5,7 +5,10 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 
 use std::time::Duration;
 
+use crate::deadline;
 use crate::ports::{DependencyError, WorkQueue};
+
+const SERVICE: &str = "SQS";
 
 /// SQS's longest per-message delay.
 const MAX_DELAY_SECONDS: u64 = 900;
@@ -35,16 +38,18 @@ impl WorkQueue for SqsWorkQueue {
         if delay_seconds > 0 {
             request = request.delay_seconds(delay_seconds);
         }
-        request.send().await.map_err(|error| {
-            DependencyError::new(
-                "SQS",
-                format!(
-                    "sending to the work queue {} failed: {}",
-                    self.queue_url,
-                    DisplayErrorContext(&error)
-                ),
-            )
-        })?;
-        Ok(())
+        let send = async {
+            request.send().await.map(|_| ()).map_err(|error| {
+                DependencyError::new(
+                    SERVICE,
+                    format!(
+                        "sending to the work queue {} failed: {}",
+                        self.queue_url,
+                        DisplayErrorContext(&error)
+                    ),
+                )
+            })
+        };
+        deadline::bounded(SERVICE, send).await
     }
 }

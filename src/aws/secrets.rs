@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::atlas::AtlasCredentials;
+use crate::deadline;
 use crate::ports::{DependencyError, Secrets, SigningSecrets};
 use crate::secret::Secret;
 
@@ -40,8 +41,17 @@ impl SecretsManagerSecrets {
         }
     }
 
-    /// The secret's text, from the cache while it is younger than the TTL.
+    /// The secret's text, from the cache while it is younger than the TTL; cut, the wait for
+    /// the cache included, at the deadline in force ([`deadline::bounded`]).
     async fn fetch(&self, secret_id: &str, refresh: bool) -> Result<Secret, DependencyError> {
+        deadline::bounded(SERVICE, self.fetch_unbounded(secret_id, refresh)).await
+    }
+
+    async fn fetch_unbounded(
+        &self,
+        secret_id: &str,
+        refresh: bool,
+    ) -> Result<Secret, DependencyError> {
         let mut cache = self.cache.lock().await;
         if !refresh
             && let Some((value, fetched_at)) = cache.get(secret_id)

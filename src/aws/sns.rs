@@ -5,6 +5,7 @@ use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use crate::config::NotifyFormat;
+use crate::deadline;
 use crate::notify::render;
 use crate::outcome::Outcome;
 use crate::ports::{DependencyError, Notifier};
@@ -70,9 +71,12 @@ impl Notifier for SnsNotifier {
                 })?;
             request = request.message_attributes(name, attribute);
         }
-        request.send().await.map(|_| ()).map_err(|error| {
-            DependencyError::new(SERVICE, describe_failure(&self.topic_arn, &error))
-        })
+        let send = async {
+            request.send().await.map(|_| ()).map_err(|error| {
+                DependencyError::new(SERVICE, describe_failure(&self.topic_arn, &error))
+            })
+        };
+        deadline::bounded(SERVICE, send).await
     }
 }
 
