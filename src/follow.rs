@@ -21,20 +21,36 @@ const LEGACY_BROKEN: [&str; 2] = ["BROKEN", "KILLED"];
 /// Legacy `delivery.statusName` values of a download that ended badly.
 const DELIVERY_BROKEN: [&str; 4] = ["FAILED", "INTERRUPTED", "EXPIRED", "MAX_DOWNLOADS_EXCEEDED"];
 
-/// How a job stands, read the way CONTRACT section 6 says. A bad end wins over a good one: a
-/// legacy job `FINISHED` whose download `EXPIRED` ended badly.
+/// How a job stands, read the way CONTRACT section 6 says.
+///
+/// Legacy: Atlas answers an automated restore's job with `delivery.methodName: "HTTP"`, the
+/// method of a download, so the targets tell them apart, never the method. An automated restore
+/// ends by its own `statusName` alone: its `delivery.statusName` describes the file transfer to
+/// the target, which may be `READY` (or `EXPIRED`) whatever the restore's state. A download ends
+/// by its delivery, `READY`, or by a bad end of either; a bad end wins over a good one: a
+/// download `FINISHED` whose file `EXPIRED` ended badly.
 pub fn job_end(job: &RestoreJob, backup_type: BackupType) -> JobEnd {
     match backup_type {
         BackupType::Legacy => {
             let status = job.status_name.as_deref().unwrap_or("");
             let delivery = job.delivery.as_ref();
+            let automated = delivery.is_some_and(|d| {
+                d.target_group_id.is_some()
+                    || d.target_cluster_name.is_some()
+                    || d.target_cluster_id.is_some()
+            });
             let delivery_status = delivery.and_then(|d| d.status_name.as_deref());
-            let is_http = delivery.and_then(|d| d.method_name.as_deref()) == Some("HTTP");
-            if LEGACY_BROKEN.contains(&status)
-                || delivery_status.is_some_and(|s| DELIVERY_BROKEN.contains(&s))
-            {
+            if LEGACY_BROKEN.contains(&status) {
                 JobEnd::EndedBadly
-            } else if status == "FINISHED" || (is_http && delivery_status == Some("READY")) {
+            } else if automated {
+                if status == "FINISHED" {
+                    JobEnd::EndedWell
+                } else {
+                    JobEnd::Running
+                }
+            } else if delivery_status.is_some_and(|s| DELIVERY_BROKEN.contains(&s)) {
+                JobEnd::EndedBadly
+            } else if status == "FINISHED" || delivery_status == Some("READY") {
                 JobEnd::EndedWell
             } else {
                 JobEnd::Running
