@@ -1,9 +1,12 @@
 //! The one handler: tells the triggers apart by the event's shape (CONTRACT section 2), turns
 //! each into a command for the runner, and each outcome into the trigger's answer.
 
+use std::time::Duration;
+
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use crate::atlas::{AtlasClient, AtlasClientConfig};
 use crate::aws::idempotency::DynamoIdempotencyStore;
@@ -12,6 +15,7 @@ use crate::aws::secrets::SecretsManagerSecrets;
 use crate::aws::sns::SnsNotifier;
 use crate::command::{COMMAND_FIELDS, RestoreCommand, json as strict_json};
 use crate::config::Config;
+use crate::deadline;
 use crate::follow::FollowUpMessage;
 use crate::outcome::{ErrorCode, Outcome, OutcomeKind, Problem, Trigger};
 use crate::policy::{People, check_webhook_approval};
@@ -26,6 +30,18 @@ use crate::triggers::signature::{SignatureHeaders, verify};
 
 /// Webhook bodies larger than this are refused (413).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// API Gateway's HTTP API gives up on a request after 30 s: a webhook answers within this of its
+/// arrival, or by the invocation's deadline if that is earlier (CONTRACT section 2, "Webhook
+/// budget").
+pub const WEBHOOK_BUDGET: TimeDelta = TimeDelta::seconds(25);
+
+/// Kept back from an event's deadline to answer: every Atlas or AWS call ends this long before
+/// it (CONTRACT section 4, "Deadlines").
+pub const ANSWER_MARGIN: Duration = Duration::from_secs(1);
+
+/// The 503 to a webhook that could not be verified says nothing about the system.
+const UNVERIFIED_UNAVAILABLE: &str = "a dependency is unavailable";
 
 const ACCEPTED_SHAPES: &str = "accepted events: an API Gateway HTTP API (payload 2.0) or Function URL request; an EventBridge Scheduler input {\"schedule\": {\"executionId\", \"scheduledTime\"}, \"command\"}; a scheduled rule event (\"detail-type\": \"Scheduled Event\"); an EventBridge \"Restore Requested\" event; an SQS batch from the work queue; or a bare restore command";
 
@@ -231,6 +247,16 @@ where
         event: &Value,
         invocation: &Invocation,
     ) -> Result<Value, HandlerError> {
+        let calls_end = calls_end(invocation.deadline, self.runner.now());
+        deadline::scope(calls_end, self.handle_shape(event, invocation)).await
+    }
+
+    /// [`App::handle`]'s work, inside the deadline's scope.
+    async fn handle_shape(
+        &self,
+        event: &Value,
+        invocation: &Invocation,
+    ) -> Result<Value, HandlerError> {
         match shape(event) {
             Shape::Http => Ok(self.webhook(event, invocation).await),
             Shape::Sqs(records) => Ok(self.queue_batch(records, invocation).await),
@@ -371,8 +397,16 @@ where
     }
 
     /// API Gateway HTTP API (payload 2.0) or Function URL request.
+    /// Its deadline is its budget's ([`webhook_deadline`]): the runner's Atlas deadlines come
+    /// from it, and every call ends by it less [`ANSWER_MARGIN`].
     async fn webhook(&self, event: &Value, invocation: &Invocation) -> Value {
-        match self.webhook_inner(event, invocation).await {
+        let now = self.runner.now();
+        let invocation = Invocation {
+            request_id: invocation.request_id.clone(),
+            deadline: webhook_deadline(event, invocation.deadline, now),
+        };
+        let inner = self.webhook_inner(event, &invocation);
+        match deadline::scope(calls_end(invocation.deadline, now), inner).await {
             Ok(response) => response,
             Err(error) => {
                 tracing::error!(%error, "webhook: a dependency failed; answering 503");
@@ -413,7 +447,18 @@ where
             .eq_ignore_ascii_case("GET")
             .then(|| status_lookup_path(event))
             .flatten();
-        let signing = self.runner.secrets().webhook_signing_secrets().await?;
+        let signing = match self.runner.secrets().webhook_signing_secrets().await {
+            Ok(signing) => signing,
+            Err(error) => {
+                // Not verified: the caller may be anyone, so it learns nothing about the system
+                // (no ARN, no account, no SDK text). The log has the details.
+                tracing::error!(%error, "webhook: the signing secret could not be read, so the request cannot be verified; answering 503");
+                return Ok(http_response(
+                    503,
+                    &json!({"error": UNVERIFIED_UNAVAILABLE, "retryable": true}),
+                ));
+            }
+        };
         // A lookup signs `GET /restore/{requestId}` in place of a body; the id as sent in the
         // path (percent-encoded) or decoded both verify.
         let verified = match &lookup {
@@ -910,6 +955,31 @@ pub fn metric_line(kind: OutcomeKind, at: DateTime<Utc>) -> String {
     .to_string()
 }
 
+/// A webhook's deadline: [`WEBHOOK_BUDGET`] after its arrival, or the invocation's if earlier.
+/// The arrival is API Gateway's `requestContext.timeEpoch` (the HTTP API's 30 s run from it,
+/// the function's start-up included) when it lies within the budget before `now`; a time
+/// outside it is a clock not to be trusted, and `now` stands in.
+pub fn webhook_deadline(
+    event: &Value,
+    invocation_deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let arrived = event
+        .pointer("/requestContext/timeEpoch")
+        .and_then(Value::as_i64)
+        .and_then(DateTime::from_timestamp_millis)
+        .filter(|at| *at <= now && now - *at <= WEBHOOK_BUDGET)
+        .unwrap_or(now);
+    invocation_deadline.min(arrived + WEBHOOK_BUDGET)
+}
+
+/// The instant by which every dependency call of an event due by `deadline` ends: the deadline
+/// less [`ANSWER_MARGIN`], on the clock the calls are timed with.
+fn calls_end(deadline: DateTime<Utc>, now: DateTime<Utc>) -> Instant {
+    let left = (deadline - now).to_std().unwrap_or(Duration::ZERO);
+    Instant::now() + left.saturating_sub(ANSWER_MARGIN)
+}
+
 fn http_response(status: u16, body: &Value) -> Value {
     json!({
         "statusCode": status,
@@ -918,6 +988,9 @@ fn http_response(status: u16, body: &Value) -> Value {
         "isBase64Encoded": false,
     })
 }
+
+/// How many of an outcome's problems its log line names (all are counted).
+const LOGGED_PROBLEMS: usize = 20;
 
 /// CloudWatch namespace of the outcome metric (alarms on FAILED and UNKNOWN use it).
 pub const METRIC_NAMESPACE: &str = "AtlasRestoreRunner";
@@ -932,9 +1005,11 @@ fn log_outcome(report: &Report) {
         .iter()
         .flat_map(|a| a.jobs.iter().map(|j| j.id.as_str()))
         .collect();
+    // Bounded, so a rejection listing thousands of problems stays one CloudWatch event (256 KB).
     let codes: Vec<String> = outcome
         .errors
         .iter()
+        .take(LOGGED_PROBLEMS)
         .map(|e| format!("{} {}", e.field, e.code))
         .collect();
     tracing::info!(
@@ -945,6 +1020,7 @@ fn log_outcome(report: &Report) {
         cluster_name = outcome.cluster_name.as_deref().unwrap_or(""),
         jobs = ?jobs,
         errors = ?codes,
+        error_count = outcome.errors.len(),
         published = matches!(report.publication, Publication::Published),
         "outcome"
     );
@@ -990,5 +1066,47 @@ mod tests {
             (line["Outcome"].as_str(), line["Outcomes"].as_i64()),
             (Some("UNKNOWN"), Some(1))
         );
+    }
+
+    #[test]
+    fn a_webhook_is_due_25_s_after_its_arrival_or_at_the_invocation_s_deadline_if_earlier() {
+        let now: DateTime<Utc> = "2026-11-28T17:06:15Z".parse().unwrap();
+        let far = now + TimeDelta::seconds(120);
+        let arrived = |at: DateTime<Utc>| {
+            json!({"requestContext": {"http": {"method": "POST"}, "timeEpoch": at.timestamp_millis()}})
+        };
+        let no_time = json!({"requestContext": {"http": {"method": "POST"}}});
+        assert_eq!(
+            webhook_deadline(&no_time, far, now),
+            now + TimeDelta::seconds(25)
+        );
+        assert_eq!(
+            webhook_deadline(&no_time, now + TimeDelta::seconds(8), now),
+            now + TimeDelta::seconds(8),
+            "the invocation's deadline, when earlier"
+        );
+        // Start-up took 12 s of the budget: 13 s are left.
+        assert_eq!(
+            webhook_deadline(&arrived(now - TimeDelta::seconds(12)), far, now),
+            now + TimeDelta::seconds(13)
+        );
+        // An arrival in the future or older than the budget is a clock not to be trusted.
+        for untrusted in [now + TimeDelta::seconds(5), now - TimeDelta::seconds(26)] {
+            assert_eq!(
+                webhook_deadline(&arrived(untrusted), far, now),
+                now + TimeDelta::seconds(25)
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_end_a_margin_before_the_deadline_and_never_before_now() {
+        let now: DateTime<Utc> = "2026-11-28T17:06:15Z".parse().unwrap();
+        let start = Instant::now();
+        assert_eq!(
+            calls_end(now + TimeDelta::seconds(25), now) - start,
+            Duration::from_secs(24)
+        );
+        assert_eq!(calls_end(now - TimeDelta::seconds(3), now), start);
     }
 }

@@ -174,7 +174,7 @@ impl Attempt {
 #[derive(Debug)]
 pub enum Delivered {
     /// The command ran (or its stored outcome was answered): the message is done.
-    Ran(Report),
+    Ran(Box<Report>),
     /// Nothing this delivery may run (CONTRACT section 2, the queue hand-off): no Atlas call,
     /// the message is done.
     Dropped(&'static str),
@@ -348,17 +348,17 @@ where
                     tracing::warn!(request_id = %request.request_id, attempt, "a delivery took over a queued command whose earlier delivery died");
                 }
                 let attempt = Attempt::holding((attempt, first_started_at, sending));
-                Ok(Delivered::Ran(
+                Ok(Delivered::Ran(Box::new(
                     self.work_and_finish(request, attempt, problems).await?,
-                ))
+                )))
             }
             Acquired::Held {
                 decision: Decision::Busy,
                 ..
             } => Ok(Delivered::Busy),
-            Acquired::Held { record, decision } => Ok(Delivered::Ran(
+            Acquired::Held { record, decision } => Ok(Delivered::Ran(Box::new(
                 self.answer_held(request, *record, &decision).await?,
-            )),
+            ))),
             Acquired::Dropped(why) => Ok(Delivered::Dropped(why)),
         }
     }
@@ -409,7 +409,9 @@ where
                         unknown
                     }
                 };
-                Ok(Delivered::Ran(self.finish(key, attempt, outcome).await?))
+                Ok(Delivered::Ran(Box::new(
+                    self.finish(key, attempt, outcome).await?,
+                )))
             }
             Acquired::Held {
                 decision: Decision::Busy,
