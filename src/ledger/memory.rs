@@ -1,6 +1,7 @@
 //! An in-memory idempotency store with the DynamoDB adapter's conditional semantics, write for
-//! write (tests/ledger_store.rs runs one behavioural suite over both). For tests, the fuzz
-//! targets and local tools; nothing deployed uses it.
+//! write (tests/ledger_store.rs runs one behavioural suite over both), down to the precision of
+//! the times it keeps and compares: `expiration` in epoch seconds, the others in epoch
+//! milliseconds. For tests, the fuzz targets and local tools; nothing deployed uses it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -103,6 +104,17 @@ fn expired(record: &IdempotencyRecord, now: DateTime<Utc>) -> bool {
     record.expires_at.timestamp() < now.timestamp()
 }
 
+/// A time as DynamoDB keeps `expiration`: epoch seconds.
+fn seconds(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(time.timestamp(), 0).unwrap_or(time)
+}
+
+/// A time as DynamoDB keeps every other time of the record (and compares it): epoch
+/// milliseconds.
+fn millis(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or(time)
+}
+
 impl IdempotencyStore for MemoryStore {
     async fn read(&self, key: &str) -> Result<Option<IdempotencyRecord>, DependencyError> {
         Ok(self.with(|records| records.get(key).cloned()))
@@ -128,11 +140,11 @@ impl IdempotencyStore for MemoryStore {
                         fingerprint: fresh.fingerprint.to_owned(),
                         dry_run: fresh.dry_run,
                         state: RecordState::InProgress {
-                            lease_until: fresh.lease_until,
+                            lease_until: millis(fresh.lease_until),
                         },
                         attempt: fresh.attempt,
-                        first_started_at: fresh.now,
-                        expires_at: fresh.expires_at,
+                        first_started_at: millis(fresh.now),
+                        expires_at: seconds(fresh.expires_at),
                         sending: None,
                         publish_claim_until: None,
                         hand_off_digest: None,
@@ -158,9 +170,13 @@ impl IdempotencyStore for MemoryStore {
             |record| record.attempt == seen,
             |record| {
                 record.attempt = seen + 1;
-                record.state = RecordState::InProgress { lease_until };
+                record.state = RecordState::InProgress {
+                    lease_until: millis(lease_until),
+                };
                 record.publish_claim_until = None;
-                record.expires_at = record.expires_at.max(expires_at);
+                // As DynamoDB's `SET expiration = :expiration`: the caller passes the later of
+                // the record's and its own.
+                record.expires_at = seconds(expires_at);
             },
         ))
     }
@@ -176,8 +192,16 @@ impl IdempotencyStore for MemoryStore {
             |record| {
                 record.attempt == attempt && matches!(record.state, RecordState::InProgress { .. })
             },
+            // As DynamoDB's `if_not_exists` on each attribute: the earliest time stays, and
+            // so does the earliest snapshot, which a later mark may add when the first had none.
             |record| {
-                record.sending.get_or_insert_with(|| mark.clone());
+                let earliest = record.sending.get_or_insert_with(|| SendingMark {
+                    since: millis(mark.since),
+                    snapshot_id: None,
+                });
+                if earliest.snapshot_id.is_none() {
+                    earliest.snapshot_id.clone_from(&mark.snapshot_id);
+                }
             },
         );
         marked.then_some(()).ok_or_else(|| superseded(key, attempt))
@@ -212,8 +236,8 @@ impl IdempotencyStore for MemoryStore {
             |record| record.attempt == attempt,
             |record| {
                 record.state = stored(outcome);
-                record.publish_claim_until = Some(publish_claim_until);
-                record.expires_at = expires_at;
+                record.publish_claim_until = Some(millis(publish_claim_until));
+                record.expires_at = seconds(expires_at);
                 record.history.push(outcome.outcome);
                 if let Some(digest) = hand_off_digest {
                     record.hand_off_digest = Some(digest.to_owned());
@@ -240,9 +264,11 @@ impl IdempotencyStore for MemoryStore {
                         published: false,
                         ..
                     }
-                ) && record.publish_claim_until.is_none_or(|claim| claim < now)
+                ) && record
+                    .publish_claim_until
+                    .is_none_or(|claim| claim < millis(now))
             },
-            |record| record.publish_claim_until = Some(until),
+            |record| record.publish_claim_until = Some(millis(until)),
         ))
     }
 
@@ -286,7 +312,7 @@ impl IdempotencyStore for MemoryStore {
             key,
             |record| record.expires_at.timestamp() < expires_at.timestamp(),
             |record| {
-                record.expires_at = expires_at;
+                record.expires_at = seconds(expires_at);
                 record.follow_up.get_or_insert(FollowUpState {
                     check: 1,
                     lease_until: None,
@@ -327,7 +353,7 @@ impl IdempotencyStore for MemoryStore {
                     .follow_up
                     .as_ref()
                     .and_then(|f| f.lease_until)
-                    .is_none_or(|lease| lease < now);
+                    .is_none_or(|lease| lease < millis(now));
                 record.outcome_kind() == Some(OutcomeKind::Submitted)
                     && due
                     && free
@@ -336,7 +362,7 @@ impl IdempotencyStore for MemoryStore {
             |record| {
                 record.follow_up = Some(FollowUpState {
                     check,
-                    lease_until: Some(lease_until),
+                    lease_until: Some(millis(lease_until)),
                 });
                 claimed = Some(record.clone());
             },
@@ -389,7 +415,7 @@ impl IdempotencyStore for MemoryStore {
                     outcome: Box::new(outcome.clone()),
                     published: false,
                 });
-                record.expires_at = expires_at;
+                record.expires_at = seconds(expires_at);
                 record.history.push(outcome.outcome);
             },
         );
