@@ -168,12 +168,20 @@ fn webhook_arrived(body: &str, arrived: chrono::DateTime<Utc>) -> Value {
     event
 }
 
-/// A work-queue delivery of `command`, signed as the webhook hand-off signs it.
-fn sqs(command: &Value, message_id: &str) -> Value {
-    let body = command.to_string();
-    let ts = Utc::now().timestamp();
-    let message = json!({"body": body, "timestamp": ts.to_string(), "signature": sign(SIGNING_SECRET.as_bytes(), ts, body.as_bytes())});
-    json!({"Records": [{"messageId": message_id, "body": message.to_string(), "eventSource": "aws:sqs"}]})
+/// The work-queue delivery of the webhook for `key`, handed off by a healthy function in queue
+/// mode: its `QUEUED` record exists, as a real delivery finds it (CONTRACT section 2, "Queue
+/// hand-off": a message without one is dropped).
+async fn handed_off(stack: &Stack, key: &str, message_id: &str) -> Value {
+    let queueing = Function::start(stack, &[("WORK_QUEUE_URL", &stack.work_queue)]).await;
+    let (status, body, _) = queueing.http(webhook(&command(key).to_string())).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (202, Some("QUEUED")),
+        "{body}"
+    );
+    let messages = receive_all(&stack.sdk, &stack.work_queue, 1).await;
+    assert_eq!(messages.len(), 1, "one hand-off message");
+    json!({"Records": [{"messageId": message_id, "body": messages[0].body().unwrap(), "eventSource": "aws:sqs"}]})
 }
 
 fn schedule(key: &str) -> Value {
@@ -224,6 +232,7 @@ async fn published(stack: &Stack, expected: usize) -> Vec<Value> {
 /// retry; nothing is sent, stored or published; the retry, once the service is back, runs it.
 async fn unreachable_before_the_work(variable: &str, service: &str, verified: bool) {
     let stack = Stack::start().await;
+    let delivery = handed_off(&stack, "k-sqs", "m-1").await;
     let function = Function::start(&stack, &[(variable, &closed_endpoint())]).await;
 
     let (error_type, message, took) = function.error(command("k-direct")).await;
@@ -255,7 +264,7 @@ async fn unreachable_before_the_work(variable: &str, service: &str, verified: bo
     assert!(took < REFUSED_BOUND, "answered in {took:?}");
 
     assert_eq!(
-        function.answer(sqs(&command("k-sqs"), "m-1")).await,
+        function.answer(delivery.clone()).await,
         json!({"batchItemFailures": [{"itemIdentifier": "m-1"}]}),
         "the message is listed for SQS to deliver again"
     );
@@ -265,7 +274,12 @@ async fn unreachable_before_the_work(variable: &str, service: &str, verified: bo
         stack.atlas.requests_on(Route::CreateRestoreJob).is_empty(),
         "not even an unauthenticated POST"
     );
-    assert_eq!(records(&stack).await, vec![], "no key is left held");
+    let held: Vec<String> = records(&stack).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        held,
+        ["k-sqs"],
+        "no key is left held but the one queued before the failure"
+    );
     assert_eq!(published(&stack, 0).await.len(), 0, "nothing was published");
     for secret in [PRIVATE_KEY, SIGNING_SECRET] {
         assert!(!message.contains(secret) && !body.to_string().contains(secret));
@@ -276,7 +290,7 @@ async fn unreachable_before_the_work(variable: &str, service: &str, verified: bo
     let outcome = healthy.answer(command("k-direct")).await;
     assert_eq!(outcome["outcome"], "SUBMITTED", "{outcome}");
     assert_eq!(
-        healthy.answer(sqs(&command("k-sqs"), "m-1")).await,
+        healthy.answer(delivery.clone()).await,
         json!({"batchItemFailures": []})
     );
     assert_eq!(stack.atlas.created_jobs(), 2);
@@ -299,6 +313,7 @@ async fn dynamodb_unreachable_fails_every_trigger_for_a_retry_and_sends_nothing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sns_unreachable_keeps_the_outcome_for_the_retry_which_publishes_it_once() {
     let stack = Stack::start().await;
+    let delivery = handed_off(&stack, "k-sqs", "m-1").await;
     let function = Function::start(&stack, &[("AWS_ENDPOINT_URL_SNS", &closed_endpoint())]).await;
 
     let (error_type, message, took) = function.error(command("k-direct")).await;
@@ -323,7 +338,7 @@ async fn sns_unreachable_keeps_the_outcome_for_the_retry_which_publishes_it_once
     );
 
     assert_eq!(
-        function.answer(sqs(&command("k-sqs"), "m-1")).await,
+        function.answer(delivery.clone()).await,
         json!({"batchItemFailures": [{"itemIdentifier": "m-1"}]})
     );
     assert_eq!(stack.atlas.created_jobs(), 3, "one job per request");
@@ -345,7 +360,7 @@ async fn sns_unreachable_keeps_the_outcome_for_the_retry_which_publishes_it_once
     assert_eq!(again["outcome"], "DUPLICATE");
     assert_eq!(again["first"]["outcome"], "SUBMITTED");
     assert_eq!(
-        healthy.answer(sqs(&command("k-sqs"), "m-1")).await,
+        healthy.answer(delivery.clone()).await,
         json!({"batchItemFailures": []})
     );
     let (status, body, _) = healthy.http(webhook(&command("k-web").to_string())).await;
