@@ -17,6 +17,8 @@ pub struct E2e {
     pub stack: Stack,
     pub api: RuntimeApi,
     pub function: FunctionProcess,
+    /// The function's environment, for [`E2e::restart`].
+    env: Vec<(String, String)>,
 }
 
 impl E2e {
@@ -40,21 +42,27 @@ impl E2e {
             env.retain(|(n, _)| n != name);
             env.push((name.to_string(), value.to_string()));
         }
-        let env: Vec<(&str, &str)> = env
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        // Cargo names the binary for integration tests and benchmarks only, not examples.
-        let Some(bootstrap) = option_env!("CARGO_BIN_EXE_bootstrap") else {
-            panic!("only integration tests and benchmarks know the bootstrap binary");
-        };
-        let function = FunctionProcess::start(Path::new(bootstrap), &api, &env);
+        env.retain(|(_, v)| !v.is_empty());
+        let function = start_function(&api, &env);
         E2e {
             stack,
             api,
             function,
+            env,
         }
+    }
+
+    /// The function instance dies (killed, wherever it is) and a new one starts, with
+    /// `changed_env` over the environment it had (an empty value removes a variable).
+    pub fn restart(&mut self, changed_env: &[(&str, &str)]) {
+        self.function.kill();
+        for (name, value) in changed_env {
+            self.env.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                self.env.push((name.to_string(), value.to_string()));
+            }
+        }
+        self.function = start_function(&self.api, &self.env);
     }
 
     pub async fn invoke(&self, event: Value) -> Invocation {
@@ -104,6 +112,15 @@ impl E2e {
             .unwrap()
             .count() as usize
     }
+}
+
+fn start_function(api: &RuntimeApi, env: &[(String, String)]) -> FunctionProcess {
+    let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    // Cargo names the binary for integration tests and benchmarks only, not examples.
+    let Some(bootstrap) = option_env!("CARGO_BIN_EXE_bootstrap") else {
+        panic!("only integration tests and benchmarks know the bootstrap binary");
+    };
+    FunctionProcess::start(Path::new(bootstrap), api, &env)
 }
 
 pub fn command(key: Option<&str>) -> Value {
