@@ -252,11 +252,14 @@ pub trait IdempotencyStore: Send + Sync {
     /// Takes the record over from attempt `seen` (a dead attempt, or a queued command a
     /// delivery claims): attempt `seen + 1` holds it until `lease_until`, its stored outcome
     /// is cleared, and its first start, sending mark and history stay. `false` when the
-    /// record is no longer attempt `seen`'s.
+    /// record is no longer attempt `seen`'s, or no longer in the state the takeover was
+    /// decided on: in progress past its lease at `now`, or `QUEUED` (a slow attempt that
+    /// stored its outcome meanwhile keeps it).
     fn take_over(
         &self,
         key: &str,
         seen: u64,
+        now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, DependencyError>> + Send;

@@ -54,6 +54,7 @@ over_both_stores!(
     put_fresh_takes_an_expired_record_compared_in_whole_seconds,
     put_fresh_replacing_only_while_the_record_is_that_attempt,
     take_over_only_from_the_seen_attempt_keeping_start_history_mark_and_digest,
+    take_over_only_in_the_state_it_was_decided_on,
     take_over_sets_the_expiry_it_is_given,
     a_superseded_attempt_can_no_longer_write,
     mark_sending_only_by_the_holding_attempt_while_in_progress,
@@ -357,7 +358,7 @@ async fn put_fresh_replacing_only_while_the_record_is_that_attempt<
     take(&store, now).await;
     assert!(
         store
-            .take_over(KEY, 1, now + secs(60), now + hours(6))
+            .take_over(KEY, 1, now + secs(60), now + secs(60), now + hours(6))
             .await
             .unwrap()
     );
@@ -427,7 +428,7 @@ async fn take_over_only_from_the_seen_attempt_keeping_start_history_mark_and_dig
 
     for wrong in [0, 2, 7] {
         let taken = store
-            .take_over(KEY, wrong, now + secs(100), now + hours(8))
+            .take_over(KEY, wrong, now + secs(100), now + secs(100), now + hours(8))
             .await
             .unwrap();
         assert!(!taken, "the record is attempt 1's, not {wrong}'s");
@@ -440,7 +441,7 @@ async fn take_over_only_from_the_seen_attempt_keeping_start_history_mark_and_dig
 
     assert!(
         store
-            .take_over(KEY, 1, now + secs(100), now + hours(8))
+            .take_over(KEY, 1, now + secs(100), now + secs(100), now + hours(8))
             .await
             .unwrap()
     );
@@ -459,7 +460,7 @@ async fn take_over_only_from_the_seen_attempt_keeping_start_history_mark_and_dig
     );
     assert!(
         !store
-            .take_over(KEY, 1, now + secs(200), now + hours(9))
+            .take_over(KEY, 1, now + secs(200), now + secs(200), now + hours(9))
             .await
             .unwrap(),
         "attempt 1 was already taken over"
@@ -467,11 +468,51 @@ async fn take_over_only_from_the_seen_attempt_keeping_start_history_mark_and_dig
     assert_eq!(record(&store, KEY).await.attempt, 2);
     assert!(
         !store
-            .take_over("req-absent", 1, now + secs(200), now + hours(9))
+            .take_over(
+                "req-absent",
+                1,
+                now + secs(200),
+                now + secs(200),
+                now + hours(9)
+            )
             .await
             .unwrap()
     );
     assert_eq!(store.read("req-absent").await.unwrap(), None);
+}
+
+async fn take_over_only_in_the_state_it_was_decided_on<S: IdempotencyStore + 'static>(store: S) {
+    // Decided on "in progress past its lease" or "QUEUED": a holder still within its lease, or
+    // one that stored its outcome after the read, keeps the key.
+    let now = t0();
+    take(&store, now).await;
+    assert!(
+        !store
+            .take_over(KEY, 1, now + secs(10), now + secs(100), now + hours(6))
+            .await
+            .unwrap(),
+        "within the lease (now + 30 s)"
+    );
+    store
+        .store_outcome(
+            KEY,
+            1,
+            &outcome(OutcomeKind::Submitted, now + secs(40)),
+            now + secs(100),
+            now + hours(6),
+            None,
+        )
+        .await
+        .unwrap();
+    let before = record(&store, KEY).await;
+    assert!(
+        !store
+            .take_over(KEY, 1, now + secs(50), now + secs(100), now + hours(6))
+            .await
+            .unwrap(),
+        "a slow attempt stored SUBMITTED after the lease ended"
+    );
+    assert_eq!(record(&store, KEY).await, before, "it keeps its outcome");
 }
 
 async fn take_over_sets_the_expiry_it_is_given<S: IdempotencyStore + 'static>(store: S) {
@@ -482,14 +523,14 @@ async fn take_over_sets_the_expiry_it_is_given<S: IdempotencyStore + 'static>(st
     assert_eq!(record(&store, KEY).await.expires_at, now + hours(6));
     assert!(
         store
-            .take_over(KEY, 1, now + secs(100), now + hours(2))
+            .take_over(KEY, 1, now + secs(100), now + secs(100), now + hours(2))
             .await
             .unwrap()
     );
     assert_eq!(record(&store, KEY).await.expires_at, now + hours(2));
     assert!(
         store
-            .take_over(KEY, 2, now + secs(200), now + hours(9))
+            .take_over(KEY, 2, now + secs(200), now + secs(200), now + hours(9))
             .await
             .unwrap()
     );
@@ -501,7 +542,7 @@ async fn a_superseded_attempt_can_no_longer_write<S: IdempotencyStore + 'static>
     take(&store, now).await;
     assert!(
         store
-            .take_over(KEY, 1, now + secs(100), now + hours(6))
+            .take_over(KEY, 1, now + secs(100), now + secs(100), now + hours(6))
             .await
             .unwrap()
     );
@@ -620,7 +661,7 @@ async fn mark_sending_twice_keeps_the_earliest_mark_and_its_snapshot<
     // A takeover's own mark does not move the earlier one either.
     assert!(
         store
-            .take_over(KEY, 1, now + secs(100), now + hours(6))
+            .take_over(KEY, 1, now + secs(100), now + secs(100), now + hours(6))
             .await
             .unwrap()
     );
@@ -793,7 +834,7 @@ async fn store_outcome_sets_expiry_appends_history_and_keeps_the_digest<
     // stays, and the key lives from this outcome on (here: shorter than before).
     assert!(
         store
-            .take_over(KEY, 1, now + secs(100), now + hours(7))
+            .take_over(KEY, 1, now + secs(100), now + secs(100), now + hours(7))
             .await
             .unwrap()
     );
@@ -957,7 +998,7 @@ async fn release_deletes_only_for_the_holding_attempt<S: IdempotencyStore + 'sta
     take(&store, now).await;
     assert!(
         store
-            .take_over(KEY, 1, now + secs(100), now + hours(6))
+            .take_over(KEY, 1, now + secs(100), now + secs(100), now + hours(6))
             .await
             .unwrap()
     );
@@ -1379,7 +1420,7 @@ async fn times_are_kept_at_the_precision_dynamodb_keeps_them<S: IdempotencyStore
     );
     assert!(
         store
-            .take_over(KEY, 1, odd(secs(40)), odd(hours(7)))
+            .take_over(KEY, 1, odd(secs(40)), odd(secs(40)), odd(hours(7)))
             .await
             .unwrap()
     );

@@ -121,6 +121,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         &self,
         key: &str,
         seen: u64,
+        now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<bool, DependencyError> {
@@ -132,9 +133,16 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                      expiration = :expiration \
                      REMOVE outcome, outcomeKind, published, publishClaimUntil",
                 )
-                .condition_expression("attempt = :seen")
+                // The state the takeover was decided on: a slow attempt that stored its outcome
+                // after the read keeps it.
+                .condition_expression(
+                    "attempt = :seen AND ((#status = :in_progress AND leaseUntil < :now) \
+                     OR outcomeKind = :queued)",
+                )
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+                .expression_attribute_values(":now", number(now.timestamp_millis()))
+                .expression_attribute_values(":queued", AttributeValue::S("QUEUED".into()))
                 .expression_attribute_values(":attempt", number(seen as i64 + 1))
                 .expression_attribute_values(":seen", number(seen as i64))
                 .expression_attribute_values(":lease", number(lease_until.timestamp_millis()))

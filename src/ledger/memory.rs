@@ -162,12 +162,22 @@ impl IdempotencyStore for MemoryStore {
         &self,
         key: &str,
         seen: u64,
+        now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<bool, DependencyError> {
+        let now = millis(now);
         Ok(self.update(
             key,
-            |record| record.attempt == seen,
+            |record| {
+                record.attempt == seen
+                    && match &record.state {
+                        RecordState::InProgress { lease_until } => *lease_until < now,
+                        RecordState::Completed { outcome, .. } => {
+                            outcome.outcome == OutcomeKind::Queued
+                        }
+                    }
+            },
             |record| {
                 record.attempt = seen + 1;
                 record.state = RecordState::InProgress {
@@ -244,6 +254,9 @@ impl IdempotencyStore for MemoryStore {
                 }
             },
         );
+        if stored_it {
+            self.remember(outcome);
+        }
         stored_it
             .then_some(())
             .ok_or_else(|| superseded(key, attempt))

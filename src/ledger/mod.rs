@@ -347,6 +347,7 @@ pub async fn acquire<S: IdempotencyStore>(
                     .take_over(
                         ask.key,
                         seen,
+                        ask.now,
                         lease_until,
                         record.expires_at.max(expires_at),
                     )
