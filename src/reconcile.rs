@@ -694,7 +694,7 @@ mod tests {
             json!({"id": "d", "snapshotId": "bbbbbbbbbbbbbbbbbbbbbbbb", "delivery": download_delivery(), "created": RECENT}),
         );
         assert_eq!(
-            run_time(&[download_job.clone()], &snapshot_restore()),
+            run_time(std::slice::from_ref(&download_job), &snapshot_restore()),
             Adoption::NotFound
         );
         assert_eq!(
@@ -760,12 +760,12 @@ mod tests {
         let ours = oid(RECENT, 1);
         assert_eq!(
             found(cloud(&[cloud_job(&ours, json!({}))], &cloud_automated())),
-            [ours.clone()]
+            std::slice::from_ref(&ours)
         );
         let finished = json!({"finishedAt": "2026-11-28T17:30:00Z"});
         assert_eq!(
             found(cloud(&[cloud_job(&ours, finished)], &cloud_automated())),
-            [ours.clone()],
+            std::slice::from_ref(&ours),
             "ended or not, it is ours"
         );
         let older = oid(OLD, 2);
@@ -779,7 +779,7 @@ mod tests {
                 &[cloud_job(&older, json!({})), cloud_job(&ours, json!({}))],
                 &cloud_automated()
             )),
-            [ours.clone()]
+            std::slice::from_ref(&ours)
         );
         assert_eq!(
             found(cloud(
@@ -838,7 +838,10 @@ mod tests {
             }
             cloud_job(&id, fields)
         };
-        assert_eq!(found(cloud(&[pit(json!({}))], &restore)), [id.clone()]);
+        assert_eq!(
+            found(cloud(&[pit(json!({}))], &restore)),
+            std::slice::from_ref(&id)
+        );
         assert_eq!(
             cloud(
                 &[pit(json!({"pointInTimeUTCSeconds": 1_795_881_976}))],
@@ -900,7 +903,10 @@ mod tests {
         let download_job = job(
             json!({"id": id, "deliveryType": "download", "snapshotId": SNAPSHOT, "deliveryUrl": []}),
         );
-        assert_eq!(found(cloud(&[download_job], &restore)), [id.clone()]);
+        assert_eq!(
+            found(cloud(&[download_job], &restore)),
+            std::slice::from_ref(&id)
+        );
         // Whatever it calls itself, a job with a target restores into a cluster.
         let targeted = job(
             json!({"id": id, "deliveryType": "download", "snapshotId": SNAPSHOT, "targetGroupId": GROUP, "targetClusterName": "orders-drill"}),
