@@ -23,7 +23,8 @@
 //! A create answers ONE job (not a page), for sharded clusters too. The job has no creation time:
 //! Atlas's v1.0 cloud-backup pages listed `createdAt`, but it is not in the v2 schema and Atlas
 //! does not send it (MongoDB's CloudFormation resource dropped it for that reason), so the double
-//! keeps it internally ([`super::AtlasDouble::cloud_job_created_at`]). Like Atlas's answers, the
+//! keeps it internally ([`super::AtlasDouble::cloud_job_created_at`]); the job's id, an ObjectId,
+//! carries it to the second, as Atlas's ids do. Like Atlas's answers, the
 //! job's `links` also carry the `http://mms.mongodb.com/{snapshot,cluster,group}` relations.
 //!
 //! Error codes. From Atlas's error-code reference: `INVALID_ATTRIBUTE`, `MISSING_ATTRIBUTE`,
