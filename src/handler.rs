@@ -248,7 +248,10 @@ where
         invocation: &Invocation,
     ) -> Result<Value, HandlerError> {
         let calls_end = calls_end(invocation.deadline, self.runner.now());
-        deadline::scope(calls_end, self.handle_shape(event, invocation)).await
+        // Boxed: the work is a large future, and each move of it in a debug build takes its
+        // size of stack again (fifty of them polled on one task overflowed the test thread).
+        let work = Box::pin(self.handle_shape(event, invocation));
+        deadline::scope(calls_end, work).await
     }
 
     /// [`App::handle`]'s work, inside the deadline's scope.
@@ -397,6 +400,7 @@ where
     }
 
     /// API Gateway HTTP API (payload 2.0) or Function URL request.
+    ///
     /// Its deadline is its budget's ([`webhook_deadline`]): the runner's Atlas deadlines come
     /// from it, and every call ends by it less [`ANSWER_MARGIN`].
     async fn webhook(&self, event: &Value, invocation: &Invocation) -> Value {
@@ -405,7 +409,8 @@ where
             request_id: invocation.request_id.clone(),
             deadline: webhook_deadline(event, invocation.deadline, now),
         };
-        let inner = self.webhook_inner(event, &invocation);
+        // Boxed, as in `handle`.
+        let inner = Box::pin(self.webhook_inner(event, &invocation));
         match deadline::scope(calls_end(invocation.deadline, now), inner).await {
             Ok(response) => response,
             Err(error) => {
@@ -1072,9 +1077,7 @@ mod tests {
     fn a_webhook_is_due_25_s_after_its_arrival_or_at_the_invocation_s_deadline_if_earlier() {
         let now: DateTime<Utc> = "2026-11-28T17:06:15Z".parse().unwrap();
         let far = now + TimeDelta::seconds(120);
-        let arrived = |at: DateTime<Utc>| {
-            json!({"requestContext": {"http": {"method": "POST"}, "timeEpoch": at.timestamp_millis()}})
-        };
+        let arrived = |at: DateTime<Utc>| json!({"requestContext": {"http": {"method": "POST"}, "timeEpoch": at.timestamp_millis()}});
         let no_time = json!({"requestContext": {"http": {"method": "POST"}}});
         assert_eq!(
             webhook_deadline(&no_time, far, now),
