@@ -69,10 +69,13 @@ clean:
 	rm -rf $(INFRA_VENV)
 
 # --- infra/ (AWS SAM): build, deploy, lint ------------------------------------------------------
-# cfn-lint and checkov live in a venv of their own (infra/.venv, from infra/requirements.txt), so
-# their pins never meet the test tools' in .venv.
+# cfn-lint, checkov and AWS SAM's translator (samtranslator) live in a venv of their own
+# (infra/.venv, from infra/requirements.txt), so their pins never meet the test tools' in .venv.
+# tests/infra_translate.rs runs the translator with this interpreter; `make test` installs it
+# first (through lint-infra).
 INFRA_VENV  := infra/.venv
 INFRA_STAMP := $(INFRA_VENV)/.installed-$(shell cksum < infra/requirements.txt | cut -d' ' -f1)
+export ATLAS_RUNNER_INFRA_PYTHON := $(abspath $(INFRA_VENV)/bin/python)
 
 ## build: the arm64 bundle infra/template.yaml deploys: target/lambda/bootstrap/bootstrap.zip
 # (cargo-lambda and zig come from PyPI into .venv with the demo's tools: requirements-demo.txt)
@@ -80,10 +83,13 @@ build: demo-venv
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip --lambda-dir target/lambda
 
 ## deploy: `sam deploy` of infra/template.yaml; the first time guided (it writes infra/samconfig.toml)
+## and offering STACK_NAME (default atlas-restore-runner, the name the README's commands use)
 # Needs the AWS SAM CLI and AWS credentials; nothing else in this Makefile does.
+# (sam's guided deploy offers --stack-name as the default answer, else "sam-app".)
+STACK_NAME ?= atlas-restore-runner
 deploy: build
 	@command -v sam >/dev/null || { echo "make deploy needs the AWS SAM CLI (sam) on PATH; see the README's Deploy section" >&2; exit 1; }
-	cd infra && if [ -f samconfig.toml ]; then sam deploy; else sam deploy --guided; fi
+	cd infra && if [ -f samconfig.toml ]; then sam deploy; else sam deploy --guided --stack-name "$(STACK_NAME)"; fi
 
 ## lint-infra: cfn-lint and checkov on infra/template.yaml, offline, no errors allowed
 # checkov: --skip-download (and BC_SKIP_MAPPING) keep it from fetching guidelines and policies.

@@ -306,7 +306,12 @@ fn expected_grants() -> Vec<Expected> {
                 "dynamodb:UpdateItem",
                 "dynamodb:DeleteItem",
             ],
-            vec![get_att("IdempotencyTable", "Arn")],
+            // The table the stack creates, or the one ExistingIdempotencyTableName names.
+            vec![json!({"Fn::If": [
+                "CreateIdempotencyTable",
+                get_att("IdempotencyTable", "Arn"),
+                {"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${ExistingIdempotencyTableName}"}
+            ]})],
             None,
         ),
         grant(
@@ -641,6 +646,9 @@ fn the_function_and_its_triggers_follow_the_issue() {
     assert_eq!(queues.len(), 1);
     let source = &queues[0];
     assert_eq!(source["Queue"], get_att("WorkQueue", "Arn"));
+    // The queue brake (README, Rolling back).
+    assert_eq!(source["Enabled"], r#ref("WorkQueueEnabled"));
+    assert_eq!(t["Parameters"]["WorkQueueEnabled"]["Default"], "true");
     assert!(
         string_set(&source["FunctionResponseTypes"]).contains("ReportBatchItemFailures"),
         "partial batch responses"
@@ -798,7 +806,8 @@ fn the_alarms_watch_errors_dead_letters_and_the_outcomes_the_function_emits() {
     for outcome in [
         OutcomeKind::Unknown.as_str(),
         OutcomeKind::Failed.as_str(),
-        "BROKEN",
+        OutcomeKind::Broken.as_str(),
+        OutcomeKind::Stalled.as_str(),
     ] {
         assert!(
             watches(METRIC_NAMESPACE, metric, (dimension, &json!(outcome))),
@@ -826,8 +835,20 @@ fn the_outputs_name_what_a_team_wires_up() {
     );
     assert_eq!(
         outputs[&"IdempotencyTableName".to_owned()]["Value"],
-        r#ref("IdempotencyTable")
+        json!({"Fn::If": [
+            "CreateIdempotencyTable",
+            r#ref("IdempotencyTable"),
+            r#ref("ExistingIdempotencyTableName")
+        ]})
     );
+    // start-message-move-task and the redrive of the on-failure queue take ARNs.
+    for queue in ["WorkQueueDeadLetterQueue", "AsyncFailureQueue"] {
+        assert_eq!(
+            outputs[&format!("{queue}Arn")]["Value"],
+            get_att(queue, "Arn"),
+            "{queue}Arn"
+        );
+    }
     assert_eq!(
         outputs[&"WorkQueueUrl".to_owned()]["Value"],
         r#ref("WorkQueue")
