@@ -463,8 +463,12 @@ where
             }
             Acquired::Dropped(_) => return Ok(self.in_flight(request)),
         };
-        if sending.is_some() {
+        if let Some(mark) = &sending {
             tracing::warn!(request_id = %request.request_id, attempt, "an earlier attempt may have sent this restore and died; the delivery will look for its job before sending");
+            // Kept with the record (the earliest mark stays), so the delivery reconciles.
+            self.store
+                .mark_sending(&request.request_id, attempt, mark)
+                .await?;
         }
         let now = self.clock.now();
         let queued = self.outcome(request, OutcomeKind::Queued, first_started_at);

@@ -270,7 +270,8 @@ pub fn decide(record: Option<&IdempotencyRecord>, ask: &Ask<'_>) -> Decision {
 pub enum Acquired {
     /// This attempt holds the key, as attempt `attempt` of a record first started at
     /// `first_started_at`. With `sending`, an earlier attempt may have sent the restore: look
-    /// for its job before sending anything.
+    /// for its job before sending anything. A dead attempt is always taken over with one
+    /// (its own mark, else its record's first start).
     Holds {
         attempt: u64,
         first_started_at: DateTime<Utc>,
@@ -354,10 +355,19 @@ pub async fn acquire<S: IdempotencyStore>(
                     .await?
                 {
                     let claimed_from_queue = record.outcome_kind() == Some(OutcomeKind::Queued);
+                    // An attempt that died holding the key without a mark cannot have sent
+                    // (the mark precedes every POST), unless a version before the mark wrote
+                    // the record: one list of the jobs since its first start settles it.
+                    let sending = record.sending.or_else(|| {
+                        (!claimed_from_queue).then_some(SendingMark {
+                            since: record.first_started_at,
+                            snapshot_id: None,
+                        })
+                    });
                     return Ok(Acquired::Holds {
                         attempt: seen + 1,
                         first_started_at: record.first_started_at,
-                        sending: record.sending,
+                        sending,
                         claimed_from_queue,
                     });
                 }
