@@ -41,7 +41,7 @@ where
             .unwrap_or_else(|_| {
                 Err(DependencyError::new(
                     service,
-                    "no answer before the invocation's deadline; the call was abandoned",
+                    "no answer before the request's deadline (the invocation's, or a webhook's 25 s budget); the call was abandoned",
                 ))
             }),
         None => call.await,
