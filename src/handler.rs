@@ -1002,33 +1002,58 @@ pub const METRIC_NAMESPACE: &str = "AtlasRestoreRunner";
 
 /// One log line per outcome: the request, the trigger, the outcome and what it touched; and one
 /// CloudWatch Embedded Metric Format line counting the outcome by kind.
+///
+/// The outcome line is one JSON object written whole, not a `tracing` event: tracing's JSON
+/// formatter writes every field that is not a number or a boolean as a string, so a list would
+/// reach CloudWatch Logs Insights as `"[\"...\"]"`. Here `jobs` and `errors` are JSON lists and
+/// `trigger` is in its contract form (`direct`), so a query can filter on them and read
+/// `jobs.0`, `errors.0.code` (README, "Finding outcomes in the logs"). It carries `level`, so
+/// Lambda's log-level filter treats it as INFO, and it is written only when INFO is enabled, as
+/// the tracing event was.
 fn log_outcome(report: &Report) {
+    write_log_line(&metric_line(report.outcome.outcome, Utc::now()));
+    if tracing::enabled!(tracing::Level::INFO) {
+        write_log_line(&outcome_line(report).to_string());
+    }
+}
+
+/// The outcome line's fields; absent ids are `null`.
+fn outcome_line(report: &Report) -> Value {
     let outcome = &report.outcome;
-    println!("{}", metric_line(outcome.outcome, Utc::now()));
     let jobs: Vec<&str> = outcome
         .atlas
         .iter()
         .flat_map(|a| a.jobs.iter().map(|j| j.id.as_str()))
         .collect();
     // Bounded, so a rejection listing thousands of problems stays one CloudWatch event (256 KB).
-    let codes: Vec<String> = outcome
+    let errors: Vec<Value> = outcome
         .errors
         .iter()
         .take(LOGGED_PROBLEMS)
-        .map(|e| format!("{} {}", e.field, e.code))
+        .map(|e| json!({"field": e.field, "code": e.code}))
         .collect();
-    tracing::info!(
-        request_id = outcome.request_id.as_deref().unwrap_or(""),
-        trigger = ?outcome.trigger,
-        outcome = outcome.outcome.as_str(),
-        group_id = outcome.group_id.as_deref().unwrap_or(""),
-        cluster_name = outcome.cluster_name.as_deref().unwrap_or(""),
-        jobs = ?jobs,
-        errors = ?codes,
-        error_count = outcome.errors.len(),
-        published = matches!(report.publication, Publication::Published),
-        "outcome"
-    );
+    json!({
+        "level": "INFO",
+        "message": "outcome",
+        "request_id": outcome.request_id,
+        "trigger": outcome.trigger,
+        "outcome": outcome.outcome.as_str(),
+        "group_id": outcome.group_id,
+        "cluster_name": outcome.cluster_name,
+        "jobs": jobs,
+        "errors": errors,
+        "error_count": outcome.errors.len(),
+        "published": matches!(report.publication, Publication::Published),
+    })
+}
+
+/// One line on stdout, where Lambda collects the function's logs. A line that cannot be
+/// written is lost rather than a panic in the middle of an outcome.
+fn write_log_line(line: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
 }
 
 #[cfg(test)]
