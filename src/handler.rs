@@ -87,8 +87,17 @@ enum Retry {
 /// A dependency failed: the invocation fails so Lambda retries it (and, after the retries,
 /// the event reaches the dead-letter destination).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}; the event will be retried")]
-pub struct HandlerError(#[from] pub DependencyError);
+pub enum HandlerError {
+    #[error("{0}; the event will be retried")]
+    Dependency(#[from] DependencyError),
+    /// Another attempt holds the request (it is working on it, or publishing its outcome) and
+    /// may have died: answering success would end the event with nothing recorded, so it is
+    /// retried until the request has its outcome.
+    #[error(
+        "request {request_id:?} is being worked on by another attempt, which may have died; the event will be retried (look it up with GET /restore/{request_id} before anything else)"
+    )]
+    InFlight { request_id: String },
+}
 
 /// Everything the handler needs, built once per Lambda instance.
 pub struct App<A, S, N, I, C, Q> {
@@ -143,8 +152,12 @@ impl DeployedApp {
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(error: HandlerError) -> lambda_runtime::Diagnostic {
+        let error_type = match &error {
+            HandlerError::Dependency(_) => "DependencyFailure",
+            HandlerError::InFlight { .. } => "RequestInFlight",
+        };
         lambda_runtime::Diagnostic {
-            error_type: "DependencyFailure".into(),
+            error_type: error_type.into(),
             error_message: error.to_string(),
         }
     }
@@ -394,7 +407,12 @@ where
         if let Publication::Failed(error) = report.publication {
             // The outcome is stored (or, for a rejection, costs nothing to repeat): the retry
             // publishes it.
-            return Err(HandlerError(error));
+            return Err(HandlerError::Dependency(error));
+        }
+        if report.in_flight {
+            return Err(HandlerError::InFlight {
+                request_id: report.outcome.request_id.unwrap_or_default(),
+            });
         }
         Ok(serde_json::to_value(&report.outcome).unwrap_or(Value::Null))
     }
@@ -700,6 +718,8 @@ where
                 log_outcome(&report);
                 match report.publication {
                     Publication::Failed(error) => Err(Retry::Dependency(error)),
+                    // Another attempt holds the request and may have died: come back later.
+                    _ if report.in_flight => Err(Retry::Busy),
                     _ => Ok(()),
                 }
             }

@@ -509,7 +509,8 @@ where
             Ok(outcome) => outcome,
             Err(error) => {
                 let key = &request.request_id;
-                let settled = if attempt.may_have_sent() {
+                // A delivery's record must stay for SQS's redelivery to claim.
+                let settled = if attempt.may_have_sent() || request.from_queue {
                     self.store.end_lease(key, attempt.number).await
                 } else {
                     self.store.release(key, attempt.number).await
@@ -899,23 +900,22 @@ where
                 };
                 // The same command again: its outcome, published now if it never was, and the
                 // key freed as that outcome says.
-                let publication = if !published
-                    && self
-                        .store
-                        .claim_publication(key, now, now + PUBLISH_CLAIM)
-                        .await?
-                {
-                    self.publish_stored(key, record.attempt, &stored).await
-                } else {
-                    if published {
-                        self.store.release(key, record.attempt).await?;
-                    }
-                    Publication::NotPublished
-                };
+                if published {
+                    self.store.release(key, record.attempt).await?;
+                    return Ok(self.not_published(*stored));
+                }
+                let claimed = self
+                    .store
+                    .claim_publication(key, now, now + PUBLISH_CLAIM)
+                    .await?;
                 Ok(Report {
+                    publication: match claimed {
+                        true => self.publish_stored(key, record.attempt, &stored).await,
+                        false => Publication::NotPublished,
+                    },
                     outcome: *stored,
-                    publication,
-                    in_flight: false,
+                    // Another attempt holds the right to publish it, and may have died.
+                    in_flight: !claimed,
                 })
             }
             Decision::Duplicate { in_flight: false } => {
@@ -927,16 +927,20 @@ where
                     return Ok(self.in_flight(request));
                 };
                 let mut publication = Publication::NotPublished;
+                let mut in_flight = false;
                 // The first attempt stored its outcome but has not published it: publish it now,
-                // unless that attempt (or another duplicate) holds the right to, and is doing it.
-                if !published
-                    && first.outcome.is_published()
-                    && self
+                // unless that attempt (or another duplicate) holds the right to. It may have
+                // died holding it, so this one is not done until it is published.
+                if !published && first.outcome.is_published() {
+                    if self
                         .store
                         .claim_publication(key, now, now + PUBLISH_CLAIM)
                         .await?
-                {
-                    publication = self.publish_stored(key, record.attempt, &first).await;
+                    {
+                        publication = self.publish_stored(key, record.attempt, &first).await;
+                    } else {
+                        in_flight = true;
+                    }
                 }
                 // The attempt that submitted could not queue the follow-up: this one does.
                 if first.outcome == OutcomeKind::Submitted && record.follow_up.is_none() {
@@ -948,7 +952,7 @@ where
                 Ok(Report {
                     outcome: duplicate,
                     publication,
-                    in_flight: false,
+                    in_flight,
                 })
             }
             // Another attempt works on it (or the record changed under the decision): the
