@@ -4,7 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{Facts, trigger_name};
+use super::{Facts, given, trigger_name, unique};
 use crate::outcome::{AtlasSummary, ErrorCode, JobSummary, Outcome, OutcomeKind};
 
 /// Chatbot's limit for a custom notification's description is 8,000 characters; stay below.
@@ -33,7 +33,7 @@ pub(super) fn message(outcome: &Outcome, facts: &Facts<'_>) -> Value {
     }
 
     let mut metadata = Map::new();
-    if let Some(id) = outcome.request_id.as_deref().filter(|id| !id.is_empty()) {
+    if let Some(id) = given(&outcome.request_id) {
         metadata.insert("threadId".into(), json!(id));
     }
     metadata.insert("summary".into(), json!(summary(outcome, facts)));
@@ -58,10 +58,7 @@ fn title(outcome: &Outcome, facts: &Facts<'_>) -> String {
         (None, true) => format!("{source} (download)"),
         (None, false) => source,
     };
-    let atlas_code = facts
-        .atlas
-        .and_then(|a| a.error_code.as_deref())
-        .filter(|c| !c.is_empty());
+    let atlas_code = facts.atlas.and_then(|a| given(&a.error_code));
     let title = match outcome.outcome {
         OutcomeKind::Submitted => {
             let count = facts.jobs.len();
@@ -137,6 +134,46 @@ fn summary(outcome: &Outcome, facts: &Facts<'_>) -> String {
     shorten(&one_line(&summary), VALUE_MAX)
 }
 
+/// `additionalContext`: the outcome's fields, every value a string as Chatbot requires.
+fn additional_context(outcome: &Outcome, facts: &Facts<'_>) -> Map<String, Value> {
+    let mut context = Map::new();
+    let mut put = |name: &str, value: Option<String>| {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            context.insert(name.to_owned(), Value::String(shorten(&value, VALUE_MAX)));
+        }
+    };
+    let owned = |value: Option<&str>| value.map(str::to_owned);
+    put("requestId", owned(outcome.request_id.as_deref()));
+    put("trigger", Some(trigger_name(outcome).to_owned()));
+    put("groupId", owned(facts.group));
+    put("clusterName", owned(facts.source));
+    put("backupType", owned(outcome.backup_type.as_deref()));
+    put("targetCluster", facts.target.clone());
+    put("targetGroupId", facts.target_group.clone());
+    put("restorePoint", facts.restore_point.clone());
+    let ids: Vec<&str> = facts.jobs.iter().map(|j| j.id.as_str()).collect();
+    put("jobIds", Some(ids.join(",")));
+    put("batchIds", Some(facts.batches.join(",")));
+    if let Some(atlas) = facts.atlas {
+        put("atlasHttpStatus", atlas.http_status.map(|s| s.to_string()));
+        put("atlasErrorCode", atlas.error_code.clone());
+        if atlas.reconciled {
+            put("reconciled", Some("true".to_owned()));
+        }
+    }
+    let codes: Vec<String> = outcome.errors.iter().map(|p| p.code.to_string()).collect();
+    put("errorCodes", Some(codes.join(",")));
+    put("requestedBy", owned(outcome.requested_by.as_deref()));
+    put("approvedBy", owned(outcome.approved_by.as_deref()));
+    put("startedAt", Some(timestamp(outcome.started_at)));
+    put("finishedAt", Some(timestamp(outcome.finished_at)));
+    put(
+        "durationSeconds",
+        outcome.duration_seconds.map(|s| s.to_string()),
+    );
+    context
+}
+
 /// The description, with as many list items (jobs, problems) as fit under Chatbot's limit: the
 /// lines that say who and why are never the ones cut.
 fn description(outcome: &Outcome, facts: &Facts<'_>) -> String {
@@ -151,10 +188,21 @@ fn description(outcome: &Outcome, facts: &Facts<'_>) -> String {
 }
 
 fn description_listing(outcome: &Outcome, facts: &Facts<'_>, list_max: usize) -> String {
-    let mut lines: Vec<String> = Vec::new();
-    lines.push(opening(outcome, facts));
+    let mut lines = vec![opening(outcome, facts)];
+    lines.extend(where_lines(outcome, facts));
+    lines.extend(atlas_lines(outcome, facts, list_max));
+    lines.extend(problem_lines(outcome, list_max));
+    // The exact body of a dry run: what would be sent.
+    if let (OutcomeKind::DryRun, Some(body)) = (outcome.outcome, &outcome.restore) {
+        let body = shorten(&body.to_string().replace('`', "'"), 1_500);
+        lines.push(format!("*Would send:* ```{body}```"));
+    }
+    lines.extend(who_and_why_lines(outcome));
+    lines.join("\n")
+}
 
-    // Where from, where to.
+/// Where from, where to.
+fn where_lines(outcome: &Outcome, facts: &Facts<'_>) -> Vec<String> {
     let mut source = match facts.source {
         Some(name) => format!("*Source:* {}", code(name)),
         None => "*Source:* not known (the command did not name a cluster)".to_owned(),
@@ -162,10 +210,10 @@ fn description_listing(outcome: &Outcome, facts: &Facts<'_>, list_max: usize) ->
     if let Some(group) = facts.group {
         source.push_str(&format!(" in project {}", code(group)));
     }
-    if let Some(kind) = outcome.backup_type.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(kind) = given(&outcome.backup_type) {
         source.push_str(&format!(" ({} backup)", text(kind)));
     }
-    lines.push(source);
+    let mut lines = vec![source];
     match (&facts.target, facts.download) {
         (Some(target), _) => {
             let mut line = format!("*Target:* {}", code(target));
@@ -183,16 +231,15 @@ fn description_listing(outcome: &Outcome, facts: &Facts<'_>, list_max: usize) ->
     if let Some(point) = &facts.restore_point {
         lines.push(format!("*Restore point:* {}", text(point)));
     }
+    lines
+}
 
-    // What Atlas did.
+/// What Atlas did: the jobs, their batches, and its answer to a refused or unclear request.
+fn atlas_lines(outcome: &Outcome, facts: &Facts<'_>, list_max: usize) -> Vec<String> {
+    let mut lines = Vec::new();
     if !facts.jobs.is_empty() {
         lines.push(format!("*{}:*", plural(facts.jobs.len(), "Job", "Jobs")));
-        for job in facts.jobs.iter().take(list_max) {
-            lines.push(job_line(job));
-        }
-        if facts.jobs.len() > list_max {
-            lines.push(format!("\u{2022} and {} more", facts.jobs.len() - list_max));
-        }
+        lines.extend(bullets(facts.jobs, list_max, job_line));
     }
     if !facts.batches.is_empty() {
         let batches: Vec<String> = facts.batches.iter().map(|b| code(b)).collect();
@@ -207,51 +254,47 @@ fn description_listing(outcome: &Outcome, facts: &Facts<'_>, list_max: usize) ->
             lines.push(format!("*Atlas answered:* {answer}"));
         }
     }
+    lines
+}
 
-    // What was wrong.
-    if !outcome.errors.is_empty() {
-        lines.push("*Problems:*".to_owned());
-        for problem in outcome.errors.iter().take(list_max) {
-            let field = if problem.field.is_empty() {
-                "(the whole command)".to_owned()
-            } else {
-                code(&problem.field)
-            };
-            lines.push(format!(
-                "\u{2022} {field} {}: {}",
-                code(&problem.code.to_string()),
-                text(&problem.message)
-            ));
-        }
-        if outcome.errors.len() > list_max {
-            lines.push(format!(
-                "\u{2022} and {} more",
-                outcome.errors.len() - list_max
-            ));
-        }
+/// What was wrong with the command.
+fn problem_lines(outcome: &Outcome, list_max: usize) -> Vec<String> {
+    if outcome.errors.is_empty() {
+        return Vec::new();
     }
+    let mut lines = vec!["*Problems:*".to_owned()];
+    lines.extend(bullets(&outcome.errors, list_max, |problem| {
+        let field = if problem.field.is_empty() {
+            "(the whole command)".to_owned()
+        } else {
+            code(&problem.field)
+        };
+        format!(
+            "\u{2022} {field} {}: {}",
+            code(&problem.code.to_string()),
+            text(&problem.message)
+        )
+    }));
+    lines
+}
 
-    // The exact body of a dry run: what would be sent.
-    if let (OutcomeKind::DryRun, Some(body)) = (outcome.outcome, &outcome.restore) {
-        let body = shorten(&body.to_string().replace('`', "'"), 1_500);
-        lines.push(format!("*Would send:* ```{body}```"));
-    }
-
-    // Who and why.
+/// Who asked, who approved, why, and the request itself.
+fn who_and_why_lines(outcome: &Outcome) -> Vec<String> {
+    let mut lines = Vec::new();
     let mut people = Vec::new();
-    if let Some(who) = outcome.requested_by.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(who) = given(&outcome.requested_by) {
         people.push(format!("*Requested by:* {}", code(who)));
     }
-    if let Some(who) = outcome.approved_by.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(who) = given(&outcome.approved_by) {
         people.push(format!("*Approved by:* {}", code(who)));
     }
     if !people.is_empty() {
         lines.push(people.join("  "));
     }
-    if let Some(reason) = outcome.reason.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(reason) = given(&outcome.reason) {
         lines.push(format!("*Reason:* {}", text(reason)));
     }
-    let mut request = match outcome.request_id.as_deref().filter(|s| !s.is_empty()) {
+    let mut request = match given(&outcome.request_id) {
         Some(id) => format!("*Request:* {} from {}", code(id), trigger_name(outcome)),
         None => format!("*Request:* from {}", trigger_name(outcome)),
     };
@@ -261,8 +304,16 @@ fn description_listing(outcome: &Outcome, facts: &Facts<'_>, list_max: usize) ->
         timestamp(outcome.finished_at)
     ));
     lines.push(request);
+    lines
+}
 
-    lines.join("\n")
+/// The first `list_max` items as bullet lines, then `• and N more` for the rest.
+fn bullets<T>(items: &[T], list_max: usize, line: impl Fn(&T) -> String) -> Vec<String> {
+    let mut lines: Vec<String> = items.iter().take(list_max).map(line).collect();
+    if items.len() > list_max {
+        lines.push(format!("\u{2022} and {} more", items.len() - list_max));
+    }
+    lines
 }
 
 /// The first line: what happened, in a sentence.
@@ -358,20 +409,16 @@ fn duration(outcome: &Outcome) -> String {
 
 fn job_line(job: &JobSummary) -> String {
     let mut line = format!("\u{2022} {}", code(&job.id));
-    if let Some(status) = job.status_name.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(status) = given(&job.status_name) {
         line.push_str(&format!(" {}", text(status)));
     }
-    if let Some(delivery) = job
-        .delivery_status_name
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    {
+    if let Some(delivery) = given(&job.delivery_status_name) {
         line.push_str(&format!(" (delivery {})", text(delivery)));
     }
-    if let Some(target) = job.target_cluster_name.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(target) = given(&job.target_cluster_name) {
         line.push_str(&format!(" \u{2192} {}", code(target)));
     }
-    if let Some(batch) = job.batch_id.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(batch) = given(&job.batch_id) {
         line.push_str(&format!(", batch {}", code(batch)));
     }
     line
@@ -383,18 +430,18 @@ fn atlas_answer_plain(atlas: &AtlasSummary) -> Option<String> {
     if let Some(status) = atlas.http_status {
         parts.push(format!("HTTP {status}"));
     }
-    if let Some(code) = atlas.error_code.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(code) = given(&atlas.error_code) {
         parts.push(code.to_owned());
     }
     let mut answer = parts.join(" ");
-    if let Some(detail) = atlas.detail.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(detail) = given(&atlas.detail) {
         answer = if answer.is_empty() {
             detail.to_owned()
         } else {
             format!("{answer}: {detail}")
         };
     }
-    if let Some(reason) = atlas.reason.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(reason) = given(&atlas.reason) {
         answer = if answer.is_empty() {
             reason.to_owned()
         } else {
@@ -409,13 +456,13 @@ fn atlas_answer_markdown(atlas: &AtlasSummary) -> Option<String> {
     if let Some(status) = atlas.http_status {
         parts.push(format!("HTTP {status}"));
     }
-    if let Some(error_code) = atlas.error_code.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(error_code) = given(&atlas.error_code) {
         parts.push(code(error_code));
     }
-    if let Some(detail) = atlas.detail.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(detail) = given(&atlas.detail) {
         parts.push(format!("\u{201C}{}\u{201D}", text(detail)));
     }
-    if let Some(reason) = atlas.reason.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(reason) = given(&atlas.reason) {
         parts.push(format!("({})", text(reason)));
     }
     if parts.is_empty() {
@@ -424,238 +471,256 @@ fn atlas_answer_markdown(atlas: &AtlasSummary) -> Option<String> {
     Some(parts.join(" "))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Next steps: what a person does about the outcome, one function per outcome kind
+
+/// At most [`STEPS_MAX`] steps, each at most [`VALUE_MAX`] characters.
 fn next_steps(outcome: &Outcome, facts: &Facts<'_>) -> Vec<String> {
-    let key = outcome
-        .request_id
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(code);
-    let source = facts.source.map_or("the source cluster".to_owned(), code);
-    let project = facts
-        .group
-        .map(|g| format!(" (project {})", code(g)))
-        .unwrap_or_default();
-    let mut steps: Vec<String> = Vec::new();
-    let ids: Vec<String> = facts
-        .jobs
-        .iter()
-        .take(LIST_MAX)
-        .map(|j| code(&j.id))
-        .collect();
-    match outcome.outcome {
-        OutcomeKind::Submitted => {
-            let target = facts.target.as_deref().map_or(source.clone(), code);
-            if ids.is_empty() {
-                steps.push(format!(
-                    "Follow the restore of {target} in the Atlas UI until it ends."
-                ));
-            } else {
-                steps.push(format!(
-                    "Follow {} {} in the Atlas UI (Backup, Restores) or API until {} ends; {target} is overwritten.",
-                    plural(ids.len(), "job", "jobs"),
-                    ids.join(", "),
-                    plural(ids.len(), "it", "every job")
-                ));
-            }
-        }
-        OutcomeKind::DryRun => {
-            let key = key
-                .map(|k| format!(" (the key {k} was released)"))
-                .unwrap_or_default();
-            steps.push(format!(
-                "To restore for real, send the same command without dryRun{key}."
-            ));
-        }
-        OutcomeKind::Rejected => {
-            for problem in &outcome.errors {
-                let step = match problem.code {
-                    ErrorCode::KeyReused => Some(
-                        "Use a new idempotencyKey: this one already belongs to a different command."
-                            .to_owned(),
-                    ),
-                    ErrorCode::SelfApproval => Some(
-                        "Have the command approved by someone other than its requester.".to_owned(),
-                    ),
-                    ErrorCode::ApproverNotAllowed => Some(
-                        "Have the command approved by someone listed in APPROVERS.".to_owned(),
-                    ),
-                    ErrorCode::ProtectedTarget => Some(
-                        "A protected cluster can only be overwritten by an approved webhook request: send it that way, or choose another target."
-                            .to_owned(),
-                    ),
-                    ErrorCode::UnresolvedTarget => Some(
-                        "Check that the target cluster id exists and the runner's Atlas key can read the target project, or give the target by name."
-                            .to_owned(),
-                    ),
-                    ErrorCode::SnapshotNotFound => Some(format!(
-                        "Wait for a completed snapshot of {source}, or give a snapshotId."
-                    )),
-                    _ => None,
-                };
-                if let Some(step) = step.filter(|step| !steps.contains(step)) {
-                    steps.push(step);
-                }
-            }
-            let mut fields: Vec<String> = Vec::new();
-            for problem in outcome.errors.iter().filter(|p| !p.field.is_empty()) {
-                let field = code(&problem.field);
-                if !fields.contains(&field) {
-                    fields.push(field);
-                }
-            }
-            fields.truncate(LIST_MAX);
-            let released = key
-                .map(|k| format!("; the key {k} was released and can be used again"))
-                .unwrap_or_default();
-            let fix = if fields.is_empty() {
-                format!("Fix the command as the problems above say, then send it again{released}.")
-            } else {
-                format!(
-                    "Fix the listed {}: {}, then send the command again{released}.",
-                    plural(fields.len(), "field", "fields"),
-                    fields.join(", ")
-                )
-            };
-            steps.insert(0, fix);
-        }
-        OutcomeKind::Failed => {
-            let atlas = facts.atlas;
-            let error_code = atlas
-                .and_then(|a| a.error_code.as_deref())
-                .filter(|s| !s.is_empty());
-            let detail = atlas
-                .and_then(|a| a.detail.as_deref())
-                .filter(|s| !s.is_empty())
-                .map(text);
-            steps.push(match (error_code, detail) {
-                (Some(c), Some(d)) => format!("Act on Atlas's answer {}: {d}", code(c)),
-                (Some(c), None) => format!("Act on Atlas's answer {}.", code(c)),
-                (None, Some(d)) => format!("Act on Atlas's answer: {d}"),
-                (None, None) => {
-                    "Read Atlas's answer in the outcome and the runner's log.".to_owned()
-                }
-            });
-            match atlas.and_then(|a| a.http_status) {
-                Some(401 | 403) => steps.push(
-                    "Check the Atlas API key in Secrets Manager: its project roles and its IP access list."
-                        .to_owned(),
-                ),
-                Some(404) => steps.push(format!(
-                    "Check that {source}{project}, the snapshot and the target exist and the API key can see them."
-                )),
-                Some(409) => steps.push(
-                    "Another restore or operation may be running on the cluster: wait for it to end."
-                        .to_owned(),
-                ),
-                Some(429) => steps.push(
-                    "Atlas rate-limited the request: send it again in a few minutes.".to_owned(),
-                ),
-                _ => {}
-            }
-            let released = key
-                .map(|k| format!(" and the key {k} was released"))
-                .unwrap_or_default();
-            steps.push(format!(
-                "No job was created{released}: send the corrected command again."
-            ));
-        }
-        OutcomeKind::Unknown => {
-            steps.push(format!(
-                "Check the Atlas UI/API for restore jobs on {source}{project} created since {} before retrying; do not resend blindly.",
-                timestamp(outcome.started_at)
-            ));
-            let held = key
-                .map(|k| format!(" (the key {k} stays held, so the same command gets DUPLICATE)"))
-                .unwrap_or_default();
-            steps.push(format!(
-                "If a job exists, follow it{held}; if none does, send the command again with a new idempotencyKey."
-            ));
-        }
-        OutcomeKind::Finished => {
-            let target = facts.target.as_deref().map_or(source.clone(), code);
-            steps.push(format!(
-                "Check the restored data on {target} before it is used."
-            ));
-            steps.push(format!(
-                "Record the measured recovery time: {} (durationSeconds {}).",
-                duration(outcome),
-                outcome.duration_seconds.unwrap_or(0)
-            ));
-        }
-        OutcomeKind::Broken => {
-            let target = facts.target.as_deref().map_or(source.clone(), code);
-            let broken: Vec<String> = facts
-                .jobs
-                .iter()
-                .filter(|j| job_ended_badly(j))
-                .take(LIST_MAX)
-                .map(|j| code(&j.id))
-                .collect();
-            steps.push(format!(
-                "Read why {} ended badly in the Atlas UI (Backup, Restores) or API.",
-                broken.join(", ")
-            ));
-            steps.push(format!(
-                "Do not use {target}: it may hold part of the restore. To try again, send the command with a new idempotencyKey."
-            ));
-        }
-        OutcomeKind::Stalled => {
-            steps.push(format!(
-                "Check {} in the Atlas UI (Backup, Restores): the runner no longer follows {}.",
-                ids.join(", "),
-                plural(ids.len(), "it", "them")
-            ));
-            steps.push(
-                "If a job is stuck, open a case with MongoDB support before restoring again."
-                    .to_owned(),
-            );
-        }
-        OutcomeKind::Duplicate | OutcomeKind::Queued => {}
-    }
-    steps.truncate(STEPS_MAX);
+    let names = StepNames::of(outcome, facts);
+    let steps = match outcome.outcome {
+        OutcomeKind::Submitted => submitted_steps(&names),
+        OutcomeKind::DryRun => dry_run_steps(&names),
+        OutcomeKind::Rejected => rejected_steps(&names),
+        OutcomeKind::Failed => failed_steps(&names),
+        OutcomeKind::Unknown => unknown_steps(&names),
+        OutcomeKind::Finished => finished_steps(&names),
+        OutcomeKind::Broken => broken_steps(&names),
+        OutcomeKind::Stalled => stalled_steps(&names),
+        OutcomeKind::Duplicate | OutcomeKind::Queued => Vec::new(),
+    };
     steps
         .into_iter()
+        .take(STEPS_MAX)
         .map(|step| shorten(&step, VALUE_MAX))
         .collect()
 }
 
-fn additional_context(outcome: &Outcome, facts: &Facts<'_>) -> Map<String, Value> {
-    let mut context = Map::new();
-    let mut put = |name: &str, value: Option<String>| {
-        if let Some(value) = value.filter(|v| !v.is_empty()) {
-            context.insert(name.to_owned(), Value::String(shorten(&value, VALUE_MAX)));
-        }
-    };
-    let owned = |value: Option<&str>| value.map(str::to_owned);
-    put("requestId", owned(outcome.request_id.as_deref()));
-    put("trigger", Some(trigger_name(outcome).to_owned()));
-    put("groupId", owned(facts.group));
-    put("clusterName", owned(facts.source));
-    put("backupType", owned(outcome.backup_type.as_deref()));
-    put("targetCluster", facts.target.clone());
-    put("targetGroupId", facts.target_group.clone());
-    put("restorePoint", facts.restore_point.clone());
-    let ids: Vec<&str> = facts.jobs.iter().map(|j| j.id.as_str()).collect();
-    put("jobIds", Some(ids.join(",")));
-    put("batchIds", Some(facts.batches.join(",")));
-    if let Some(atlas) = facts.atlas {
-        put("atlasHttpStatus", atlas.http_status.map(|s| s.to_string()));
-        put("atlasErrorCode", atlas.error_code.clone());
-        if atlas.reconciled {
-            put("reconciled", Some("true".to_owned()));
+/// What the steps name, as inline code where it comes from the outcome.
+struct StepNames<'a> {
+    outcome: &'a Outcome,
+    facts: &'a Facts<'a>,
+    /// The idempotency key, if the command had one.
+    key: Option<String>,
+    /// The source cluster, else `the source cluster`.
+    source: String,
+    /// ` (project <groupId>)`, or nothing.
+    project: String,
+}
+
+impl<'a> StepNames<'a> {
+    fn of(outcome: &'a Outcome, facts: &'a Facts<'a>) -> StepNames<'a> {
+        StepNames {
+            outcome,
+            facts,
+            key: given(&outcome.request_id).map(code),
+            source: facts.source.map_or("the source cluster".to_owned(), code),
+            project: facts
+                .group
+                .map(|g| format!(" (project {})", code(g)))
+                .unwrap_or_default(),
         }
     }
-    let codes: Vec<String> = outcome.errors.iter().map(|p| p.code.to_string()).collect();
-    put("errorCodes", Some(codes.join(",")));
-    put("requestedBy", owned(outcome.requested_by.as_deref()));
-    put("approvedBy", owned(outcome.approved_by.as_deref()));
-    put("startedAt", Some(timestamp(outcome.started_at)));
-    put("finishedAt", Some(timestamp(outcome.finished_at)));
-    put(
-        "durationSeconds",
-        outcome.duration_seconds.map(|s| s.to_string()),
+
+    /// The target cluster, else the source.
+    fn target(&self) -> String {
+        self.facts
+            .target
+            .as_deref()
+            .map_or(self.source.clone(), code)
+    }
+
+    /// The ids of the first [`LIST_MAX`] jobs that `keep` keeps.
+    fn job_ids(&self, keep: impl Fn(&JobSummary) -> bool) -> Vec<String> {
+        self.facts
+            .jobs
+            .iter()
+            .filter(|job| keep(job))
+            .take(LIST_MAX)
+            .map(|job| code(&job.id))
+            .collect()
+    }
+
+    /// `say(key)` when the command had a key, else nothing.
+    fn about_key(&self, say: impl Fn(&str) -> String) -> String {
+        self.key.as_deref().map(say).unwrap_or_default()
+    }
+}
+
+fn submitted_steps(names: &StepNames<'_>) -> Vec<String> {
+    let target = names.target();
+    let ids = names.job_ids(|_| true);
+    let step = if ids.is_empty() {
+        format!("Follow the restore of {target} in the Atlas UI until it ends.")
+    } else {
+        format!(
+            "Follow {} {} in the Atlas UI (Backup, Restores) or API until {} ends; {target} is overwritten.",
+            plural(ids.len(), "job", "jobs"),
+            ids.join(", "),
+            plural(ids.len(), "it", "every job")
+        )
+    };
+    vec![step]
+}
+
+fn dry_run_steps(names: &StepNames<'_>) -> Vec<String> {
+    let key = names.about_key(|k| format!(" (the key {k} was released)"));
+    vec![format!(
+        "To restore for real, send the same command without dryRun{key}."
+    )]
+}
+
+/// How to fix the command first, then what to do about the problems that need more than a fix.
+fn rejected_steps(names: &StepNames<'_>) -> Vec<String> {
+    let problems = &names.outcome.errors;
+    let mut steps = unique(
+        problems
+            .iter()
+            .filter_map(|problem| problem_step(problem.code, &names.source)),
     );
-    context
+    let mut fields = unique(
+        problems
+            .iter()
+            .filter(|problem| !problem.field.is_empty())
+            .map(|problem| code(&problem.field)),
+    );
+    fields.truncate(LIST_MAX);
+    let released = names.about_key(|k| format!("; the key {k} was released and can be used again"));
+    let fix = if fields.is_empty() {
+        format!("Fix the command as the problems above say, then send it again{released}.")
+    } else {
+        format!(
+            "Fix the listed {}: {}, then send the command again{released}.",
+            plural(fields.len(), "field", "fields"),
+            fields.join(", ")
+        )
+    };
+    steps.insert(0, fix);
+    steps
+}
+
+/// What to do about a problem that fixing a field does not solve.
+fn problem_step(error: ErrorCode, source: &str) -> Option<String> {
+    let step = match error {
+        ErrorCode::KeyReused => {
+            "Use a new idempotencyKey: this one already belongs to a different command."
+        }
+        ErrorCode::SelfApproval => "Have the command approved by someone other than its requester.",
+        ErrorCode::ApproverNotAllowed => {
+            "Have the command approved by someone listed in APPROVERS."
+        }
+        ErrorCode::ProtectedTarget => {
+            "A protected cluster can only be overwritten by an approved webhook request: send it that way, or choose another target."
+        }
+        ErrorCode::UnresolvedTarget => {
+            "Check that the target cluster id exists and the runner's Atlas key can read the target project, or give the target by name."
+        }
+        ErrorCode::SnapshotNotFound => {
+            return Some(format!(
+                "Wait for a completed snapshot of {source}, or give a snapshotId."
+            ));
+        }
+        _ => return None,
+    };
+    Some(step.to_owned())
+}
+
+fn failed_steps(names: &StepNames<'_>) -> Vec<String> {
+    let atlas = names.facts.atlas;
+    let mut steps = vec![act_on_answer(atlas)];
+    steps.extend(refusal_step(atlas.and_then(|a| a.http_status), names));
+    let released = names.about_key(|k| format!(" and the key {k} was released"));
+    steps.push(format!(
+        "No job was created{released}: send the corrected command again."
+    ));
+    steps
+}
+
+/// The first step after a refusal: Atlas's own words.
+fn act_on_answer(atlas: Option<&AtlasSummary>) -> String {
+    let error_code = atlas.and_then(|a| given(&a.error_code));
+    let detail = atlas.and_then(|a| given(&a.detail)).map(text);
+    match (error_code, detail) {
+        (Some(c), Some(d)) => format!("Act on Atlas's answer {}: {d}", code(c)),
+        (Some(c), None) => format!("Act on Atlas's answer {}.", code(c)),
+        (None, Some(d)) => format!("Act on Atlas's answer: {d}"),
+        (None, None) => "Read Atlas's answer in the outcome and the runner's log.".to_owned(),
+    }
+}
+
+/// What the HTTP status of a refusal points at, where it points at something.
+fn refusal_step(http_status: Option<u16>, names: &StepNames<'_>) -> Option<String> {
+    let step = match http_status {
+        Some(401 | 403) => {
+            "Check the Atlas API key in Secrets Manager: its project roles and its IP access list."
+        }
+        Some(404) => {
+            return Some(format!(
+                "Check that {}{}, the snapshot and the target exist and the API key can see them.",
+                names.source, names.project
+            ));
+        }
+        Some(409) => {
+            "Another restore or operation may be running on the cluster: wait for it to end."
+        }
+        Some(429) => "Atlas rate-limited the request: send it again in a few minutes.",
+        _ => return None,
+    };
+    Some(step.to_owned())
+}
+
+fn unknown_steps(names: &StepNames<'_>) -> Vec<String> {
+    let held = names
+        .about_key(|k| format!(" (the key {k} stays held, so the same command gets DUPLICATE)"));
+    vec![
+        format!(
+            "Check the Atlas UI/API for restore jobs on {}{} created since {} before retrying; do not resend blindly.",
+            names.source,
+            names.project,
+            timestamp(names.outcome.started_at)
+        ),
+        format!(
+            "If a job exists, follow it{held}; if none does, send the command again with a new idempotencyKey."
+        ),
+    ]
+}
+
+fn finished_steps(names: &StepNames<'_>) -> Vec<String> {
+    vec![
+        format!(
+            "Check the restored data on {} before it is used.",
+            names.target()
+        ),
+        format!(
+            "Record the measured recovery time: {} (durationSeconds {}).",
+            duration(names.outcome),
+            names.outcome.duration_seconds.unwrap_or(0)
+        ),
+    ]
+}
+
+fn broken_steps(names: &StepNames<'_>) -> Vec<String> {
+    vec![
+        format!(
+            "Read why {} ended badly in the Atlas UI (Backup, Restores) or API.",
+            names.job_ids(job_ended_badly).join(", ")
+        ),
+        format!(
+            "Do not use {}: it may hold part of the restore. To try again, send the command with a new idempotencyKey.",
+            names.target()
+        ),
+    ]
+}
+
+fn stalled_steps(names: &StepNames<'_>) -> Vec<String> {
+    let ids = names.job_ids(|_| true);
+    vec![
+        format!(
+            "Check {} in the Atlas UI (Backup, Restores): the runner no longer follows {}.",
+            ids.join(", "),
+            plural(ids.len(), "it", "them")
+        ),
+        "If a job is stuck, open a case with MongoDB support before restoring again.".to_owned(),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::trigger_name;
+use super::{given, trigger_name};
 use crate::outcome::Outcome;
 
 /// SNS refuses a subject of 100 characters or more.
@@ -116,16 +116,16 @@ fn attribute_value(value: &str) -> String {
 // FIFO ids
 
 pub(super) fn group_id(outcome: &Outcome) -> String {
-    let part = |value: Option<&str>| value.filter(|v| !v.is_empty()).unwrap_or("-").to_owned();
+    let part = |value: &Option<String>| given(value).unwrap_or("-").to_owned();
     fifo_id(&format!(
         "{}/{}",
-        part(outcome.group_id.as_deref()),
-        part(outcome.cluster_name.as_deref())
+        part(&outcome.group_id),
+        part(&outcome.cluster_name)
     ))
 }
 
 pub(super) fn deduplication_id(outcome: &Outcome) -> String {
-    let request = match outcome.request_id.as_deref().filter(|id| !id.is_empty()) {
+    let request = match given(&outcome.request_id) {
         Some(id) => id.to_owned(),
         // No key (an event of no known shape): the outcome itself, so a retried publish of the
         // same outcome is still recognised.

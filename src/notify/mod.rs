@@ -106,16 +106,11 @@ impl<'a> Facts<'a> {
             });
         let method = field("methodName").or_else(|| field("deliveryType"));
         let download = matches!(method.as_deref(), Some("HTTP" | "download"));
-        let mut batches: Vec<&str> = Vec::new();
-        for batch in jobs.iter().filter_map(|job| job.batch_id.as_deref()) {
-            if !batch.is_empty() && !batches.contains(&batch) {
-                batches.push(batch);
-            }
-        }
+        let batches = unique(jobs.iter().filter_map(|job| given(&job.batch_id)));
         Facts {
             kind: outcome.outcome,
-            source: outcome.cluster_name.as_deref().filter(|s| !s.is_empty()),
-            group: outcome.group_id.as_deref().filter(|s| !s.is_empty()),
+            source: given(&outcome.cluster_name),
+            group: given(&outcome.group_id),
             target,
             target_group: field("targetGroupId"),
             download,
@@ -144,7 +139,7 @@ impl<'a> Facts<'a> {
     /// `SUBMITTED: restore of orders into orders-drill (approval-7f3a)`.
     fn headline(&self, outcome: &Outcome) -> String {
         let mut line = format!("{}: {}", self.kind.as_str(), self.what());
-        if let Some(id) = outcome.request_id.as_deref().filter(|id| !id.is_empty()) {
+        if let Some(id) = given(&outcome.request_id) {
             line.push_str(&format!(" ({id})"));
         }
         line
@@ -201,4 +196,20 @@ fn trigger_name(outcome: &Outcome) -> &'static str {
         crate::outcome::Trigger::Direct => "direct",
         crate::outcome::Trigger::Event => "event",
     }
+}
+
+/// A text the outcome holds, unless it is missing or empty.
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|text| !text.is_empty())
+}
+
+/// `items` without repeats, in the order they first come.
+fn unique<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut kept = Vec::new();
+    for item in items {
+        if !kept.contains(&item) {
+            kept.push(item);
+        }
+    }
+    kept
 }
