@@ -19,9 +19,7 @@ use crate::deadline;
 use crate::follow::FollowUpMessage;
 use crate::outcome::{ErrorCode, Outcome, OutcomeKind, Problem, Trigger};
 use crate::policy::{People, check_webhook_approval};
-use crate::ports::{
-    Atlas, Clock, DependencyError, IdempotencyStore, Notifier, Secrets, SystemClock, WorkQueue,
-};
+use crate::ports::{Adapters, DependencyError, Ports, Secrets, SystemClock};
 use crate::runner::{
     CheckReport, Delivered, Publication, Report, RunRequest, Runner, RunnerSettings,
 };
@@ -100,13 +98,13 @@ pub enum HandlerError {
 }
 
 /// Everything the handler needs, built once per Lambda instance.
-pub struct App<A, S, N, I, C, Q> {
-    pub runner: Runner<A, S, N, I, C, Q>,
+pub struct App<P: Ports> {
+    pub runner: Runner<P>,
     pub config: Config,
 }
 
-/// The handler as deployed: the real adapters.
-pub type DeployedApp = App<
+/// The adapters as deployed.
+pub type Deployed = Adapters<
     AtlasClient,
     SecretsManagerSecrets,
     SnsNotifier,
@@ -114,6 +112,9 @@ pub type DeployedApp = App<
     SystemClock,
     SqsWorkQueue,
 >;
+
+/// The handler as deployed: the real adapters.
+pub type DeployedApp = App<Deployed>;
 
 impl DeployedApp {
     /// Builds every client once, from the configuration and the AWS SDK's configuration: the
@@ -245,15 +246,7 @@ enum KeyFrom<'a> {
     Direct,
 }
 
-impl<A, S, N, I, C, Q> App<A, S, N, I, C, Q>
-where
-    A: Atlas,
-    S: Secrets,
-    N: Notifier,
-    I: IdempotencyStore,
-    C: Clock,
-    Q: WorkQueue,
-{
+impl<P: Ports> App<P> {
     /// Answers one event. `Err` only for a dependency failure on a non-HTTP trigger.
     pub async fn handle(
         &self,

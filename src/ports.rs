@@ -2,6 +2,7 @@
 //! AWS services through the SDK); unit tests of the runner may use in-process fakes.
 
 use std::future::Future;
+use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -180,6 +181,37 @@ impl Atlas for AtlasClient {
     fn set_credentials(&self, credentials: AtlasCredentials) {
         AtlasClient::set_credentials(self, credentials)
     }
+}
+
+/// The adapters a runner works with, named once, so signatures read `Runner<P>` and `App<P>`.
+/// The deployed function has the real ones; tests bring fakes or the in-memory store.
+pub trait Ports {
+    type Atlas: Atlas;
+    type Secrets: Secrets;
+    type Notifier: Notifier;
+    type Store: IdempotencyStore;
+    type Clock: Clock;
+    type Queue: WorkQueue;
+}
+
+/// Any six adapters as one [`Ports`]: `Runner::new` infers it from the adapters it is given.
+pub struct Adapters<A, S, N, I, C, Q>(PhantomData<fn() -> (A, S, N, I, C, Q)>);
+
+impl<A, S, N, I, C, Q> Ports for Adapters<A, S, N, I, C, Q>
+where
+    A: Atlas,
+    S: Secrets,
+    N: Notifier,
+    I: IdempotencyStore,
+    C: Clock,
+    Q: WorkQueue,
+{
+    type Atlas = A;
+    type Secrets = S;
+    type Notifier = N;
+    type Store = I;
+    type Clock = C;
+    type Queue = Q;
 }
 
 /// The webhook signing secret: one, or two during a rotation (both verify).

@@ -16,8 +16,8 @@ use crate::follow::{self, FollowUpMessage};
 use crate::ledger::{self, Acquired, Arrival, Ask, Decision};
 use crate::outcome::{AtlasSummary, ErrorCode, JobSummary, Outcome, OutcomeKind, Problem, Trigger};
 use crate::ports::{
-    Atlas, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier, RecordState,
-    Secrets, SendingMark, WorkQueue,
+    Adapters, Atlas, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier, Ports,
+    RecordState, Secrets, SendingMark, WorkQueue,
 };
 use crate::reconcile::{Adoption, find_adoptable, find_adoptable_cloud};
 
@@ -130,13 +130,13 @@ pub enum CheckReport {
 
 /// Runs commands against Atlas with the idempotency store, secrets and notifier it is given,
 /// and the work queue when there is one (the webhook hand-off and the follow-up checks).
-pub struct Runner<A, S, N, I, C, Q> {
-    atlas: A,
-    secrets: S,
-    notifier: N,
-    store: I,
-    clock: C,
-    queue: Option<Q>,
+pub struct Runner<P: Ports> {
+    atlas: P::Atlas,
+    secrets: P::Secrets,
+    notifier: P::Notifier,
+    store: P::Store,
+    clock: P::Clock,
+    queue: Option<P::Queue>,
     settings: RunnerSettings,
     credentials_in_use: Mutex<Option<AtlasCredentials>>,
 }
@@ -215,7 +215,7 @@ fn ambiguous_reason(candidates: &[String]) -> String {
     )
 }
 
-impl<A, S, N, I, C, Q> Runner<A, S, N, I, C, Q>
+impl<A, S, N, I, C, Q> Runner<Adapters<A, S, N, I, C, Q>>
 where
     A: Atlas,
     S: Secrets,
@@ -245,16 +245,18 @@ where
             credentials_in_use: Mutex::new(None),
         }
     }
+}
 
-    pub fn atlas(&self) -> &A {
+impl<P: Ports> Runner<P> {
+    pub fn atlas(&self) -> &P::Atlas {
         &self.atlas
     }
 
-    pub fn secrets(&self) -> &S {
+    pub fn secrets(&self) -> &P::Secrets {
         &self.secrets
     }
 
-    pub fn store(&self) -> &I {
+    pub fn store(&self) -> &P::Store {
         &self.store
     }
 
@@ -1022,7 +1024,7 @@ where
     async fn run_check(
         &self,
         follow: &FollowSettings,
-        queue: &Q,
+        queue: &P::Queue,
         message: &FollowUpMessage,
         record: IdempotencyRecord,
         deadline: DateTime<Utc>,

@@ -13,7 +13,7 @@ use atlas_restore_runner::aws::sns::SnsNotifier;
 use atlas_restore_runner::command::RestoreCommand;
 use atlas_restore_runner::config::NotifyFormat;
 use atlas_restore_runner::outcome::{ErrorCode, Outcome, OutcomeKind, Trigger};
-use atlas_restore_runner::ports::{Fresh, IdempotencyStore, SendingMark, SystemClock};
+use atlas_restore_runner::ports::{Adapters, Fresh, IdempotencyStore, SendingMark, SystemClock};
 use atlas_restore_runner::runner::{Publication, Report, RunRequest, Runner, RunnerSettings};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -22,12 +22,14 @@ use support::moto::receive_all;
 use support::stack::*;
 
 type TestRunner = Runner<
-    AtlasClient,
-    SecretsManagerSecrets,
-    SnsNotifier,
-    DynamoIdempotencyStore,
-    SystemClock,
-    SqsWorkQueue,
+    Adapters<
+        AtlasClient,
+        SecretsManagerSecrets,
+        SnsNotifier,
+        DynamoIdempotencyStore,
+        SystemClock,
+        SqsWorkQueue,
+    >,
 >;
 
 /// The stack of every end-to-end test (moto resources and the Atlas double), plus a sharded
