@@ -20,4 +20,6 @@ pub mod ports;
 pub mod reconcile;
 pub mod runner;
 pub mod secret;
+pub mod telemetry;
 pub mod triggers;
+pub mod wiring;

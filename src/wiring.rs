@@ -1,0 +1,48 @@
+//! The deployed function's wiring: every client built once, from the configuration and the AWS
+//! SDK's configuration (the function's start-up, and the tests that run the handler in their
+//! own process).
+
+use crate::atlas::{AtlasClient, AtlasClientConfig};
+use crate::aws::idempotency::DynamoIdempotencyStore;
+use crate::aws::queue::SqsWorkQueue;
+use crate::aws::secrets::SecretsManagerSecrets;
+use crate::aws::sns::SnsNotifier;
+use crate::config::Config;
+use crate::handler::{App, DeployedApp};
+use crate::ports::SystemClock;
+use crate::runner::{Runner, RunnerSettings};
+
+impl DeployedApp {
+    /// Builds every client once, from the configuration and the AWS SDK's configuration: the
+    /// function's start-up, and the tests that run the handler in their own process.
+    pub fn from_config(
+        config: Config,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<DeployedApp, reqwest::Error> {
+        let atlas = AtlasClient::without_credentials(AtlasClientConfig::new(
+            config.atlas_base_url.clone(),
+        ))?;
+        let secrets = SecretsManagerSecrets::new(
+            sdk,
+            config.atlas_secret_id.clone(),
+            config.webhook_secret_id.clone(),
+            config.secret_cache_ttl,
+        );
+        let notifier = SnsNotifier::new(sdk, config.notify_topic_arn.clone(), config.notify_format);
+        let store = DynamoIdempotencyStore::new(sdk, config.idempotency_table.clone());
+        let queue = config
+            .work_queue_url
+            .clone()
+            .map(|url| SqsWorkQueue::new(sdk, url));
+        let runner = Runner::new(
+            atlas,
+            secrets,
+            notifier,
+            store,
+            SystemClock,
+            queue,
+            RunnerSettings::from_config(&config),
+        );
+        Ok(App { runner, config })
+    }
+}
