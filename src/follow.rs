@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::atlas::model::RestoreJob;
+use crate::atlas_api::model::RestoreJob;
 use crate::command::{BackupType, ClusterName, ObjectId, SourceCluster};
 use crate::outcome::{JobSummary, Outcome, OutcomeKind};
 

@@ -1,11 +1,12 @@
 //! atlas-restore-runner: turns restore commands into MongoDB Atlas restore jobs, safely.
 //!
-//! Layout: a pure core ([`command`], [`outcome`], [`policy`], [`reconcile`], [`follow`],
-//! [`notify`]'s rendering) with no I/O; [`runner`] orders the work against the traits of
+//! Layout: a pure core ([`atlas_api`], [`command`], [`outcome`], [`policy`], [`reconcile`],
+//! [`follow`], [`notify`]'s rendering) with no I/O; [`runner`] orders the work against the traits of
 //! [`ports`]; adapters at the edges ([`atlas`], [`aws`]); [`handler`] turns events into
 //! commands and outcomes into answers.
 
 pub mod atlas;
+pub mod atlas_api;
 pub mod aws;
 pub mod command;
 pub mod config;

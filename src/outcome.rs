@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::atlas::model::RestoreJob;
+use crate::atlas_api::model::RestoreJob;
 
 /// Machine-readable code of one problem with a command (CONTRACT section 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -18,7 +18,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::atlas::model::{JobDelivery, RestoreJob};
+use crate::atlas_api::model::{JobDelivery, RestoreJob};
 use crate::command::{
     CloudPoint, CloudRestoreJob, CloudTarget, DownloadOptions, LegacyPoint, LegacyRestoreJob,
     ObjectId, PositiveInt32, TargetCluster,

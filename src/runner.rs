@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::atlas::model::{ApiError, RestoreJob};
-use crate::atlas::{AtlasCredentials, AtlasError, CreateAnswer};
+use crate::atlas_api::model::{ApiError, RestoreJob};
+use crate::atlas_api::{AtlasCredentials, AtlasError, CreateAnswer};
 use crate::command::{BackupType, ObjectId, ResolvedRestore, RestoreCommand, SourceCluster};
 use crate::follow::{self, FollowUpMessage};
 use crate::ledger::{self, Acquired, Arrival, Ask, Decision};

@@ -44,10 +44,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use atlas_restore_runner::atlas::model::{
+use atlas_restore_runner::atlas_api::model::{
     ApiError, BsonTimestamp, CloudSnapshot, Cluster, RestoreJob, Snapshot,
 };
-use atlas_restore_runner::atlas::{AtlasCredentials, AtlasError, CreateAnswer};
+use atlas_restore_runner::atlas_api::{AtlasCredentials, AtlasError, CreateAnswer};
 use atlas_restore_runner::command::{ObjectId, SourceCluster};
 use atlas_restore_runner::config::Config;
 use atlas_restore_runner::handler::{App, Invocation};

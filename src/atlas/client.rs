@@ -15,8 +15,8 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::{Position, Url};
 
-use super::credentials::AtlasCredentials;
-use super::model::{ApiError, CloudSnapshot, Cluster, Page, RestoreJob, Snapshot};
+use crate::atlas_api::model::{ApiError, CloudSnapshot, Cluster, Page, RestoreJob, Snapshot};
+use crate::atlas_api::{AtlasCredentials, AtlasError, CreateAnswer};
 use crate::command::{ObjectId, SourceCluster};
 use crate::secret::Secret;
 
@@ -87,55 +87,6 @@ fn tls_with_compiled_in_roots() -> Option<rustls::ClientConfig> {
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Some(tls)
-}
-
-/// What came of asking Atlas to create a restore job: the answer classes of CONTRACT section 4.
-/// The client has already re-sent where that is safe (429, failures before sending).
-#[derive(Clone, Debug, PartialEq)]
-pub enum CreateAnswer {
-    /// 2xx with a readable page: the job(s) Atlas created (several sharing a `batchId` for a
-    /// sharded cluster).
-    Created {
-        http_status: u16,
-        jobs: Vec<RestoreJob>,
-    },
-    /// Atlas refused the request (4xx other than 401, or 429 until the deadline): no job exists.
-    Refused { http_status: u16, error: ApiError },
-    /// 401 (or a service account's token refused): fetch the credentials again and send once more.
-    Unauthorized { http_status: u16, error: ApiError },
-    /// 503: reconcile; if no job exists, wait `retry_after` and send again while time allows.
-    Unavailable {
-        error: ApiError,
-        retry_after: Option<Duration>,
-    },
-    /// The request may have reached Atlas and no usable answer came back (another 5xx, a
-    /// timeout or reset after sending, an unreadable 2xx): reconcile, never send again.
-    Ambiguous {
-        http_status: Option<u16>,
-        reason: String,
-        error: Option<ApiError>,
-    },
-    /// The request never reached Atlas (connection, DNS, TLS or token failures until the
-    /// deadline): no job exists.
-    NotSent { reason: String },
-}
-
-/// A read from Atlas that did not succeed. Reads are retried where that is safe.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum AtlasError {
-    #[error("Atlas answered HTTP {status}: {}", .error.summary())]
-    Api { status: u16, error: ApiError },
-    #[error(
-        "Atlas refused the credentials (HTTP {status}): check the API key or service account in ATLAS_SECRET_ID, its Project Owner role, and Atlas's API access list ({})",
-        .error.summary()
-    )]
-    Unauthorized { status: u16, error: ApiError },
-    #[error("no usable answer from Atlas before the deadline: {0}")]
-    NoAnswer(String),
-    #[error("Atlas answered HTTP {status} with a body that could not be read: {reason}")]
-    Unreadable { status: u16, reason: String },
-    #[error("more than {0} results to read; stopped rather than read an incomplete list")]
-    TooManyResults(usize),
 }
 
 /// The Atlas Admin API client. Build it once per Lambda instance and share it: it keeps the

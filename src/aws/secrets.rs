@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::atlas::AtlasCredentials;
+use crate::atlas_api::AtlasCredentials;
 use crate::deadline;
 use crate::ports::{DependencyError, Secrets, SigningSecrets};
 use crate::secret::Secret;

@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use atlas_restore_runner::atlas::model::{
+use atlas_restore_runner::atlas_api::model::{
     BsonTimestamp, CloudSnapshot, Cluster, RestoreJob, Snapshot,
 };
-use atlas_restore_runner::atlas::{AtlasCredentials, AtlasError, CreateAnswer};
+use atlas_restore_runner::atlas_api::{AtlasCredentials, AtlasError, CreateAnswer};
 use atlas_restore_runner::command::{ObjectId, RestoreCommand, SourceCluster, canonical_json};
 use atlas_restore_runner::config::Config;
 use atlas_restore_runner::handler::{App, Invocation};
@@ -34,8 +34,15 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+// By path, as the fuzz targets include this file: neither may use more of tests/support.
+#[path = "clock.rs"]
+mod clock;
+#[path = "events.rs"]
+mod events;
+
 /// The pinned clock: the moment the samples in events/ were written for.
-pub const NOW_SECONDS: i64 = 1_795_885_575;
+pub use clock::{NOW_SECONDS, now};
+use events::{Signer, hand_off, http_request};
 pub const SIGNING_SECRET: &str = "fuzz-signing-secret-SECRET-1f0c";
 pub const PREVIOUS_SIGNING_SECRET: &str = "fuzz-previous-signing-secret-SECRET-77e2";
 pub const PRIVATE_KEY: &str = "fuzz-private-key-SECRET-5a3b";
@@ -66,10 +73,6 @@ pub const CONTRACT_CODES: &[&str] = &[
 ];
 
 const POLICY_CODES: &[&str] = &["APPROVER_NOT_ALLOWED", "SELF_APPROVAL", "PROTECTED_TARGET"];
-
-pub fn now() -> DateTime<Utc> {
-    DateTime::from_timestamp(NOW_SECONDS, 0).unwrap_or_default()
-}
 
 // ---------------------------------------------------------------------------------------------
 // Fakes of the ports
@@ -402,45 +405,26 @@ pub fn webhook_event(
     slack: bool,
     previous: bool,
 ) -> Value {
-    let secret = if previous {
-        PREVIOUS_SIGNING_SECRET
-    } else {
-        SIGNING_SECRET
+    let signer = Signer {
+        secret: if previous {
+            PREVIOUS_SIGNING_SECRET
+        } else {
+            SIGNING_SECRET
+        },
+        timestamp: NOW_SECONDS,
+        slack,
     };
-    let lookup = method == "GET";
-    let path = if lookup {
-        format!("/restore/{}", String::from_utf8_lossy(body))
-    } else {
-        "/restore".to_owned()
-    };
-    let signed = format!("GET {path}");
-    let (body, signature) = if lookup {
-        (
-            &b""[..],
-            sign(secret.as_bytes(), NOW_SECONDS, signed.as_bytes()),
-        )
-    } else {
-        (body, sign(secret.as_bytes(), NOW_SECONDS, body))
-    };
-    let (ts_name, sig_name) = if slack {
-        ("X-Slack-Request-Timestamp", "X-Slack-Signature")
-    } else {
-        ("x-signature-timestamp", "x-signature")
-    };
+    if method == "GET" {
+        let path = format!("/restore/{}", String::from_utf8_lossy(body));
+        let signed = format!("GET {path}");
+        return http_request("GET", &path, Some(""), base64, signed.as_bytes(), Some(signer));
+    }
     let text = if base64 {
         base64::engine::general_purpose::STANDARD.encode(body)
     } else {
         String::from_utf8_lossy(body).into_owned()
     };
-    json!({
-        "version": "2.0",
-        "routeKey": format!("{method} /restore"),
-        "rawPath": path,
-        "headers": {"content-type": "application/json", ts_name: NOW_SECONDS.to_string(), sig_name: signature},
-        "requestContext": {"http": {"method": method, "path": path}},
-        "body": text,
-        "isBase64Encoded": base64,
-    })
+    http_request(method, "/restore", Some(&text), base64, body, Some(signer))
 }
 
 /// An SQS batch of one follow-up message (unsigned, as the runner queues them).
@@ -451,11 +435,7 @@ pub fn follow_up_event(request_id: &Value, check: &Value) -> Value {
 
 /// An SQS batch of one work-queue message carrying `body`, signed as the webhook hand-off does.
 pub fn sqs_event(body: &str) -> Value {
-    let message = json!({
-        "body": body,
-        "timestamp": NOW_SECONDS.to_string(),
-        "signature": sign(SIGNING_SECRET.as_bytes(), NOW_SECONDS, body.as_bytes()),
-    });
+    let message = hand_off(body, SIGNING_SECRET, NOW_SECONDS);
     json!({"Records": [{"messageId": "m-1", "body": message.to_string(), "eventSource": "aws:sqs"}]})
 }
 
