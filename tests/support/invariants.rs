@@ -417,7 +417,14 @@ pub fn webhook_event(
     if method == "GET" {
         let path = format!("/restore/{}", String::from_utf8_lossy(body));
         let signed = format!("GET {path}");
-        return http_request("GET", &path, Some(""), base64, signed.as_bytes(), Some(signer));
+        return http_request(
+            "GET",
+            &path,
+            Some(""),
+            base64,
+            signed.as_bytes(),
+            Some(signer),
+        );
     }
     let text = if base64 {
         base64::engine::general_purpose::STANDARD.encode(body)
