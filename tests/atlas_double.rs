@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use diqwest::{Credentials, DigestAuthSession, WithDigestAuth};
-use md5::{Digest, Md5};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
-use support::atlas_double::{AtlasDouble, CloudJobState, Fault, RecordedAuth, Route};
+use support::atlas_double::{AtlasDouble, CloudJobState, Fault, RecordedAuth, Route, md5_hex};
 use support::schema::violations;
 
 const PUBLIC_KEY: &str = "qwertyui";
@@ -82,10 +81,6 @@ fn assert_api_error(answer: &Answer, status: u16, code: &str) {
         "{body}"
     );
     assert_valid("ApiError", &body);
-}
-
-fn md5_hex(text: &str) -> String {
-    hex::encode(Md5::digest(text.as_bytes()))
 }
 
 /// An `Authorization: Digest` value computed by hand.

@@ -54,6 +54,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -1031,4 +1032,10 @@ fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     rand::fill(&mut buffer[..]);
     hex::encode(buffer)
+}
+
+/// The MD5 of `text` in lower-case hex, as Digest's `HA1`, `HA2` and `response` are written
+/// (the double checks them in `atlas_double/auth.rs`; tests/atlas_double.rs computes them).
+pub fn md5_hex(text: &str) -> String {
+    hex::encode(Md5::digest(text.as_bytes()))
 }

@@ -7,19 +7,14 @@ use std::time::Instant;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hyper::HeaderMap;
-use md5::{Digest, Md5};
 use serde_json::json;
 
-use super::{Nonce, RecordedAuth, Reply, State, Token, random_hex};
+use super::{Nonce, RecordedAuth, Reply, State, Token, md5_hex, random_hex};
 
 pub(super) const REALM: &str = "MMS Public API";
 
 /// At most this many live tokens per service account, like Atlas (then 403 `access_denied`).
 const MAX_LIVE_TOKENS: usize = 100;
-
-fn md5_hex(text: &str) -> String {
-    hex::encode(Md5::digest(text.as_bytes()))
-}
 
 /// A 401 `ApiError` with a fresh Digest challenge.
 pub(super) fn challenge(state: &mut State, stale: bool) -> Reply {
