@@ -11,6 +11,7 @@ pub mod aws;
 pub mod command;
 pub mod config;
 pub mod deadline;
+pub mod dependency;
 pub mod follow;
 pub mod handler;
 pub mod ledger;

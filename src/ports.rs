@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -11,26 +12,9 @@ use tokio::time::Instant;
 use crate::atlas_api::model::{CloudSnapshot, Cluster, RestoreJob, Snapshot};
 use crate::atlas_api::{AtlasCredentials, AtlasError, CreateAnswer};
 use crate::command::{ObjectId, SourceCluster};
+pub use crate::dependency::DependencyError;
 use crate::outcome::Outcome;
 use crate::secret::Secret;
-
-/// A dependency (Secrets Manager, DynamoDB, SNS, SQS) failed: not an outcome. The invocation
-/// fails so that Lambda or SQS retries it; the webhook answers 503.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{service} failed: {message}")]
-pub struct DependencyError {
-    pub service: &'static str,
-    pub message: String,
-}
-
-impl DependencyError {
-    pub fn new(service: &'static str, message: impl Into<String>) -> DependencyError {
-        DependencyError {
-            service,
-            message: message.into(),
-        }
-    }
-}
 
 /// The Atlas Admin API, as the runner uses it.
 pub trait Atlas: Send + Sync {
@@ -95,8 +79,36 @@ pub trait Atlas: Send + Sync {
         deadline: Instant,
     ) -> impl Future<Output = Result<RestoreJob, AtlasError>> + Send;
 
-    /// Replaces the credentials after the secret was fetched again.
-    fn set_credentials(&self, credentials: AtlasCredentials);
+    /// Reads the credentials from the client's source (its cache, within the TTL) and uses
+    /// them from now on; a warm session is kept when they did not change. The runner calls
+    /// this before it works with Atlas, so that a failure of the source is known before
+    /// anything is marked as maybe sent. After a 401 the client reads them again itself.
+    fn load_credentials(&self) -> impl Future<Output = Result<(), DependencyError>> + Send;
+}
+
+/// What [`CredentialSource::credentials`] returns: boxed, so a client can hold any source.
+pub type CredentialsFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<AtlasCredentials, DependencyError>> + Send + 'a>>;
+
+/// Where the Atlas client reads its credentials: the [`Secrets`] port (from its cache, or
+/// fetched again with `refresh`), or credentials fixed when the client was built.
+pub trait CredentialSource: Send + Sync {
+    /// The credentials; `refresh` skips any cache (Atlas refused the ones in use).
+    fn credentials(&self, refresh: bool) -> CredentialsFuture<'_>;
+}
+
+impl<S: Secrets> CredentialSource for S {
+    fn credentials(&self, refresh: bool) -> CredentialsFuture<'_> {
+        Box::pin(self.atlas_credentials(refresh))
+    }
+}
+
+/// Fixed credentials: every read, a refresh too, answers the same.
+impl CredentialSource for AtlasCredentials {
+    fn credentials(&self, _refresh: bool) -> CredentialsFuture<'_> {
+        let credentials = self.clone();
+        Box::pin(async move { Ok(credentials) })
+    }
 }
 
 /// The adapters a runner works with, named once, so signatures read `Runner<P>` and `App<P>`.
@@ -111,7 +123,11 @@ pub trait Ports {
 }
 
 /// Any six adapters as one [`Ports`]: `Runner::new` infers it from the adapters it is given.
-pub struct Adapters<A, S, N, I, C, Q>(PhantomData<fn() -> (A, S, N, I, C, Q)>);
+pub struct Adapters<A, S, N, I, C, Q>(PhantomData<AdapterTypes<A, S, N, I, C, Q>>);
+
+/// The six adapter types, as a function type so [`Adapters`] is `Send`, `Sync` and covariant
+/// whatever they are.
+type AdapterTypes<A, S, N, I, C, Q> = fn() -> (A, S, N, I, C, Q);
 
 impl<A, S, N, I, C, Q> Ports for Adapters<A, S, N, I, C, Q>
 where

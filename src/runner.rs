@@ -1,7 +1,6 @@
 //! The one place that orders the work of a command (CONTRACT sections 3 and 4):
 //! key -> resolve -> submit -> reconcile -> store -> publish, written against `crate::ports`.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::atlas_api::model::{ApiError, RestoreJob};
-use crate::atlas_api::{AtlasCredentials, AtlasError, CreateAnswer};
+use crate::atlas_api::{AtlasError, CreateAnswer};
 use crate::command::{BackupType, ObjectId, ResolvedRestore, RestoreCommand, SourceCluster};
 use crate::follow::{self, FollowUpMessage};
 use crate::ledger::{self, Acquired, Arrival, Ask, Decision};
@@ -138,7 +137,6 @@ pub struct Runner<P: Ports> {
     clock: P::Clock,
     queue: Option<P::Queue>,
     settings: RunnerSettings,
-    credentials_in_use: Mutex<Option<AtlasCredentials>>,
 }
 
 /// The attempt holding the key.
@@ -242,7 +240,6 @@ where
             clock,
             queue,
             settings,
-            credentials_in_use: Mutex::new(None),
         }
     }
 }
@@ -549,16 +546,12 @@ impl<P: Ports> Runner<P> {
         let name = match cluster {
             TargetName::Name(name) => name.to_owned(),
             TargetName::Id(id) => {
-                self.use_credentials(false).await?;
+                self.atlas.load_credentials().await?;
                 let group =
                     ObjectId::parse(group_id).unwrap_or_else(|| command.source.group_id.clone());
                 let atlas_deadline = self.deadline(deadline, self.settings.reserve);
-                let mut listed = self.atlas.list_clusters(&group, atlas_deadline).await;
-                if matches!(listed, Err(AtlasError::Unauthorized { .. })) {
-                    self.use_credentials(true).await?;
-                    listed = self.atlas.list_clusters(&group, atlas_deadline).await;
-                }
-                match listed {
+                match self.atlas.list_clusters(&group, atlas_deadline).await {
+                    Err(AtlasError::NoCredentials(error)) => return Err(error),
                     Ok(clusters) => {
                         match clusters.into_iter().find(|c| c.id.eq_ignore_ascii_case(id)) {
                             Some(found) => found.name,
@@ -624,7 +617,7 @@ impl<P: Ports> Runner<P> {
             .and_then(ObjectId::parse);
         let needs_listing = spec.needs_latest_snapshot() && chosen_earlier.is_none();
         if !dry_run || needs_listing {
-            self.use_credentials(false).await?;
+            self.atlas.load_credentials().await?;
         }
         let latest = if let Some(id) = chosen_earlier {
             Some(id)
@@ -712,7 +705,6 @@ impl<P: Ports> Runner<P> {
             .earlier_sending
             .as_ref()
             .map_or(mark.since, |earlier| earlier.since.min(mark.since));
-        let mut credentials_refreshed = false;
         loop {
             let (body, deadline) = (&submission.body, submission.submit_deadline);
             let answer = match &submission.job {
@@ -741,11 +733,8 @@ impl<P: Ports> Runner<P> {
                     };
                     return Ok(self.failed(submission, None, error));
                 }
-                CreateAnswer::Unauthorized { .. } if !credentials_refreshed => {
-                    // The secret may have been rotated: fetch it once more and send once more.
-                    credentials_refreshed = true;
-                    self.use_credentials(true).await?;
-                }
+                CreateAnswer::NoCredentials(error) => return Err(error),
+                // The client already fetched the secret again once and sent once more.
                 CreateAnswer::Unauthorized { http_status, error } => {
                     return Ok(self.failed(submission, Some(http_status), error));
                 }
@@ -1138,13 +1127,11 @@ impl<P: Ports> Runner<P> {
         job_ids: &[String],
         deadline: Instant,
     ) -> Result<Result<Vec<RestoreJob>, AtlasError>, DependencyError> {
-        self.use_credentials(false).await?;
-        let mut read = self.get_jobs(source, backup_type, job_ids, deadline).await;
-        if matches!(read, Err(AtlasError::Unauthorized { .. })) {
-            self.use_credentials(true).await?;
-            read = self.get_jobs(source, backup_type, job_ids, deadline).await;
+        self.atlas.load_credentials().await?;
+        match self.get_jobs(source, backup_type, job_ids, deadline).await {
+            Err(AtlasError::NoCredentials(error)) => Err(error),
+            read => Ok(read),
         }
-        Ok(read)
     }
 
     async fn get_jobs(
@@ -1199,32 +1186,16 @@ impl<P: Ports> Runner<P> {
         }
     }
 
-    /// Fetches the Atlas credentials (from the cache unless `refresh`) and hands them to the
-    /// client when they changed, so a warm Digest session is kept.
-    async fn use_credentials(&self, refresh: bool) -> Result<(), DependencyError> {
-        let credentials = self.secrets.atlas_credentials(refresh).await?;
-        let mut in_use = self
-            .credentials_in_use
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if in_use.as_ref() != Some(&credentials) {
-            self.atlas.set_credentials(credentials.clone());
-            *in_use = Some(credentials);
-        }
-        Ok(())
-    }
-
     /// The newest completed snapshot; `Err` inside `Ok` is Atlas's refusal, an outcome.
     async fn latest_snapshot(
         &self,
         command: &RestoreCommand,
         deadline: Instant,
     ) -> Result<Result<Option<ObjectId>, AtlasError>, DependencyError> {
-        let mut listed = self.completed_snapshots(command, deadline).await;
-        if matches!(listed, Err(AtlasError::Unauthorized { .. })) {
-            self.use_credentials(true).await?;
-            listed = self.completed_snapshots(command, deadline).await;
-        }
+        let listed = match self.completed_snapshots(command, deadline).await {
+            Err(AtlasError::NoCredentials(error)) => return Err(error),
+            listed => listed,
+        };
         Ok(listed.map(|snapshots| {
             snapshots
                 .into_iter()

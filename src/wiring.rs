@@ -19,9 +19,17 @@ impl DeployedApp {
         config: Config,
         sdk: &aws_config::SdkConfig,
     ) -> Result<DeployedApp, reqwest::Error> {
-        let atlas = AtlasClient::without_credentials(AtlasClientConfig::new(
-            config.atlas_base_url.clone(),
-        ))?;
+        // The client reads the Atlas credentials itself (the runner's Secrets reads only the
+        // webhook signing secret): each caches what it reads, for the same TTL.
+        let atlas = AtlasClient::with_source(
+            AtlasClientConfig::new(config.atlas_base_url.clone()),
+            SecretsManagerSecrets::new(
+                sdk,
+                config.atlas_secret_id.clone(),
+                None,
+                config.secret_cache_ttl,
+            ),
+        )?;
         let secrets = SecretsManagerSecrets::new(
             sdk,
             config.atlas_secret_id.clone(),

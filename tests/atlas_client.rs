@@ -2,12 +2,14 @@
 //! every answer class of CONTRACT section 4, with the number of authenticated POSTs each costs.
 mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use atlas_restore_runner::atlas::{
     AtlasClient, AtlasClientConfig, AtlasCredentials, AtlasError, CreateAnswer,
 };
 use atlas_restore_runner::command::{ClusterName, ObjectId, SourceCluster};
+use atlas_restore_runner::ports::{CredentialSource, CredentialsFuture, DependencyError};
 use atlas_restore_runner::secret::Secret;
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -141,6 +143,43 @@ fn posts(atlas: &AtlasDouble) -> usize {
             )
         })
         .count()
+}
+
+/// A credential source whose secret can be rotated (or made unreadable), recording its reads
+/// (`true`: past the cache).
+#[derive(Clone)]
+struct Rotating {
+    secret: Arc<Mutex<Option<AtlasCredentials>>>,
+    reads: Arc<Mutex<Vec<bool>>>,
+}
+
+impl Rotating {
+    fn holding(credentials: Option<AtlasCredentials>) -> Rotating {
+        Rotating {
+            secret: Arc::new(Mutex::new(credentials)),
+            reads: Arc::default(),
+        }
+    }
+
+    fn rotate(&self, credentials: AtlasCredentials) {
+        *self.secret.lock().unwrap() = Some(credentials);
+    }
+
+    fn reads(&self) -> Vec<bool> {
+        self.reads.lock().unwrap().clone()
+    }
+}
+
+impl CredentialSource for Rotating {
+    fn credentials(&self, refresh: bool) -> CredentialsFuture<'_> {
+        self.reads.lock().unwrap().push(refresh);
+        let secret = self.secret.lock().unwrap().clone();
+        Box::pin(async move {
+            secret.ok_or_else(|| {
+                DependencyError::new("Secrets Manager", "the secret could not be read")
+            })
+        })
+    }
 }
 
 fn requests_sent(atlas: &AtlasDouble) -> usize {
@@ -291,20 +330,17 @@ async fn a_token_expiring_within_a_minute_is_renewed_before_use() {
 }
 
 #[tokio::test]
-async fn a_revoked_token_answers_unauthorized_and_the_next_call_gets_a_new_one() {
+async fn a_revoked_token_is_refused_once_then_a_new_one_is_fetched_and_sent_once_more() {
     let atlas = double().await;
     let client = AtlasClient::new(config(&atlas), service_account(CLIENT_SECRET)).unwrap();
     created_jobs(&create(&client, "orders").await);
     atlas.revoke_tokens();
-    assert!(matches!(
-        create(&client, "orders").await,
-        CreateAnswer::Unauthorized {
-            http_status: 401,
-            ..
-        }
-    ));
+    // The 401 drops the token; the client reads the credentials again once (CONTRACT
+    // section 4's 401 row) and sends once more with a new token.
     assert_eq!(created_jobs(&create(&client, "orders").await), 1);
     assert_eq!(atlas.requests_on(Route::Token).len(), 2);
+    assert_eq!(requests_sent(&atlas), 3, "the refused POST and one more");
+    assert_eq!(posts(&atlas), 2);
     assert_eq!(atlas.created_jobs(), 2);
 }
 
@@ -331,7 +367,8 @@ async fn wrong_service_account_secret_is_unauthorized_and_sends_no_post() {
 #[tokio::test]
 async fn wrong_private_key_is_unauthorized_then_new_credentials_work() {
     let atlas = double().await;
-    let client = AtlasClient::new(config(&atlas), api_key("not-the-key")).unwrap();
+    let secret = Rotating::holding(Some(api_key("not-the-key")));
+    let client = AtlasClient::with_source(config(&atlas), secret.clone()).unwrap();
     match create(&client, "orders").await {
         CreateAnswer::Unauthorized {
             http_status: 401,
@@ -343,10 +380,59 @@ async fn wrong_private_key_is_unauthorized_then_new_credentials_work() {
     }
     assert_eq!(posts(&atlas), 0);
     assert_eq!(atlas.created_jobs(), 0);
+    assert_eq!(
+        secret.reads(),
+        [false, true],
+        "read once, then once more past the cache after the 401"
+    );
 
-    client.set_credentials(api_key(PRIVATE_KEY));
+    // The secret is rotated: the next 401 reads it again once and sends once more.
+    secret.rotate(api_key(PRIVATE_KEY));
     assert_eq!(created_jobs(&create(&client, "orders").await), 1);
     assert_eq!(posts(&atlas), 1);
+    assert_eq!(secret.reads(), [false, true, true]);
+}
+
+#[tokio::test]
+async fn credentials_that_cannot_be_read_are_a_dependency_failure_and_nothing_is_sent() {
+    let atlas = double().await;
+    let secret = Rotating::holding(None);
+    let client = AtlasClient::with_source(config(&atlas), secret.clone()).unwrap();
+    match create(&client, "orders").await {
+        CreateAnswer::NoCredentials(error) => assert_eq!(error.service, "Secrets Manager"),
+        other => panic!("expected NoCredentials, got {other:?}"),
+    }
+    assert_eq!(
+        client.load_credentials().await.unwrap_err().service,
+        "Secrets Manager"
+    );
+    match client
+        .list_restore_jobs(&source("orders"), None, deadline())
+        .await
+    {
+        Err(AtlasError::NoCredentials(error)) => assert_eq!(error.service, "Secrets Manager"),
+        other => panic!("expected NoCredentials, got {other:?}"),
+    }
+    assert_eq!(requests_sent(&atlas), 0);
+    assert!(atlas.requests().is_empty(), "nothing reached Atlas");
+}
+
+#[tokio::test]
+async fn credentials_read_again_unchanged_keep_the_warm_digest_session() {
+    let atlas = double().await;
+    let secret = Rotating::holding(Some(api_key(PRIVATE_KEY)));
+    let client = AtlasClient::with_source(config(&atlas), secret.clone()).unwrap();
+    client.load_credentials().await.unwrap();
+    assert_eq!(created_jobs(&create(&client, "orders").await), 1);
+    let challenged = atlas.requests().len();
+    client.load_credentials().await.unwrap();
+    assert_eq!(created_jobs(&create(&client, "orders").await), 1);
+    assert_eq!(
+        atlas.requests().len(),
+        challenged + 1,
+        "the cached nonce answers at once: no second challenge"
+    );
+    assert_eq!(secret.reads(), [false, false]);
 }
 
 #[tokio::test]

@@ -601,7 +601,10 @@ impl Atlas for Port {
             .ok_or_else(|| AtlasError::NoAnswer("no such job".into()))
     }
 
-    fn set_credentials(&self, _: AtlasCredentials) {}
+    /// The client reads the Atlas credentials from Secrets Manager (its cache), as the real one.
+    async fn load_credentials(&self) -> Result<(), DependencyError> {
+        self.atlas_credentials(false).await.map(|_| ())
+    }
 }
 
 impl Secrets for Port {

@@ -85,7 +85,16 @@ impl World {
             names.topic_arn
         };
         Runner::new(
-            AtlasClient::without_credentials(config).unwrap(),
+            AtlasClient::with_source(
+                config,
+                SecretsManagerSecrets::new(
+                    &self.sdk,
+                    names.atlas_secret.into(),
+                    None,
+                    Duration::from_secs(300),
+                ),
+            )
+            .unwrap(),
             SecretsManagerSecrets::new(
                 &self.sdk,
                 names.atlas_secret.into(),

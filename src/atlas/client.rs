@@ -1,5 +1,5 @@
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -18,6 +18,8 @@ use url::{Position, Url};
 use crate::atlas_api::model::{ApiError, CloudSnapshot, Cluster, Page, RestoreJob, Snapshot};
 use crate::atlas_api::{AtlasCredentials, AtlasError, CreateAnswer};
 use crate::command::{ObjectId, SourceCluster};
+use crate::dependency::DependencyError;
+use crate::ports::CredentialSource;
 use crate::secret::Secret;
 
 /// Media type of the legacy (v1.0) API.
@@ -92,9 +94,17 @@ fn tls_with_compiled_in_roots() -> Option<rustls::ClientConfig> {
 /// The Atlas Admin API client. Build it once per Lambda instance and share it: it keeps the
 /// connection pool, the Digest nonce (so a warm instance answers Atlas's challenge without
 /// another round trip) and the service account's token.
+///
+/// It reads its credentials from the source it was built with: before its first request,
+/// when asked to ([`AtlasClient::load_credentials`]), and once more after Atlas refused them
+/// (401), before sending once more (CONTRACT section 4: the secret may have been rotated).
 pub struct AtlasClient {
     http: reqwest::Client,
     config: AtlasClientConfig,
+    source: Arc<dyn CredentialSource>,
+    /// The credentials `auth` was built from, so that reading the same ones again keeps the
+    /// warm Digest session and token.
+    in_use: std::sync::Mutex<Option<AtlasCredentials>>,
     auth: RwLock<Arc<Auth>>,
 }
 
@@ -210,9 +220,22 @@ struct TokenAnswer {
 }
 
 impl AtlasClient {
+    /// A client with fixed credentials (fetching them again gives the same).
     pub fn new(
         config: AtlasClientConfig,
         credentials: AtlasCredentials,
+    ) -> Result<AtlasClient, reqwest::Error> {
+        let client = AtlasClient::with_source(config, credentials.clone())?;
+        client.install(credentials);
+        Ok(client)
+    }
+
+    /// A client that reads its credentials from `source` (the deployed function: Secrets
+    /// Manager, cached per warm instance). Nothing is read until the first request or
+    /// [`AtlasClient::load_credentials`].
+    pub fn with_source(
+        config: AtlasClientConfig,
+        source: impl CredentialSource + 'static,
     ) -> Result<AtlasClient, reqwest::Error> {
         let mut http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
@@ -228,32 +251,59 @@ impl AtlasClient {
         Ok(AtlasClient {
             http,
             config,
-            auth: RwLock::new(Arc::new(Auth::from(credentials))),
+            source: Arc::new(source),
+            in_use: std::sync::Mutex::new(None),
+            auth: RwLock::new(Arc::new(Auth::Missing)),
         })
     }
 
-    /// A client whose credentials come later ([`AtlasClient::set_credentials`]), as the Lambda
-    /// builds it at start-up before the secret is read; until then every request is `NotSent`.
-    pub fn without_credentials(config: AtlasClientConfig) -> Result<AtlasClient, reqwest::Error> {
-        let mut client = AtlasClient::new(
-            config,
-            AtlasCredentials::ApiKey {
-                public_key: String::new(),
-                private_key: Secret::new(""),
-            },
-        )?;
-        client.auth = RwLock::new(Arc::new(Auth::Missing));
-        Ok(client)
+    /// Reads the credentials from the source (its cache, within its TTL) and uses them from
+    /// now on; a failure is the source's, and nothing is sent.
+    pub async fn load_credentials(&self) -> Result<(), DependencyError> {
+        self.load(false).await
     }
 
-    /// Replaces the credentials (after the secret was fetched again): drops the Digest nonce
-    /// and the token of the old ones.
-    pub fn set_credentials(&self, credentials: AtlasCredentials) {
-        let auth = Arc::new(Auth::from(credentials));
-        match self.auth.write() {
-            Ok(mut guard) => *guard = auth,
-            Err(poisoned) => *poisoned.into_inner() = auth,
+    /// Reads the credentials (`refresh`: past the source's cache) and installs them, unless
+    /// they are the ones in use: then the warm Digest session and token are kept.
+    async fn load(&self, refresh: bool) -> Result<(), DependencyError> {
+        let credentials = self.source.credentials(refresh).await?;
+        self.install(credentials);
+        Ok(())
+    }
+
+    fn install(&self, credentials: AtlasCredentials) {
+        let mut in_use = self.in_use.lock().unwrap_or_else(PoisonError::into_inner);
+        if in_use.as_ref() == Some(&credentials) {
+            return;
         }
+        let auth = Arc::new(Auth::from(credentials.clone()));
+        *self.auth.write().unwrap_or_else(PoisonError::into_inner) = auth;
+        *in_use = Some(credentials);
+    }
+
+    /// Reads the credentials when none have been read yet.
+    async fn ensure_credentials(&self) -> Result<(), DependencyError> {
+        let loaded = self
+            .in_use
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        if loaded {
+            Ok(())
+        } else {
+            self.load(false).await
+        }
+    }
+
+    /// After Atlas refused the credentials: reads them again past the cache, once per
+    /// request (`fetched_again`). `Ok(true)`: send once more; `Ok(false)`: already done.
+    async fn fetch_again_once(&self, fetched_again: &mut bool) -> Result<bool, DependencyError> {
+        if *fetched_again {
+            return Ok(false);
+        }
+        *fetched_again = true;
+        self.load(true).await?;
+        Ok(true)
     }
 
     /// `POST /api/atlas/v1.0/groups/{groupId}/clusters/{clusterName}/restoreJobs`.
@@ -297,6 +347,10 @@ impl AtlasClient {
         read_jobs: impl Fn(&Answer) -> Result<Vec<RestoreJob>, String>,
     ) -> CreateAnswer {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
+        if let Err(error) = self.ensure_credentials().await {
+            return CreateAnswer::NoCredentials(error);
+        }
+        let mut fetched_again = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -319,12 +373,32 @@ impl AtlasClient {
                     };
                 }
                 Err(SendError::TokenRefused { status, error }) => {
-                    return CreateAnswer::Unauthorized {
-                        http_status: status,
-                        error,
-                    };
+                    match self.fetch_again_once(&mut fetched_again).await {
+                        Ok(true) => {
+                            attempt = 0;
+                            continue;
+                        }
+                        Ok(false) => {
+                            return CreateAnswer::Unauthorized {
+                                http_status: status,
+                                error,
+                            };
+                        }
+                        Err(error) => return CreateAnswer::NoCredentials(error),
+                    }
                 }
             };
+            if answer.status == 401 {
+                // The secret may have been rotated: fetch it again once and send once more.
+                match self.fetch_again_once(&mut fetched_again).await {
+                    Ok(true) => {
+                        attempt = 0;
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(error) => return CreateAnswer::NoCredentials(error),
+                }
+            }
             return match answer.status {
                 200..=299 => match read_jobs(&answer) {
                     Ok(jobs) if !jobs.is_empty() => CreateAnswer::Created {
@@ -532,6 +606,10 @@ impl AtlasClient {
         media: &str,
         deadline: Instant,
     ) -> Result<T, AtlasError> {
+        self.ensure_credentials()
+            .await
+            .map_err(AtlasError::NoCredentials)?;
+        let mut fetched_again = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -541,6 +619,14 @@ impl AtlasClient {
                         (None, AtlasError::NoAnswer(reason))
                     }
                     Err(SendError::TokenRefused { status, error }) => {
+                        if self
+                            .fetch_again_once(&mut fetched_again)
+                            .await
+                            .map_err(AtlasError::NoCredentials)?
+                        {
+                            attempt = 0;
+                            continue;
+                        }
                         return Err(AtlasError::Unauthorized { status, error });
                     }
                     Ok(answer) => match answer.status {
@@ -551,6 +637,15 @@ impl AtlasClient {
                             });
                         }
                         401 => {
+                            // The secret may have been rotated: fetch it again once, read again.
+                            if self
+                                .fetch_again_once(&mut fetched_again)
+                                .await
+                                .map_err(AtlasError::NoCredentials)?
+                            {
+                                attempt = 0;
+                                continue;
+                            }
                             return Err(AtlasError::Unauthorized {
                                 status: 401,
                                 error: answer.error(),
@@ -611,10 +706,7 @@ impl AtlasClient {
         deadline: Instant,
         stage: &AtomicU8,
     ) -> Result<Answer, SendError> {
-        let auth = match self.auth.read() {
-            Ok(guard) => Arc::clone(&guard),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        };
+        let auth = Arc::clone(&self.auth.read().unwrap_or_else(PoisonError::into_inner));
         let response = match auth.as_ref() {
             Auth::Missing => {
                 return Err(SendError::NotSent(

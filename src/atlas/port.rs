@@ -8,9 +8,9 @@ use tokio::time::Instant;
 
 use super::AtlasClient;
 use crate::atlas_api::model::{CloudSnapshot, Cluster, RestoreJob, Snapshot};
-use crate::atlas_api::{AtlasCredentials, AtlasError, CreateAnswer};
+use crate::atlas_api::{AtlasError, CreateAnswer};
 use crate::command::{ObjectId, SourceCluster};
-use crate::ports::Atlas;
+use crate::ports::{Atlas, DependencyError};
 
 impl Atlas for AtlasClient {
     fn create_legacy_restore_job(
@@ -90,7 +90,7 @@ impl Atlas for AtlasClient {
         AtlasClient::get_cloud_restore_job(self, source, job_id, deadline)
     }
 
-    fn set_credentials(&self, credentials: AtlasCredentials) {
-        AtlasClient::set_credentials(self, credentials)
+    fn load_credentials(&self) -> impl Future<Output = Result<(), DependencyError>> + Send {
+        AtlasClient::load_credentials(self)
     }
 }

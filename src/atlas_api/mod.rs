@@ -11,6 +11,8 @@ use std::time::Duration;
 pub use credentials::AtlasCredentials;
 use model::{ApiError, RestoreJob};
 
+use crate::dependency::DependencyError;
+
 /// What came of asking Atlas to create a restore job: the answer classes of CONTRACT section 4.
 /// The client has already re-sent where that is safe (429, failures before sending).
 #[derive(Clone, Debug, PartialEq)]
@@ -23,8 +25,12 @@ pub enum CreateAnswer {
     },
     /// Atlas refused the request (4xx other than 401, or 429 until the deadline): no job exists.
     Refused { http_status: u16, error: ApiError },
-    /// 401 (or a service account's token refused): fetch the credentials again and send once more.
+    /// 401 (or a service account's token refused), after the client fetched the credentials
+    /// again once and sent once more (CONTRACT section 4): no job exists.
     Unauthorized { http_status: u16, error: ApiError },
+    /// The credentials could not be read from their source (Secrets Manager): nothing was
+    /// sent. A dependency failure, not an outcome.
+    NoCredentials(DependencyError),
     /// 503: reconcile; if no job exists, wait `retry_after` and send again while time allows.
     Unavailable {
         error: ApiError,
@@ -58,4 +64,8 @@ pub enum AtlasError {
     Unreadable { status: u16, reason: String },
     #[error("more than {0} results to read; stopped rather than read an incomplete list")]
     TooManyResults(usize),
+    /// The credentials could not be read from their source: nothing was sent. A dependency
+    /// failure, not Atlas's answer.
+    #[error("the Atlas credentials could not be read: {0}")]
+    NoCredentials(DependencyError),
 }

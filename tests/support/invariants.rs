@@ -200,7 +200,9 @@ impl Atlas for FakeAtlas {
         })
     }
 
-    fn set_credentials(&self, _: AtlasCredentials) {}
+    async fn load_credentials(&self) -> Result<(), DependencyError> {
+        Ok(())
+    }
 }
 
 pub struct FakeSecrets;
