@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 use keep_alive_proxy::KeepAliveProxy;
 use serde_json::{Value, json};
 use support::lambda_runtime_api::{FunctionProcess, Invocation, RuntimeApi};
-use support::stack::{APPROVER, GROUP, REQUESTER, SNAPSHOT, Stack};
+use support::sample::command;
+use support::stack::Stack;
 
 const BEGIN: &str = "<!-- bench:begin -->";
 const END: &str = "<!-- bench:end -->";
@@ -96,19 +97,6 @@ fn main() {
     println!("{report}");
     write_report(&settings.output, &report);
     println!("written to {}", settings.output.display());
-}
-
-/// A direct command (the simplest trigger); a distinct key makes each one a real submission.
-fn command(key: &str) -> Value {
-    json!({
-        "groupId": GROUP,
-        "clusterName": "orders",
-        "restore": {"snapshotId": SNAPSHOT, "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterName": "orders-drill"}},
-        "requestedBy": REQUESTER,
-        "approvedBy": APPROVER,
-        "reason": "benchmark",
-        "idempotencyKey": key
-    })
 }
 
 fn answer_ok(invocation: &Invocation, expect_outcome: Option<&str>) -> Result<(), String> {
@@ -190,7 +178,8 @@ struct Warm {
 async fn warm_path(stack: &Stack, binary: &Path, env: &[(&str, &str)], count: usize) -> Warm {
     let api = RuntimeApi::start().await;
     let function = FunctionProcess::start(binary, &api, env);
-    let invoke = |key: String| api.invoke(command(&key), DEADLINE, TIMEOUT);
+    // A direct command (the simplest trigger); a distinct key makes each one a real submission.
+    let invoke = |key: String| api.invoke(command(Some(&key)), DEADLINE, TIMEOUT);
     // The cold invocation (secrets fetched, connections opened) is not counted.
     let first = invoke("bench-warm-first".to_owned()).await;
     answer_ok(&first, Some("SUBMITTED"))
@@ -370,8 +359,15 @@ async fn run(settings: &Settings) -> String {
         // Interleaved, so drift on the machine affects both alike.
         hello.push(cold_start(&settings.hello, &[], json!({"bench": i}), None).await);
         let key = format!("bench-cold-{i}-{}", std::process::id());
-        bootstrap
-            .push(cold_start(&settings.bootstrap, &env, command(&key), Some("SUBMITTED")).await);
+        bootstrap.push(
+            cold_start(
+                &settings.bootstrap,
+                &env,
+                command(Some(&key)),
+                Some("SUBMITTED"),
+            )
+            .await,
+        );
     }
 
     eprintln!("warm path: {} sequential invocations", settings.warm);

@@ -7,11 +7,12 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use atlas_restore_runner::triggers::signature::sign;
 use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::Route;
+use support::events::webhook;
 use support::lambda_runtime_api::{FunctionProcess, Invocation, RuntimeApi};
+use support::sample::{signed, with};
 use support::stack::*;
 
 fn base(name: &str, key: &str) -> Value {
@@ -97,26 +98,21 @@ fn command(case: &Value, key: &str) -> Value {
     command
 }
 
-fn webhook(body: &str, base64_flag: bool) -> Value {
-    let ts = Utc::now().timestamp();
-    json!({
-        "version": "2.0", "routeKey": "POST /restore", "rawPath": "/restore",
-        "headers": {"content-type": "application/json", "x-signature-timestamp": ts.to_string(), "x-signature": sign(SIGNING_SECRET.as_bytes(), ts, body.as_bytes())},
-        "requestContext": {"http": {"method": "POST", "path": "/restore"}},
-        "body": body, "isBase64Encoded": base64_flag
-    })
-}
-
 fn event_for(case: &Value, key: &str) -> Value {
     match case["trigger"].as_str().unwrap() {
         "direct" => command(case, key),
         "schedule" => {
             json!({"schedule": {"executionId": format!("exec-{key}")}, "command": command(case, key)})
         }
-        "webhook" => webhook(&command(case, key).to_string(), false),
-        "webhook_raw" => webhook(
-            &body_text(case["body"].as_str().unwrap()),
-            case["base64"].as_bool().unwrap_or(false),
+        "webhook" => signed(&command(case, key)),
+        // The body as the catalogue writes it, signed as it stands (flagged as base64 or not).
+        "webhook_raw" => with(
+            webhook(
+                &body_text(case["body"].as_str().unwrap()),
+                Some(SIGNING_SECRET),
+            ),
+            "/isBase64Encoded",
+            json!(case["base64"].as_bool().unwrap_or(false)),
         ),
         "raw" => case["event"].clone(),
         other => panic!("unknown trigger {other}"),

@@ -4,29 +4,10 @@
 mod support;
 
 use atlas_restore_runner::handler::{DeployedApp, Invocation};
-use atlas_restore_runner::triggers::signature::sign;
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::Value;
+use support::sample::{command, signed};
 use support::stack::*;
-
-fn signed(command: &Value) -> Value {
-    let body = command.to_string();
-    let ts = Utc::now().timestamp();
-    json!({
-        "version": "2.0", "routeKey": "POST /restore", "rawPath": "/restore",
-        "headers": {"x-signature-timestamp": ts.to_string(), "x-signature": sign(SIGNING_SECRET.as_bytes(), ts, body.as_bytes())},
-        "requestContext": {"http": {"method": "POST", "path": "/restore"}},
-        "body": body, "isBase64Encoded": false
-    })
-}
-
-fn command(key: &str) -> Value {
-    json!({
-        "groupId": GROUP, "clusterName": "orders",
-        "restore": {"snapshotId": SNAPSHOT, "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterName": "orders-drill"}},
-        "idempotencyKey": key, "requestedBy": REQUESTER, "approvedBy": APPROVER, "reason": "concurrency"
-    })
-}
 
 async fn deliver_all(app: &DeployedApp, events: Vec<Value>) -> Vec<(u64, Value)> {
     let invocation = Invocation {
@@ -79,7 +60,7 @@ async fn futures_join_all<F: std::future::Future>(
 async fn fifty_concurrent_deliveries_of_one_command_create_one_job_and_forty_nine_duplicates() {
     let stack = Stack::start().await;
     let app = stack.app(&[]);
-    let event = signed(&command("approval-concurrent"));
+    let event = signed(&command(Some("approval-concurrent")));
     let answers = deliver_all(&app, vec![event; 50]).await;
 
     let submitted: Vec<&(u64, Value)> = answers
@@ -119,7 +100,7 @@ async fn fifty_different_commands_at_once_create_one_job_each() {
     let stack = Stack::start().await;
     let app = stack.app(&[]);
     let events: Vec<Value> = (0..50)
-        .map(|i| signed(&command(&format!("approval-{i}"))))
+        .map(|i| signed(&command(Some(&format!("approval-{i}")))))
         .collect();
     let answers = deliver_all(&app, events).await;
     assert!(

@@ -11,15 +11,16 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use atlas_restore_runner::triggers::signature::sign;
 use aws_sdk_secretsmanager::primitives::Blob;
 use base64::Engine;
 use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::{Fault, RecordedAuth, Route};
+use support::events::sqs_event;
 use support::fault_proxy::FaultProxy;
 use support::lambda_runtime_api::{FunctionProcess, Invocation, RuntimeApi};
 use support::moto::receive_all;
+use support::sample::{command, signed, with};
 use support::stack::*;
 
 /// The function's production SDK timeouts (src/main.rs) end a hanging call within 15 s; the
@@ -138,34 +139,14 @@ impl Function {
     }
 }
 
-fn command(key: &str) -> Value {
-    json!({
-        "groupId": GROUP,
-        "clusterName": "orders",
-        "restore": {"snapshotId": SNAPSHOT, "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterName": "orders-drill"}},
-        "idempotencyKey": key,
-        "requestedBy": REQUESTER,
-        "approvedBy": APPROVER,
-        "reason": "dependency fault tests"
-    })
-}
-
-fn webhook(body: &str) -> Value {
-    let ts = Utc::now().timestamp();
-    json!({
-        "version": "2.0", "routeKey": "POST /restore", "rawPath": "/restore",
-        "headers": {"content-type": "application/json", "x-signature-timestamp": ts.to_string(), "x-signature": sign(SIGNING_SECRET.as_bytes(), ts, body.as_bytes())},
-        "requestContext": {"http": {"method": "POST", "path": "/restore"}},
-        "body": body, "isBase64Encoded": false
-    })
-}
-
-/// A webhook that reached API Gateway at `arrived` (`requestContext.timeEpoch`), as when the
-/// function's start-up took part of the budget.
-fn webhook_arrived(body: &str, arrived: chrono::DateTime<Utc>) -> Value {
-    let mut event = webhook(body);
-    event["requestContext"]["timeEpoch"] = json!(arrived.timestamp_millis());
-    event
+/// `command` signed as a webhook that reached API Gateway at `arrived`
+/// (`requestContext.timeEpoch`), as when the function's start-up took part of the budget.
+fn webhook_arrived(command: &Value, arrived: chrono::DateTime<Utc>) -> Value {
+    with(
+        signed(command),
+        "/requestContext/timeEpoch",
+        json!(arrived.timestamp_millis()),
+    )
 }
 
 /// The work-queue delivery of the webhook for `key`, handed off by a healthy function in queue
@@ -173,7 +154,7 @@ fn webhook_arrived(body: &str, arrived: chrono::DateTime<Utc>) -> Value {
 /// hand-off": a message without one is dropped).
 async fn handed_off(stack: &Stack, key: &str, message_id: &str) -> Value {
     let queueing = Function::start(stack, &[("WORK_QUEUE_URL", &stack.work_queue)]).await;
-    let (status, body, _) = queueing.http(webhook(&command(key).to_string())).await;
+    let (status, body, _) = queueing.http(signed(&command(Some(key)))).await;
     assert_eq!(
         (status, body["outcome"].as_str()),
         (202, Some("QUEUED")),
@@ -181,11 +162,11 @@ async fn handed_off(stack: &Stack, key: &str, message_id: &str) -> Value {
     );
     let messages = receive_all(&stack.sdk, &stack.work_queue, 1).await;
     assert_eq!(messages.len(), 1, "one hand-off message");
-    json!({"Records": [{"messageId": message_id, "body": messages[0].body().unwrap(), "eventSource": "aws:sqs"}]})
+    sqs_event(messages[0].body().unwrap(), message_id)
 }
 
 fn schedule(key: &str) -> Value {
-    let mut drill = command(key);
+    let mut drill = command(Some(key));
     drill.as_object_mut().unwrap().remove("idempotencyKey");
     json!({"schedule": {"executionId": key, "scheduledTime": "2026-11-28T06:00:00Z"}, "command": drill})
 }
@@ -235,7 +216,7 @@ async fn unreachable_before_the_work(variable: &str, service: &str, verified: bo
     let delivery = handed_off(&stack, "k-sqs", "m-1").await;
     let function = Function::start(&stack, &[(variable, &closed_endpoint())]).await;
 
-    let (error_type, message, took) = function.error(command("k-direct")).await;
+    let (error_type, message, took) = function.error(command(Some("k-direct"))).await;
     assert_eq!(error_type, "DependencyFailure");
     assert!(message.contains(service), "{message}");
     assert!(took < REFUSED_BOUND, "failed in {took:?}");
@@ -243,7 +224,7 @@ async fn unreachable_before_the_work(variable: &str, service: &str, verified: bo
     let (error_type, message, _) = function.error(schedule("exec-1")).await;
     assert_eq!(error_type, "DependencyFailure", "{message}");
 
-    let (status, body, took) = function.http(webhook(&command("k-web").to_string())).await;
+    let (status, body, took) = function.http(signed(&command(Some("k-web")))).await;
     assert_eq!(
         (status, body["retryable"].as_bool()),
         (503, Some(true)),
@@ -287,7 +268,7 @@ async fn unreachable_before_the_work(variable: &str, service: &str, verified: bo
 
     // The service is back: the retries run, once each.
     let healthy = Function::start(&stack, &[]).await;
-    let outcome = healthy.answer(command("k-direct")).await;
+    let outcome = healthy.answer(command(Some("k-direct"))).await;
     assert_eq!(outcome["outcome"], "SUBMITTED", "{outcome}");
     assert_eq!(
         healthy.answer(delivery.clone()).await,
@@ -316,21 +297,21 @@ async fn sns_unreachable_keeps_the_outcome_for_the_retry_which_publishes_it_once
     let delivery = handed_off(&stack, "k-sqs", "m-1").await;
     let function = Function::start(&stack, &[("AWS_ENDPOINT_URL_SNS", &closed_endpoint())]).await;
 
-    let (error_type, message, took) = function.error(command("k-direct")).await;
+    let (error_type, message, took) = function.error(command(Some("k-direct"))).await;
     assert_eq!(error_type, "DependencyFailure");
     assert!(message.contains("SNS"), "{message}");
     assert!(took < REFUSED_BOUND, "failed in {took:?}");
     assert_eq!(stack.atlas.created_jobs(), 1);
 
-    let (status, body, _) = function.http(webhook(&command("k-web").to_string())).await;
+    let (status, body, _) = function.http(signed(&command(Some("k-web")))).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(
         (body["outcome"].as_str(), body["notified"].as_bool()),
         (Some("SUBMITTED"), Some(false))
     );
-    let mut refused = command("k-refused");
+    let mut refused = command(Some("k-refused"));
     refused["approvedBy"] = json!(REQUESTER);
-    let (status, body, _) = function.http(webhook(&refused.to_string())).await;
+    let (status, body, _) = function.http(signed(&refused)).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(
         (body["outcome"].as_str(), body["notified"].as_bool()),
@@ -356,14 +337,14 @@ async fn sns_unreachable_keeps_the_outcome_for_the_retry_which_publishes_it_once
     // SNS is back: the retries (and a repeated webhook) publish the kept outcomes, once each,
     // and send nothing.
     let healthy = Function::start(&stack, &[]).await;
-    let again = healthy.answer(command("k-direct")).await;
+    let again = healthy.answer(command(Some("k-direct"))).await;
     assert_eq!(again["outcome"], "DUPLICATE");
     assert_eq!(again["first"]["outcome"], "SUBMITTED");
     assert_eq!(
         healthy.answer(delivery.clone()).await,
         json!({"batchItemFailures": []})
     );
-    let (status, body, _) = healthy.http(webhook(&command("k-web").to_string())).await;
+    let (status, body, _) = healthy.http(signed(&command(Some("k-web")))).await;
     assert_eq!((status, body["outcome"].as_str()), (200, Some("DUPLICATE")));
     let mut outcomes: Vec<(String, String)> = published(&stack, 3)
         .await
@@ -401,9 +382,7 @@ async fn sqs_unreachable_on_the_hand_off_answers_503_and_frees_the_key() {
         ],
     )
     .await;
-    let (status, body, took) = function
-        .http(webhook(&command("k-hand-off").to_string()))
-        .await;
+    let (status, body, took) = function.http(signed(&command(Some("k-hand-off")))).await;
     assert_eq!(
         (status, body["retryable"].as_bool()),
         (503, Some(true)),
@@ -414,9 +393,7 @@ async fn sqs_unreachable_on_the_hand_off_answers_503_and_frees_the_key() {
     assert_eq!(records(&stack).await, vec![], "the key was released");
 
     let healthy = Function::start(&stack, &[("WORK_QUEUE_URL", &queue)]).await;
-    let (status, body, _) = healthy
-        .http(webhook(&command("k-hand-off").to_string()))
-        .await;
+    let (status, body, _) = healthy.http(signed(&command(Some("k-hand-off")))).await;
     assert_eq!(
         (status, body["outcome"].as_str()),
         (202, Some("QUEUED")),
@@ -456,7 +433,7 @@ async fn dynamodb_lost_after_the_job_was_created_publishes_and_the_retry_adopts_
     let (first, ()) = tokio::join!(
         function
             .api
-            .invoke(command("k-mid"), lease, Duration::from_secs(60)),
+            .invoke(command(Some("k-mid")), lease, Duration::from_secs(60)),
         cut_when_created
     );
     match first {
@@ -491,7 +468,7 @@ async fn dynamodb_lost_after_the_job_was_created_publishes_and_the_retry_adopts_
         (started + lease + Duration::from_secs(1)).saturating_duration_since(Instant::now()),
     )
     .await;
-    let retry = function.answer(command("k-mid")).await;
+    let retry = function.answer(command(Some("k-mid"))).await;
     assert_eq!(retry["outcome"], "SUBMITTED", "{retry}");
     assert_eq!(
         retry["atlas"]["reconciled"], true,
@@ -529,8 +506,8 @@ async fn a_hanging_dependency_fails_within_the_sdk_timeouts_not_the_deadline() {
     .await;
 
     let (direct, web) = tokio::join!(
-        no_table.error(command("k-hang")),
-        no_secrets.http(webhook(&command("k-hang-web").to_string()))
+        no_table.error(command(Some("k-hang"))),
+        no_secrets.http(signed(&command(Some("k-hang-web"))))
     );
     let (error_type, message, took) = direct;
     assert_eq!(error_type, "DependencyFailure");
@@ -582,16 +559,14 @@ async fn a_binary_secret_is_read_as_text_and_non_text_is_a_clear_dependency_fail
         ],
     )
     .await;
-    let outcome = binary.answer(command("k-binary")).await;
+    let outcome = binary.answer(command(Some("k-binary"))).await;
     assert_eq!(outcome["outcome"], "SUBMITTED", "{outcome}");
-    let (status, body, _) = binary
-        .http(webhook(&command("k-binary-web").to_string()))
-        .await;
+    let (status, body, _) = binary.http(signed(&command(Some("k-binary-web")))).await;
     assert_eq!(status, 202, "the binary signing secret verifies: {body}");
     assert_eq!(stack.atlas.created_jobs(), 2);
 
     let raw = Function::start(&stack, &[("ATLAS_SECRET_ID", "atlas/binary-raw")]).await;
-    let (error_type, message, _) = raw.error(command("k-raw")).await;
+    let (error_type, message, _) = raw.error(command(Some("k-raw"))).await;
     assert_eq!(error_type, "DependencyFailure");
     assert!(
         message.contains("atlas/binary-raw") && message.contains("not UTF-8"),
@@ -633,7 +608,7 @@ async fn token_endpoint_errors_carry_no_client_secret_or_token() {
         }
     };
 
-    let mut answers = vec![short(command("k-token-ok")).await];
+    let mut answers = vec![short(command(Some("k-token-ok"))).await];
     assert_eq!(answers[0]["outcome"], "SUBMITTED", "{}", answers[0]);
 
     // The token is revoked (Atlas answers 401), and each new token request fails another way.
@@ -661,7 +636,7 @@ async fn token_endpoint_errors_carry_no_client_secret_or_token() {
         for _ in 0..200 {
             stack.atlas.push_fault(Route::Token, fault.clone());
         }
-        let answer = short(command(&format!("k-token-fault-{i}"))).await;
+        let answer = short(command(Some(&format!("k-token-fault-{i}")))).await;
         assert_eq!(answer["outcome"], "FAILED", "fault {i}: {answer}");
         assert!(stack.atlas.pending_faults() < 200, "fault {i} was met");
         stack.atlas.clear_faults();
@@ -758,7 +733,7 @@ async fn a_webhook_with_a_hanging_atlas_answers_within_its_budget_and_sends_once
             Fault::DelayThenProcess(Duration::from_secs(300)),
         );
     }
-    let event = webhook(&command("k-hang-atlas").to_string());
+    let event = signed(&command(Some("k-hang-atlas")));
     let (status, body, took) = function.http(event.clone()).await;
     assert!(took < WEBHOOK_BUDGET, "answered in {took:?}");
     assert_eq!(
@@ -795,11 +770,8 @@ async fn a_webhook_with_a_hanging_aws_endpoint_answers_503_within_its_budget() {
     let waited = Duration::from_secs(12);
     let arrived = Utc::now() - chrono::Duration::from_std(waited).unwrap();
     let (fresh_answer, late_answer) = tokio::join!(
-        fresh.http(webhook(&command("k-hang-fresh").to_string())),
-        late.http(webhook_arrived(
-            &command("k-hang-late").to_string(),
-            arrived
-        ))
+        fresh.http(signed(&command(Some("k-hang-fresh")))),
+        late.http(webhook_arrived(&command(Some("k-hang-late")), arrived))
     );
     for (name, (status, body, took), budget) in [
         ("fresh", fresh_answer, WEBHOOK_BUDGET),
@@ -834,7 +806,7 @@ async fn a_direct_invoke_with_a_short_deadline_and_a_hanging_dependency_returns_
         let started = Instant::now();
         let answer = function
             .api
-            .invoke(command(key), deadline, Duration::from_secs(60))
+            .invoke(command(Some(key)), deadline, Duration::from_secs(60))
             .await;
         (answer, started.elapsed())
     }
@@ -873,7 +845,7 @@ async fn an_unverified_request_whose_signing_secret_cannot_be_read_gets_the_gene
     let stack = Stack::start().await;
     let function = Function::start(&stack, &[("WEBHOOK_SECRET_ID", MISSING)]).await;
     let answer = function
-        .answer(webhook(&command("k-unverified").to_string()))
+        .answer(signed(&command(Some("k-unverified"))))
         .await;
     assert_eq!(answer["statusCode"], 503, "{answer}");
     let text = answer["body"].as_str().unwrap();

@@ -9,7 +9,9 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::{CloudJobState, Fault, Route};
 use support::e2e::*;
+use support::events::{get_request, sqs_event};
 use support::moto::receive_all;
+use support::sample::{command, signed, status_lookup, with};
 use support::stack::*;
 
 /// Checks every second; stalls after `FOLLOW_MAX_HOURS` (an hour unless a test says less).

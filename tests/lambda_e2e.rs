@@ -6,13 +6,14 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use atlas_restore_runner::triggers::signature::sign;
 use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::{Fault, Route};
 use support::e2e::*;
+use support::events::{Signer, hand_off, sqs_event, webhook, webhook_signed_by};
 use support::lambda_runtime_api::{FunctionProcess, Invocation, RuntimeApi};
 use support::moto::receive_all;
+use support::sample::{command, signed, with};
 use support::stack::*;
 
 fn codes(outcome: &Value) -> Vec<(String, String)> {
@@ -114,14 +115,10 @@ async fn an_approved_webhook_is_submitted_with_202_and_published() {
 async fn unverified_webhooks_get_401_and_nothing_else() {
     let e2e = E2e::start(&[]).await;
     let body = command(Some("k-unverified")).to_string();
-    let stale = {
-        let old = Utc::now().timestamp() - 301;
-        let mut event = webhook(&body, None);
-        event["headers"]["x-signature-timestamp"] = json!(old.to_string());
-        event["headers"]["x-signature"] =
-            json!(sign(SIGNING_SECRET.as_bytes(), old, body.as_bytes()));
-        event
-    };
+    let stale = webhook_signed_by(
+        &body,
+        Some(Signer::at(SIGNING_SECRET, Utc::now().timestamp() - 301)),
+    );
     for (case, event) in [
         ("unsigned", webhook(&body, None)),
         ("wrong secret", webhook(&body, Some("not-the-secret"))),
@@ -166,11 +163,7 @@ async fn slack_headers_and_the_previous_secret_during_a_rotation_verify() {
         .await
         .unwrap();
     let body = command(Some("k-slack")).to_string();
-    let ts = Utc::now().timestamp();
-    let mut event = webhook(&body, None);
-    event["headers"]["X-Slack-Request-Timestamp"] = json!(ts.to_string());
-    event["headers"]["X-Slack-Signature"] =
-        json!(sign(SIGNING_SECRET.as_bytes(), ts, body.as_bytes()));
+    let event = webhook_signed_by(&body, Some(Signer::now(SIGNING_SECRET).slack()));
     let (status, outcome) = e2e.http(event).await;
     assert_eq!(
         (status, outcome["outcome"].as_str()),
@@ -434,11 +427,9 @@ async fn the_queue_hand_off_answers_202_queued_and_the_sqs_delivery_runs_it_once
 async fn an_sqs_delivery_whose_dependency_fails_is_listed_for_retry() {
     let e2e = E2e::start(&[("IDEMPOTENCY_TABLE", "no-such-table")]).await;
     let body = command(Some("k-sqs-dep")).to_string();
-    let ts = Utc::now().timestamp();
-    let message = json!({"body": body, "timestamp": ts.to_string(), "signature": sign(SIGNING_SECRET.as_bytes(), ts, body.as_bytes())});
-    let event = json!({"Records": [{"messageId": "m-dep", "body": message.to_string(), "eventSource": "aws:sqs"}]});
+    let message = hand_off(&body, SIGNING_SECRET, Utc::now().timestamp());
     assert_eq!(
-        e2e.answer(event).await,
+        e2e.answer(sqs_event(&message.to_string(), "m-dep")).await,
         json!({"batchItemFailures": [{"itemIdentifier": "m-dep"}]})
     );
     assert_eq!(e2e.jobs(), 0);

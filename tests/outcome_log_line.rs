@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::e2e::*;
+use support::sample::{command, signed};
 
 /// Every outcome line the function has written so far, parsed.
 fn outcome_lines(output: &str) -> Vec<Value> {

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use support::atlas_double::Route;
 use support::e2e::*;
 use support::lambda_runtime_api::Invocation;
+use support::sample::{command, signed, with};
 
 /// SNS's limit for one message (`Publish`), in bytes.
 const SNS_MAX_BYTES: usize = 256 * 1024;

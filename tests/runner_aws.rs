@@ -19,6 +19,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::{AtlasDouble, Fault, Route};
 use support::moto::receive_all;
+use support::sample;
 use support::stack::*;
 
 type TestRunner = Runner<
@@ -143,16 +144,9 @@ impl Default for Names<'_> {
     }
 }
 
+/// The sample command under `approval-7f3a`, with `overrides` over its top-level fields.
 fn command(overrides: Value) -> RestoreCommand {
-    let mut value = json!({
-        "groupId": GROUP,
-        "clusterName": "orders",
-        "restore": {"snapshotId": SNAPSHOT, "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterName": "orders-drill"}},
-        "idempotencyKey": "approval-7f3a",
-        "requestedBy": "U024BE7LH",
-        "approvedBy": "U0G9QF9C6",
-        "reason": "INC-4211 drop of orders.items"
-    });
+    let mut value = sample::command(Some("approval-7f3a"));
     for (name, override_value) in overrides.as_object().unwrap() {
         value[name] = override_value.clone();
     }

@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
 use atlas_restore_runner::ports::{IdempotencyRecord, IdempotencyStore};
-use atlas_restore_runner::triggers::signature::sign;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::{Fault, Route};
 use support::e2e::*;
+use support::events::{hand_off, sqs_event};
 use support::lambda_runtime_api::Invocation;
 use support::moto::receive_all;
+use support::sample::{command, signed, status_lookup};
 use support::stack::*;
 
 /// The one message the webhook handed to the work queue.
@@ -182,11 +183,7 @@ async fn an_sqs_shaped_direct_invoke_with_a_signed_body_never_reaches_atlas() {
     let e2e = E2e::start_with_work_queue(&[("PROTECTED_CLUSTERS", "orders-drill")]).await;
     let body = command(Some("k-forged")).to_string();
     let signed_long_ago = Utc::now().timestamp() - 86_400;
-    let message = json!({
-        "body": body,
-        "timestamp": signed_long_ago.to_string(),
-        "signature": sign(SIGNING_SECRET.as_bytes(), signed_long_ago, body.as_bytes()),
-    });
+    let message = hand_off(&body, SIGNING_SECRET, signed_long_ago);
     assert_eq!(
         e2e.answer(sqs_event(&message.to_string(), "m-forged"))
             .await,

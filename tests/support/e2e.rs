@@ -1,12 +1,11 @@
 //! The end-to-end harness: the real `bootstrap` binary under a Lambda Runtime API served by
-//! the test, against moto and the Atlas double ([`Stack`]), and the events it is sent.
+//! the test, against moto and the Atlas double ([`Stack`]). The events it is sent are in
+//! tests/support/events.rs and tests/support/sample.rs.
 
 use std::path::Path;
 use std::time::Duration;
 
-use atlas_restore_runner::triggers::signature::sign;
-use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::lambda_runtime_api::{FunctionProcess, Invocation, RuntimeApi};
 use super::moto::receive_all;
@@ -121,80 +120,4 @@ fn start_function(api: &RuntimeApi, env: &[(String, String)]) -> FunctionProcess
         panic!("only integration tests and benchmarks know the bootstrap binary");
     };
     FunctionProcess::start(Path::new(bootstrap), api, &env)
-}
-
-pub fn command(key: Option<&str>) -> Value {
-    let mut command = json!({
-        "groupId": GROUP,
-        "clusterName": "orders",
-        "restore": {"snapshotId": SNAPSHOT, "delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": GROUP, "targetClusterName": "orders-drill"}},
-        "requestedBy": REQUESTER,
-        "approvedBy": APPROVER,
-        "reason": "INC-4211 drop of orders.items"
-    });
-    if let Some(key) = key {
-        command["idempotencyKey"] = json!(key);
-    }
-    command
-}
-
-pub fn with(mut value: Value, pointer: &str, new: Value) -> Value {
-    *value
-        .pointer_mut(pointer)
-        .unwrap_or_else(|| panic!("no {pointer}")) = new;
-    value
-}
-
-/// An API Gateway HTTP API (payload 2.0) request, signed now with `secret` unless `None`.
-pub fn webhook(body: &str, secret: Option<&str>) -> Value {
-    let timestamp = Utc::now().timestamp();
-    let mut headers = json!({"content-type": "application/json", "host": "abc123.execute-api.us-east-1.amazonaws.com"});
-    if let Some(secret) = secret {
-        headers["x-signature-timestamp"] = json!(timestamp.to_string());
-        headers["x-signature"] = json!(sign(secret.as_bytes(), timestamp, body.as_bytes()));
-    }
-    json!({
-        "version": "2.0",
-        "routeKey": "POST /restore",
-        "rawPath": "/restore",
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "http": {"method": "POST", "path": "/restore", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "chatbot"},
-            "requestId": "JKJaXmPLvHcESHA=", "routeKey": "POST /restore", "stage": "$default", "time": "28/Nov/2026:17:06:15 +0000", "timeEpoch": 1795885575000_i64
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
-}
-
-pub fn signed(command: &Value) -> Value {
-    webhook(&command.to_string(), Some(SIGNING_SECRET))
-}
-
-/// An SQS event delivering one message (`body`) from the work queue.
-pub fn sqs_event(body: &str, message_id: &str) -> Value {
-    json!({"Records": [{
-        "messageId": message_id, "receiptHandle": "r", "body": body, "attributes": {},
-        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:restore-work", "awsRegion": "us-east-1"
-    }]})
-}
-
-/// `GET {path}` on the webhook endpoint, signed now over `signed` with `secret` unless `None`.
-pub fn get_request(path: &str, signed: &str, secret: Option<&str>) -> Value {
-    let mut event = webhook(signed, secret);
-    event["body"] = Value::Null;
-    event["rawPath"] = json!(path);
-    event["routeKey"] = json!("GET /restore/{requestId}");
-    event["requestContext"]["http"]["method"] = json!("GET");
-    event["requestContext"]["http"]["path"] = json!(path);
-    event
-}
-
-/// The status lookup of CONTRACT section 6, signed as it says.
-pub fn status_lookup(request_id: &str) -> Value {
-    let path = format!("/restore/{request_id}");
-    get_request(&path, &format!("GET {path}"), Some(SIGNING_SECRET))
 }

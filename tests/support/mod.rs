@@ -2,10 +2,13 @@
 #![allow(dead_code)]
 
 pub mod atlas_double;
+pub mod clock;
 pub mod e2e;
+pub mod events;
 pub mod fault_proxy;
 pub mod lambda_runtime_api;
 pub mod moto;
 pub mod python_server;
+pub mod sample;
 pub mod schema;
 pub mod stack;
