@@ -4,16 +4,12 @@ mod support;
 
 use atlas_restore_runner::command::{ObjectId, RestoreCommand, RestoreSpec};
 use atlas_restore_runner::outcome::ErrorCode;
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use support::clock::now_with_millis as now;
 use support::schema::violations;
 
 const GROUP: &str = "5e2211c17a3e5a48f5497de3";
 const SNAPSHOT: &str = "5f1c6b1e2a9b4f3d8c7e6a5b";
-
-fn now() -> DateTime<Utc> {
-    "2026-11-28T17:06:15.120Z".parse().unwrap()
-}
 
 fn openapi() -> Value {
     serde_json::from_str(include_str!("fixtures/atlas/restore-api.openapi.json")).unwrap()

@@ -1,20 +1,19 @@
 //! Table-driven tests of every validation rule of CONTRACT section 1, each valid and invalid.
 //! The clock is pinned so point-in-time windows are exact.
+#[path = "support/clock.rs"]
+mod clock;
 
 use atlas_restore_runner::command::{
     LegacyPoint, LegacyRestoreSpec, RestoreCommand, RestorePointChoice, RestoreSpec, RunTimePoint,
     TargetCluster,
 };
 use atlas_restore_runner::outcome::ErrorCode::{self, *};
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
+use clock::now_with_millis as now;
 use serde_json::{Value, json};
 
 const GROUP: &str = "5e2211c17a3e5a48f5497de3";
 const SNAPSHOT: &str = "5f1c6b1e2a9b4f3d8c7e6a5b";
-
-fn now() -> DateTime<Utc> {
-    "2026-11-28T17:06:15.120Z".parse().unwrap()
-}
 
 fn now_millis() -> i64 {
     now().timestamp_millis()

@@ -5,16 +5,12 @@ mod support;
 
 use atlas_restore_runner::command::{ObjectId, RestoreCommand, RestoreSpec};
 use atlas_restore_runner::outcome::ErrorCode::{self, *};
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use support::clock::now;
 use support::schema::violations;
 
 const GROUP: &str = "5e2211c17a3e5a48f5497de3";
 const SNAPSHOT: &str = "5f1c6b1e2a9b4f3d8c7e6a5b";
-
-fn now() -> DateTime<Utc> {
-    "2026-11-28T17:06:15Z".parse().unwrap()
-}
 
 fn seconds_ago(seconds: i64) -> i64 {
     now().timestamp() - seconds
