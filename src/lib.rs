@@ -13,6 +13,7 @@ pub mod config;
 pub mod deadline;
 pub mod dependency;
 pub mod follow;
+pub mod guardrail;
 pub mod handler;
 pub mod ledger;
 pub mod notify;

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use crate::command::RestoreCommand;
+use crate::guardrail::check_protected_target;
 use crate::handler::{App, HandlerError, Invocation};
 use crate::outcome::{ErrorCode, Problem, Trigger};
 use crate::ports::Ports;
@@ -58,15 +59,13 @@ impl<P: Ports> App<P> {
         } else {
             ""
         };
-        if let Some(problem) = self
-            .runner
-            .protected_target_problem(
-                &command,
-                false,
-                &self.config.protected_clusters,
-                invocation.deadline,
-            )
-            .await?
+        if let Some(problem) = check_protected_target(
+            self.runner.atlas(),
+            &command,
+            &self.config.protected_clusters,
+            self.runner.atlas_deadline(invocation.deadline),
+        )
+        .await?
         {
             return self
                 .reject_non_http(trigger, value, Some(request_id), vec![problem])

@@ -1,0 +1,175 @@
+//! Answering a key this attempt does not hold ([`ledger::decide`]), and publishing outcomes
+//! under the right to publish.
+
+use crate::ledger::Decision;
+use crate::outcome::{ErrorCode, Outcome, OutcomeKind, Problem};
+use crate::ports::{
+    Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier, Ports, RecordState,
+};
+
+use super::*;
+
+/// How long the attempt that stores an outcome holds the right to publish it, before a
+/// duplicate may (the attempt died between storing and publishing).
+pub(super) const PUBLISH_CLAIM: chrono::Duration = chrono::Duration::seconds(60);
+
+impl<P: Ports> Runner<P> {
+    /// `DUPLICATE` of an attempt that is still working on the command.
+    pub(super) fn in_flight(&self, request: &RunRequest) -> Report {
+        Report {
+            outcome: self.outcome(request, OutcomeKind::Duplicate, self.clock.now()),
+            publication: Publication::NotPublished,
+            in_flight: true,
+        }
+    }
+
+    pub(super) fn not_published(&self, outcome: Outcome) -> Report {
+        Report {
+            outcome,
+            publication: Publication::NotPublished,
+            in_flight: false,
+        }
+    }
+
+    /// The answer of a key this attempt does not hold, as [`ledger::decide`] said.
+    pub(super) async fn answer_held(
+        &self,
+        request: &RunRequest,
+        record: IdempotencyRecord,
+        decision: &Decision,
+    ) -> Result<Report, DependencyError> {
+        let now = self.clock.now();
+        let key = &request.request_id;
+        match decision {
+            Decision::KeyReused => {
+                let problem = Problem::new(
+                    request.key_field,
+                    ErrorCode::KeyReused,
+                    format!(
+                        "idempotency key {:?} is held until {} by a different command; use a new key for a new restore",
+                        request.request_id,
+                        record.expires_at.to_rfc3339()
+                    ),
+                );
+                let outcome = self
+                    .outcome(request, OutcomeKind::Rejected, now)
+                    .with_errors(vec![problem]);
+                Ok(self.publish_only(outcome).await)
+            }
+            Decision::Repeat => {
+                let RecordState::Completed {
+                    outcome: stored,
+                    published,
+                } = record.state
+                else {
+                    return Ok(self.in_flight(request));
+                };
+                // The same command again: its outcome, published now if it never was, and the
+                // key freed as that outcome says.
+                if published {
+                    self.store.release(key, record.attempt).await?;
+                    return Ok(self.not_published(*stored));
+                }
+                let claimed = self
+                    .store
+                    .claim_publication(key, now, now + PUBLISH_CLAIM)
+                    .await?;
+                Ok(Report {
+                    publication: match claimed {
+                        true => self.publish_stored(key, record.attempt, &stored).await,
+                        false => Publication::NotPublished,
+                    },
+                    outcome: *stored,
+                    // Another attempt holds the right to publish it, and may have died.
+                    in_flight: !claimed,
+                })
+            }
+            Decision::Duplicate { in_flight: false } => {
+                let RecordState::Completed {
+                    outcome: first,
+                    published,
+                } = record.state
+                else {
+                    return Ok(self.in_flight(request));
+                };
+                let mut publication = Publication::NotPublished;
+                let mut in_flight = false;
+                // The first attempt stored its outcome but has not published it: publish it now,
+                // unless that attempt (or another duplicate) holds the right to. It may have
+                // died holding it, so this one is not done until it is published.
+                if !published && first.outcome.is_published() {
+                    if self
+                        .store
+                        .claim_publication(key, now, now + PUBLISH_CLAIM)
+                        .await?
+                    {
+                        publication = self.publish_stored(key, record.attempt, &first).await;
+                    } else {
+                        in_flight = true;
+                    }
+                }
+                // The attempt that submitted could not queue the follow-up: this one does.
+                if first.outcome == OutcomeKind::Submitted && record.follow_up.is_none() {
+                    self.start_following(key, &first).await?;
+                }
+                let mut duplicate = self.outcome(request, OutcomeKind::Duplicate, now);
+                duplicate.restore = first.restore.clone();
+                duplicate.first = Some(first);
+                Ok(Report {
+                    outcome: duplicate,
+                    publication,
+                    in_flight,
+                })
+            }
+            // Another attempt works on it (or the record changed under the decision): the
+            // first may still finish.
+            _ => Ok(self.in_flight(request)),
+        }
+    }
+
+    /// Publishes a stored outcome whose publication this attempt holds, then marks it published
+    /// (or frees the key), or gives the right to publish back when publishing failed.
+    pub(super) async fn publish_stored(
+        &self,
+        key: &str,
+        attempt: u64,
+        outcome: &Outcome,
+    ) -> Publication {
+        let publication = self.publish(outcome).await;
+        let settled = match &publication {
+            Publication::Published if outcome.outcome.keeps_key() => {
+                self.store.mark_published(key).await
+            }
+            Publication::Published => self.store.release(key, attempt).await,
+            Publication::Failed(_) => self.store.release_publication_claim(key).await,
+            Publication::NotPublished => Ok(()),
+        };
+        if let Err(error) = settled {
+            tracing::warn!(request_id = %key, %error, "the record could not be updated after publishing; a duplicate may publish again");
+        }
+        publication
+    }
+
+    pub(super) async fn publish(&self, outcome: &Outcome) -> Publication {
+        if !outcome.outcome.is_published() {
+            return Publication::NotPublished;
+        }
+        match self.notifier.publish(outcome).await {
+            Ok(()) => Publication::Published,
+            Err(error) => {
+                tracing::warn!(request_id = ?outcome.request_id, %error, "publishing the outcome failed");
+                Publication::Failed(error)
+            }
+        }
+    }
+
+    /// Publishes an outcome that involves no key (a command refused before it could run).
+    pub async fn publish_only(&self, outcome: Outcome) -> Report {
+        let publication = self.publish(&outcome).await;
+        Report {
+            outcome,
+            publication,
+            in_flight: false,
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! Working a command: resolve it, look for an earlier attempt's job when one may have been sent,
+//! write the sending mark, send it, act on Atlas's answer class, and finish with its outcome
+//! (CONTRACT section 4).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::atlas_api::model::{ApiError, RestoreJob};
+use crate::atlas_api::{AtlasError, CreateAnswer};
+use crate::command::{BackupType, ObjectId, ResolvedRestore, RestoreCommand};
+use crate::outcome::{Outcome, OutcomeKind, Problem};
+use crate::ports::{Atlas, Clock, DependencyError, IdempotencyStore, Ports, SendingMark};
+use crate::reconcile::{Adoption, find_adoptable, find_adoptable_cloud};
+
+use super::*;
+
+/// The attempt holding the key.
+pub(super) struct Attempt {
+    pub(super) number: u64,
+    /// When the record's first attempt started: a point chosen at run time is chosen as of
+    /// then, so every attempt means the same restore, and it is the outcome's `startedAt`.
+    pub(super) started_at: DateTime<Utc>,
+    /// An earlier attempt may have sent the restore since then: look for its job first.
+    pub(super) earlier_sending: Option<SendingMark>,
+    /// This attempt wrote its own sending mark: from then on the key is never released.
+    pub(super) marked_sending: AtomicBool,
+}
+
+impl Attempt {
+    pub(super) fn holding(acquired: (u64, DateTime<Utc>, Option<SendingMark>)) -> Attempt {
+        let (number, started_at, earlier_sending) = acquired;
+        Attempt {
+            number,
+            started_at,
+            earlier_sending,
+            marked_sending: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the record says a restore may have been sent under its key.
+    pub(super) fn may_have_sent(&self) -> bool {
+        self.earlier_sending.is_some() || self.marked_sending.load(Ordering::SeqCst)
+    }
+}
+
+/// One restore on its way to Atlas.
+pub(super) struct Submission<'a> {
+    pub(super) request: &'a RunRequest,
+    pub(super) attempt: &'a Attempt,
+    pub(super) job: ResolvedRestore,
+    pub(super) body: Value,
+    /// The snapshot `latestSnapshot` resolved to, recorded with the sending mark.
+    pub(super) chosen_snapshot: Option<String>,
+    pub(super) submit_deadline: Instant,
+    pub(super) reconcile_deadline: Instant,
+}
+
+pub(super) enum Reconciled {
+    Adopted(Vec<RestoreJob>),
+    NoneFound,
+    /// Jobs that could be this request's, none shown to be: never adopted, never sent again.
+    Ambiguous(Vec<String>),
+    ListFailed(AtlasError),
+}
+
+/// The reason of an `UNKNOWN` outcome when reconciliation could not tell which job is ours.
+pub(super) fn ambiguous_reason(candidates: &[String]) -> String {
+    format!(
+        "{} listed job(s) could be this request's and none can be shown to be ({}); nothing was adopted or sent again: a person must check",
+        candidates.len(),
+        candidates.join(", ")
+    )
+}
+
+impl<P: Ports> Runner<P> {
+    /// Works the command and finishes with its outcome. On a dependency failure the key is
+    /// freed when nothing can have been sent under it; otherwise its lease is ended, so the
+    /// retry takes it over at once and reconciles before sending anything.
+    pub(super) async fn work_and_finish(
+        &self,
+        request: &RunRequest,
+        attempt: Attempt,
+        problems: Vec<Problem>,
+    ) -> Result<Report, DependencyError> {
+        let outcome = match self.work(request, &attempt, problems).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                let key = &request.request_id;
+                // A delivery's record must stay for SQS's redelivery to claim.
+                let settled = if attempt.may_have_sent() || request.from_queue {
+                    self.store.end_lease(key, attempt.number).await
+                } else {
+                    self.store.release(key, attempt.number).await
+                };
+                if let Err(settle_error) = settled {
+                    tracing::warn!(request_id = %key, error = %settle_error, "could not give the key back; the retry waits for the lease to end");
+                }
+                return Err(error);
+            }
+        };
+        self.finish(&request.request_id, attempt.number, outcome)
+            .await
+    }
+
+    /// Resolves the restore, looks for an earlier attempt's job when one may have been
+    /// sent, and submits. `problems`: a delivered command that no longer passes is `REJECTED`
+    /// (after the look for an earlier job: a record that may have sent is never freed blind).
+    pub(super) async fn work(
+        &self,
+        request: &RunRequest,
+        attempt: &Attempt,
+        problems: Vec<Problem>,
+    ) -> Result<Outcome, DependencyError> {
+        let command = &request.command;
+        let spec = &command.restore;
+        let dry_run = self.is_dry_run(command);
+        if !problems.is_empty() && attempt.earlier_sending.is_none() {
+            return Ok(self
+                .outcome(request, OutcomeKind::Rejected, attempt.started_at)
+                .with_errors(problems));
+        }
+        let submit_deadline = self.deadline(
+            request.deadline,
+            self.settings.reserve + self.settings.reconcile_budget,
+        );
+        // The snapshot an earlier attempt chose, so a retry restores (and looks for) the same.
+        let chosen_earlier = attempt
+            .earlier_sending
+            .as_ref()
+            .and_then(|mark| mark.snapshot_id.as_deref())
+            .and_then(ObjectId::parse);
+        let needs_listing = spec.needs_latest_snapshot() && chosen_earlier.is_none();
+        if !dry_run || needs_listing {
+            self.atlas.load_credentials().await?;
+        }
+        let latest = if let Some(id) = chosen_earlier {
+            Some(id)
+        } else if needs_listing {
+            match self.latest_snapshot(command, submit_deadline).await? {
+                Ok(Some(id)) => Some(id),
+                Ok(None) => return Ok(self.no_snapshot(request, attempt)),
+                Err(error) => {
+                    return Ok(self.failed_read(
+                        request,
+                        attempt.started_at,
+                        "listing snapshots",
+                        error,
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+        // A point chosen at run time is chosen as of the first attempt, so a retry means the same.
+        let Some(job) = spec.resolve(attempt.started_at, latest.as_ref()) else {
+            return Ok(self.no_snapshot(request, attempt));
+        };
+        let submission = Submission {
+            request,
+            attempt,
+            body: job.atlas_body(),
+            job,
+            chosen_snapshot: latest
+                .filter(|_| spec.needs_latest_snapshot())
+                .map(|id| id.to_string()),
+            submit_deadline,
+            reconcile_deadline: self.deadline(request.deadline, self.settings.reserve),
+        };
+        if dry_run {
+            return Ok(self
+                .outcome(request, OutcomeKind::DryRun, attempt.started_at)
+                .with_restore(&submission.body));
+        }
+        if let Some(mark) = &attempt.earlier_sending {
+            match self.reconcile(&submission, mark.since).await {
+                Reconciled::Adopted(jobs) => {
+                    return Ok(self.submitted(&submission, None, jobs, true));
+                }
+                Reconciled::ListFailed(error) => {
+                    let reason = format!(
+                        "an earlier attempt may have sent this restore and its jobs could not be listed: {error}"
+                    );
+                    return Ok(self.unknown(&submission, None, reason, None));
+                }
+                Reconciled::Ambiguous(candidates) => {
+                    let reason = format!(
+                        "an earlier attempt may have sent this restore; {}",
+                        ambiguous_reason(&candidates)
+                    );
+                    return Ok(self.unknown(&submission, None, reason, None));
+                }
+                Reconciled::NoneFound => {}
+            }
+        }
+        if !problems.is_empty() {
+            return Ok(self
+                .outcome(request, OutcomeKind::Rejected, attempt.started_at)
+                .with_errors(problems));
+        }
+        self.submit(&submission).await
+    }
+
+    /// Sends the restore, and acts on Atlas's answer class (CONTRACT section 4).
+    /// The record says, before the first POST, that this attempt may send from now on: a
+    /// crash anywhere after this line leaves the mark for the next attempt to reconcile.
+    pub(super) async fn submit(
+        &self,
+        submission: &Submission<'_>,
+    ) -> Result<Outcome, DependencyError> {
+        let source = &submission.request.command.source;
+        let attempt = submission.attempt;
+        let mark = SendingMark {
+            since: self.clock.now(),
+            snapshot_id: submission.chosen_snapshot.clone(),
+        };
+        self.store
+            .mark_sending(&submission.request.request_id, attempt.number, &mark)
+            .await?;
+        attempt.marked_sending.store(true, Ordering::SeqCst);
+        // Jobs of this request were created after the earliest mark (the record keeps it).
+        let since = attempt
+            .earlier_sending
+            .as_ref()
+            .map_or(mark.since, |earlier| earlier.since.min(mark.since));
+        loop {
+            let (body, deadline) = (&submission.body, submission.submit_deadline);
+            let answer = match &submission.job {
+                ResolvedRestore::Legacy(_) => {
+                    self.atlas
+                        .create_legacy_restore_job(source, body, deadline)
+                        .await
+                }
+                ResolvedRestore::Cloud(_) => {
+                    self.atlas
+                        .create_cloud_restore_job(source, body, deadline)
+                        .await
+                }
+            };
+            match answer {
+                CreateAnswer::Created { http_status, jobs } => {
+                    return Ok(self.submitted(submission, Some(http_status), jobs, false));
+                }
+                CreateAnswer::Refused { http_status, error } => {
+                    return Ok(self.failed(submission, Some(http_status), error));
+                }
+                CreateAnswer::NotSent { reason } => {
+                    let error = ApiError {
+                        reason: Some(format!("the request never reached Atlas: {reason}")),
+                        ..ApiError::default()
+                    };
+                    return Ok(self.failed(submission, None, error));
+                }
+                CreateAnswer::NoCredentials(error) => return Err(error),
+                // The client already fetched the secret again once and sent once more.
+                CreateAnswer::Unauthorized { http_status, error } => {
+                    return Ok(self.failed(submission, Some(http_status), error));
+                }
+                CreateAnswer::Unavailable { error, retry_after } => {
+                    match self.reconcile(submission, since).await {
+                        Reconciled::Adopted(jobs) => {
+                            return Ok(self.submitted(submission, Some(503), jobs, true));
+                        }
+                        Reconciled::ListFailed(list_error) => {
+                            let reason = format!(
+                                "Atlas answered 503 and its jobs could not be listed: {list_error}"
+                            );
+                            return Ok(self.unknown(submission, Some(503), reason, Some(error)));
+                        }
+                        Reconciled::Ambiguous(candidates) => {
+                            let reason =
+                                format!("Atlas answered 503; {}", ambiguous_reason(&candidates));
+                            return Ok(self.unknown(submission, Some(503), reason, Some(error)));
+                        }
+                        Reconciled::NoneFound => {
+                            let wait = retry_after.unwrap_or(self.settings.unavailable_backoff);
+                            if Instant::now() + wait + Duration::from_secs(1)
+                                >= submission.submit_deadline
+                            {
+                                let reason =
+                                    "Atlas answered 503 and no job was found; no time was left to send again".to_owned();
+                                return Ok(self.unknown(
+                                    submission,
+                                    Some(503),
+                                    reason,
+                                    Some(error),
+                                ));
+                            }
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }
+                CreateAnswer::Ambiguous {
+                    http_status,
+                    reason,
+                    error,
+                } => {
+                    return Ok(match self.reconcile(submission, since).await {
+                        Reconciled::Adopted(jobs) => {
+                            self.submitted(submission, http_status, jobs, true)
+                        }
+                        Reconciled::NoneFound => {
+                            self.unknown(submission, http_status, reason, error)
+                        }
+                        Reconciled::Ambiguous(candidates) => {
+                            let reason = format!("{reason}; {}", ambiguous_reason(&candidates));
+                            self.unknown(submission, http_status, reason, error)
+                        }
+                        Reconciled::ListFailed(list_error) => {
+                            let reason = format!(
+                                "{reason}; listing the cluster's jobs to check also failed: {list_error}"
+                            );
+                            self.unknown(submission, http_status, reason, error)
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// Stores the outcome, then publishes it, then marks it published (or frees the key).
+    pub(super) async fn finish(
+        &self,
+        key: &str,
+        attempt: u64,
+        outcome: Outcome,
+    ) -> Result<Report, DependencyError> {
+        let now = self.clock.now();
+        if let Err(error) = self
+            .store
+            .store_outcome(
+                key,
+                attempt,
+                &outcome,
+                now + PUBLISH_CLAIM,
+                self.expiry_after(now),
+                None,
+            )
+            .await
+        {
+            // Not recorded: publish it anyway so no outcome is lost, then fail so the event is
+            // retried; a retry reconciles with Atlas and never sends twice.
+            let _ = self.publish(&outcome).await;
+            if !outcome.outcome.keeps_key() {
+                let _ = self.store.release(key, attempt).await;
+            }
+            return Err(error);
+        }
+        let publication = self.publish_stored(key, attempt, &outcome).await;
+        if outcome.outcome == OutcomeKind::Submitted {
+            self.start_following(key, &outcome).await?;
+        }
+        Ok(Report {
+            outcome,
+            publication,
+            in_flight: false,
+        })
+    }
+
+    /// The newest completed snapshot; `Err` inside `Ok` is Atlas's refusal, an outcome.
+    pub(super) async fn latest_snapshot(
+        &self,
+        command: &RestoreCommand,
+        deadline: Instant,
+    ) -> Result<Result<Option<ObjectId>, AtlasError>, DependencyError> {
+        let listed = match self.completed_snapshots(command, deadline).await {
+            Err(AtlasError::NoCredentials(error)) => return Err(error),
+            listed => listed,
+        };
+        Ok(listed.map(|snapshots| {
+            snapshots
+                .into_iter()
+                .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)))
+                .map(|(_, _, id)| id)
+        }))
+    }
+
+    /// The source cluster's completed snapshots of its backup type, as (created, increment, id).
+    pub(super) async fn completed_snapshots(
+        &self,
+        command: &RestoreCommand,
+        deadline: Instant,
+    ) -> Result<Vec<(Option<DateTime<chrono::FixedOffset>>, i64, ObjectId)>, AtlasError> {
+        let parse = |date: Option<&str>| date.and_then(|d| DateTime::parse_from_rfc3339(d).ok());
+        Ok(match command.restore.backup_type() {
+            BackupType::Legacy => self
+                .atlas
+                .list_completed_snapshots(&command.source, deadline)
+                .await?
+                .into_iter()
+                .filter(|s| s.complete != Some(false))
+                .filter_map(|s| {
+                    let created = s.created.as_ref();
+                    Some((
+                        parse(created.and_then(|c| c.date.as_deref())),
+                        created.and_then(|c| c.increment).unwrap_or(0),
+                        ObjectId::parse(&s.id)?,
+                    ))
+                })
+                .collect(),
+            BackupType::Cloud => self
+                .atlas
+                .list_cloud_snapshots(&command.source, deadline)
+                .await?
+                .into_iter()
+                .filter(|s| s.status.as_deref() == Some("completed"))
+                .filter_map(|s| Some((parse(s.created_at.as_deref()), 0, ObjectId::parse(&s.id)?)))
+                .collect(),
+        })
+    }
+
+    /// Looks for the job(s) an unanswered request created: only jobs created at or after
+    /// `since` (the first attempt's start) less the clock-skew margin can be adopted.
+    pub(super) async fn reconcile(
+        &self,
+        submission: &Submission<'_>,
+        since: DateTime<Utc>,
+    ) -> Reconciled {
+        let margin = chrono::Duration::from_std(self.settings.reconcile_margin)
+            .unwrap_or(chrono::Duration::minutes(2));
+        let not_before = since - margin;
+        let source = &submission.request.command.source;
+        let deadline = submission.reconcile_deadline;
+        // Every attempt resolves the same point (the first attempt's time, the recorded
+        // snapshot), so the point is always compared.
+        let run_time = false;
+        let adopted = match &submission.job {
+            ResolvedRestore::Legacy(job) => self
+                .atlas
+                .list_restore_jobs(source, Some(not_before), deadline)
+                .await
+                .map(|jobs| find_adoptable(&jobs, job, run_time, not_before)),
+            ResolvedRestore::Cloud(job) => self
+                .atlas
+                .list_cloud_restore_jobs(source, deadline)
+                .await
+                .map(|jobs| find_adoptable_cloud(&jobs, job, run_time, not_before)),
+        };
+        match adopted {
+            Err(error) => Reconciled::ListFailed(error),
+            Ok(Adoption::NotFound) => Reconciled::NoneFound,
+            Ok(Adoption::Found(jobs)) => Reconciled::Adopted(jobs),
+            Ok(Adoption::Ambiguous(candidates)) => Reconciled::Ambiguous(candidates),
+        }
+    }
+
+    /// The instant by which Atlas calls made for an event due by `invocation_deadline` end,
+    /// keeping back the time to store and publish its outcome.
+    pub fn atlas_deadline(&self, invocation_deadline: DateTime<Utc>) -> Instant {
+        self.deadline(invocation_deadline, self.settings.reserve)
+    }
+
+    pub(super) fn deadline(
+        &self,
+        invocation_deadline: DateTime<Utc>,
+        keep_back: Duration,
+    ) -> Instant {
+        let left = (invocation_deadline - self.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        Instant::now() + left.saturating_sub(keep_back)
+    }
+}
