@@ -5,27 +5,15 @@ use std::time::Duration;
 
 use url::Url;
 
+// Plain types the core owns; the configuration only reads them from the environment.
+pub use crate::notify::NotifyFormat;
+pub use crate::policy::ProtectedCluster;
+
 /// The shortest `IDEMPOTENCY_TTL_SECONDS`: Lambda retries an asynchronous event for up to 6 hours,
 /// and a key's record must outlive every retry of the event that made it (CONTRACT section 4).
 pub const MIN_IDEMPOTENCY_TTL_SECONDS: u64 = 6 * 3600;
 /// The longest `FOLLOW_INTERVAL_SECONDS`: SQS delays a message by at most 900 seconds.
 pub const MAX_FOLLOW_INTERVAL_SECONDS: u64 = 900;
-
-/// How outcomes are written to the topic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NotifyFormat {
-    /// The outcome JSON itself.
-    Json,
-    /// Amazon Q Developer in chat applications (AWS Chatbot) custom notifications.
-    Chatbot,
-}
-
-/// A cluster that only an approved webhook may overwrite: by name in any project, or in one.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProtectedCluster {
-    pub group_id: Option<String>,
-    pub name: String,
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {

@@ -7,10 +7,9 @@ use tokio::time::Instant;
 
 use crate::atlas_api::AtlasError;
 use crate::command::{ObjectId, RestoreCommand};
-use crate::config::ProtectedCluster;
 use crate::outcome::Problem;
 use crate::policy::{
-    TargetName, destructive_target, is_protected, protected_target_problem,
+    ProtectedCluster, TargetName, destructive_target, is_protected, protected_target_problem,
     unresolved_target_problem,
 };
 use crate::ports::{Atlas, DependencyError};

@@ -2,8 +2,14 @@
 //! the command gives only its id, is learnt by the caller and passed in.
 
 use crate::command::{LegacyRestoreSpec, RestoreCommand, RestoreSpec, TargetCluster};
-use crate::config::ProtectedCluster;
 use crate::outcome::{ErrorCode, Problem};
+
+/// A cluster that only an approved webhook may overwrite: by name in any project, or in one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtectedCluster {
+    pub group_id: Option<String>,
+    pub name: String,
+}
 
 /// The approval rules of the webhook path: who asked, who approved and why are required;
 /// the approver must be in `APPROVERS` and must not be the requester.

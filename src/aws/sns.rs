@@ -4,8 +4,8 @@
 use aws_sdk_sns::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
 
-use crate::config::NotifyFormat;
 use crate::deadline;
+use crate::notify::NotifyFormat;
 use crate::notify::render;
 use crate::outcome::Outcome;
 use crate::ports::{DependencyError, Notifier};

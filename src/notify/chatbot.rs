@@ -769,7 +769,7 @@ fn shorten(value: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::NotifyFormat;
+    use crate::notify::NotifyFormat;
     use crate::notify::fixtures::{at, failed, rejected, submitted, unknown, with};
     use crate::notify::render;
     use crate::outcome::Problem;

@@ -156,7 +156,7 @@ pub fn fifo_id(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::NotifyFormat;
+    use crate::notify::NotifyFormat;
     use crate::notify::fixtures::{failed, rejected, submitted, with};
     use crate::notify::render;
     use crate::outcome::{OutcomeKind, Trigger};

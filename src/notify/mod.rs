@@ -21,8 +21,16 @@ mod fixtures;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
-use crate::config::NotifyFormat;
 use crate::outcome::{AtlasSummary, JobSummary, Outcome, OutcomeKind};
+
+/// How outcomes are written to the topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotifyFormat {
+    /// The outcome JSON itself.
+    Json,
+    /// Amazon Q Developer in chat applications (AWS Chatbot) custom notifications.
+    Chatbot,
+}
 
 pub use chatbot::{DESCRIPTION_MAX, TITLE_MAX};
 pub use envelope::{FIFO_ID_MAX, SUBJECT_MAX, ascii_subject, fifo_id};
