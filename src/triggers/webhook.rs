@@ -11,11 +11,11 @@ use crate::deadline;
 use crate::handler::{App, Invocation, calls_end};
 use crate::outcome::{ErrorCode, OutcomeKind, Problem, Trigger};
 use crate::policy::{People, check_webhook_approval};
-use crate::ports::{DependencyError, Ports, Secrets};
+use crate::ports::{DependencyError, Ports, Secrets, SigningSecrets};
 use crate::runner::{Publication, Report, RunRequest};
 use crate::telemetry::log_outcome;
 use crate::triggers::hand_off::HandOffMessage;
-use crate::triggers::signature::{SignatureHeaders, verify};
+use crate::triggers::signature::{SignatureError, SignatureHeaders, verify};
 
 /// Webhook bodies larger than this are refused (413).
 pub const WEBHOOK_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -50,86 +50,85 @@ impl<P: Ports> App<P> {
         }
     }
 
+    /// The contract's order (CONTRACT section 2): verify (a status lookup is answered once
+    /// verified), the method, the body (base64, size 413, JSON 400), validation and the
+    /// approval policy together, then run or hand off.
     async fn webhook_inner(
         &self,
         event: &Value,
         invocation: &Invocation,
     ) -> Result<Value, DependencyError> {
         let now = self.runner.now();
-        let headers = SignatureHeaders::from_pairs(
-            event
-                .get("headers")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .filter_map(|(n, v)| Some((n.as_str(), v.as_str()?))),
-        );
-        let raw = event.get("body").and_then(Value::as_str).unwrap_or("");
-        let base64 = event
-            .get("isBase64Encoded")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let decoded = if base64 {
-            base64::engine::general_purpose::STANDARD.decode(raw).ok()
-        } else {
-            Some(raw.as_bytes().to_vec())
+        let request = WebhookEvent::read(event);
+        if let Some(refused) = self.webhook_unverified(&request, now).await {
+            return Ok(refused);
+        }
+        if let Some(path) = &request.lookup {
+            return self.status_lookup(&path.request_id).await;
+        }
+        if !request.method.eq_ignore_ascii_case("POST") {
+            return Ok(http_response(
+                405,
+                &json!({"message": "use POST with a restore command, or GET /restore/{requestId} for a request's status"}),
+            ));
+        }
+        let WebhookEvent {
+            headers, decoded, ..
+        } = request;
+        let (body, value) = match self.webhook_body(decoded).await {
+            Ok(read) => read,
+            Err(rejected) => return Ok(rejected),
         };
-        let method = event
-            .pointer("/requestContext/http/method")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let lookup = method
-            .eq_ignore_ascii_case("GET")
-            .then(|| status_lookup_path(event))
-            .flatten();
+        let command = match self.webhook_accepted(&value, now).await {
+            Ok(command) => command,
+            Err(rejected) => return Ok(rejected),
+        };
+        let request = webhook_request(command, invocation, false);
+        let report = if self.runner.has_work_queue() {
+            let hand_off = HandOffMessage { body, headers };
+            self.runner
+                .hand_off(&request, hand_off.to_json(), &hand_off.digest())
+                .await?
+        } else {
+            self.runner.run(&request).await?
+        };
+        Ok(webhook_answer(report))
+    }
+
+    /// The answer to a request that is not verified (503 when the signing secret cannot be
+    /// read, 401 when the signature does not verify), or `None` once it is verified.
+    async fn webhook_unverified(
+        &self,
+        request: &WebhookEvent<'_>,
+        now: DateTime<Utc>,
+    ) -> Option<Value> {
         let signing = match self.runner.secrets().webhook_signing_secrets().await {
             Ok(signing) => signing,
             Err(error) => {
                 // Not verified: the caller may be anyone, so it learns nothing about the system
                 // (no ARN, no account, no SDK text). The log has the details.
                 tracing::error!(%error, "webhook: the signing secret could not be read, so the request cannot be verified; answering 503");
-                return Ok(http_response(
+                return Some(http_response(
                     503,
                     &json!({"error": UNVERIFIED_UNAVAILABLE, "retryable": true}),
                 ));
             }
         };
-        // A lookup signs `GET /restore/{requestId}` in place of a body; the id as sent in the
-        // path (percent-encoded) or decoded both verify.
-        let verified = match &lookup {
-            Some(path) => [path.signed_decoded(), path.signed_as_sent()]
-                .iter()
-                .map(|signed| verify(&headers, signed.as_bytes(), &signing, now, true))
-                .reduce(|first, second| first.or(second))
-                .unwrap_or(Ok(())),
-            None => verify(
-                &headers,
-                decoded.as_deref().unwrap_or(raw.as_bytes()),
-                &signing,
-                now,
-                true,
-            ),
-        };
-        if let Err(reason) = verified {
-            tracing::warn!(%reason, "webhook: unverified request refused with 401");
-            return Ok(http_response(401, &json!({"message": "Unauthorized"})));
-        }
-        if let Some(path) = lookup {
-            return self.status_lookup(&path.request_id).await;
-        }
-        if !method.eq_ignore_ascii_case("POST") {
-            return Ok(http_response(
-                405,
-                &json!({"message": "use POST with a restore command, or GET /restore/{requestId} for a request's status"}),
-            ));
-        }
+        let reason = request.verify_with(&signing, now).err()?;
+        tracing::warn!(%reason, "webhook: unverified request refused with 401");
+        Some(http_response(401, &json!({"message": "Unauthorized"})))
+    }
+
+    /// The body's bytes and its JSON, or the rejection: 400 for base64 that does not decode,
+    /// 413 for a body over [`WEBHOOK_MAX_BODY_BYTES`], 400 for JSON that does not parse.
+    async fn webhook_body(&self, decoded: Option<Vec<u8>>) -> Result<(Vec<u8>, Value), Value> {
         let Some(body) = decoded else {
             let problem = Problem::new(
                 "",
                 ErrorCode::MalformedJson,
                 "the body is marked base64-encoded but is not valid base64",
             );
-            return Ok(self
+            return Err(self
                 .webhook_rejected(&Value::Null, None, vec![problem], 400)
                 .await);
         };
@@ -142,24 +141,33 @@ impl<P: Ports> App<P> {
                     body.len()
                 ),
             );
-            return Ok(self
+            return Err(self
                 .webhook_rejected(&Value::Null, None, vec![problem], 413)
                 .await);
         }
-        let value = match strict_json::parse_strict(&body) {
-            Ok(value) => value,
+        match strict_json::parse_strict(&body) {
+            Ok(value) => Ok((body, value)),
             Err(error) => {
                 let problem = Problem::new(
                     "",
                     ErrorCode::MalformedJson,
                     format!("the body is not valid JSON: {error}"),
                 );
-                return Ok(self
+                Err(self
                     .webhook_rejected(&Value::Null, None, vec![problem], 400)
-                    .await);
+                    .await)
             }
-        };
-        let (command, problems) = self.webhook_command(&value, now);
+        }
+    }
+
+    /// The command, or its rejection with every validation and policy problem together: 403
+    /// when any is the policy's, 400 otherwise.
+    async fn webhook_accepted(
+        &self,
+        value: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<RestoreCommand, Value> {
+        let (command, problems) = self.webhook_command(value, now);
         let request_id = value
             .get("idempotencyKey")
             .and_then(Value::as_str)
@@ -170,20 +178,11 @@ impl<P: Ports> App<P> {
             } else {
                 400
             };
-            return Ok(self
-                .webhook_rejected(&value, request_id, problems, status)
+            return Err(self
+                .webhook_rejected(value, request_id, problems, status)
                 .await);
         };
-        let request = webhook_request(command, invocation, false);
-        let report = if self.runner.has_work_queue() {
-            let hand_off = HandOffMessage { body, headers };
-            self.runner
-                .hand_off(&request, hand_off.to_json(), &hand_off.digest())
-                .await?
-        } else {
-            self.runner.run(&request).await?
-        };
-        Ok(webhook_answer(report))
+        Ok(command)
     }
 
     /// `GET /restore/{requestId}` (CONTRACT section 6): the request's latest outcome and the
@@ -252,6 +251,80 @@ impl<P: Ports> App<P> {
         let mut answer = webhook_answer(report);
         answer["statusCode"] = json!(status);
         answer
+    }
+}
+
+/// What a webhook event carries, read before anything is checked.
+struct WebhookEvent<'a> {
+    headers: SignatureHeaders,
+    /// The body as it arrived.
+    raw: &'a str,
+    /// The body's bytes: `None` when it is marked base64-encoded but is not valid base64.
+    decoded: Option<Vec<u8>>,
+    method: &'a str,
+    /// The status lookup a `GET` asks for.
+    lookup: Option<LookupPath>,
+}
+
+impl<'a> WebhookEvent<'a> {
+    fn read(event: &'a Value) -> WebhookEvent<'a> {
+        let headers = SignatureHeaders::from_pairs(
+            event
+                .get("headers")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(n, v)| Some((n.as_str(), v.as_str()?))),
+        );
+        let raw = event.get("body").and_then(Value::as_str).unwrap_or("");
+        let base64 = event
+            .get("isBase64Encoded")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let decoded = if base64 {
+            base64::engine::general_purpose::STANDARD.decode(raw).ok()
+        } else {
+            Some(raw.as_bytes().to_vec())
+        };
+        let method = event
+            .pointer("/requestContext/http/method")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let lookup = method
+            .eq_ignore_ascii_case("GET")
+            .then(|| status_lookup_path(event))
+            .flatten();
+        WebhookEvent {
+            headers,
+            raw,
+            decoded,
+            method,
+            lookup,
+        }
+    }
+
+    /// Verifies the signature over the body (as received, when it is not valid base64). A
+    /// lookup signs `GET /restore/{requestId}` in place of a body; the id as sent in the path
+    /// (percent-encoded) or decoded both verify.
+    fn verify_with(
+        &self,
+        signing: &SigningSecrets,
+        now: DateTime<Utc>,
+    ) -> Result<(), SignatureError> {
+        match &self.lookup {
+            Some(path) => [path.signed_decoded(), path.signed_as_sent()]
+                .iter()
+                .map(|signed| verify(&self.headers, signed.as_bytes(), signing, now, true))
+                .reduce(|first, second| first.or(second))
+                .unwrap_or(Ok(())),
+            None => verify(
+                &self.headers,
+                self.decoded.as_deref().unwrap_or(self.raw.as_bytes()),
+                signing,
+                now,
+                true,
+            ),
+        }
     }
 }
 
