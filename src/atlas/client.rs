@@ -212,6 +212,106 @@ impl Answer {
     }
 }
 
+/// What one attempt at a create leads to.
+enum CreateStep {
+    /// The answer class, final.
+    Give(CreateAnswer),
+    /// Send again after the backoff (at least `retry_after`) if the deadline allows; else
+    /// `otherwise`.
+    RetryOr {
+        retry_after: Option<Duration>,
+        otherwise: CreateAnswer,
+    },
+    /// The credentials were refused: read them again once and send again; else `otherwise`.
+    FetchAgainOr(CreateAnswer),
+}
+
+impl CreateStep {
+    /// An attempt that got no answer: re-sent only if nothing reached Atlas's API.
+    fn not_answered(error: SendError) -> CreateStep {
+        match error {
+            SendError::NotSent(reason) => CreateStep::RetryOr {
+                retry_after: None,
+                otherwise: CreateAnswer::NotSent { reason },
+            },
+            SendError::AfterSending(reason) => CreateStep::Give(CreateAnswer::Ambiguous {
+                http_status: None,
+                reason,
+                error: None,
+            }),
+            SendError::TokenRefused { status, error } => {
+                CreateStep::FetchAgainOr(CreateAnswer::Unauthorized {
+                    http_status: status,
+                    error,
+                })
+            }
+        }
+    }
+
+    /// An attempt Atlas answered, by its status (CONTRACT section 4's table).
+    fn answered(
+        answer: &Answer,
+        read_jobs: impl Fn(&Answer) -> Result<Vec<RestoreJob>, String>,
+    ) -> CreateStep {
+        match answer.status {
+            200..=299 => CreateStep::Give(created(answer, read_jobs)),
+            401 => CreateStep::FetchAgainOr(CreateAnswer::Unauthorized {
+                http_status: 401,
+                error: answer.error(),
+            }),
+            429 => CreateStep::RetryOr {
+                retry_after: answer.retry_after,
+                otherwise: CreateAnswer::Refused {
+                    http_status: 429,
+                    error: answer.error(),
+                },
+            },
+            503 => CreateStep::Give(CreateAnswer::Unavailable {
+                error: answer.error(),
+                retry_after: answer.retry_after,
+            }),
+            400..=499 => CreateStep::Give(CreateAnswer::Refused {
+                http_status: answer.status,
+                error: answer.error(),
+            }),
+            status => CreateStep::Give(CreateAnswer::Ambiguous {
+                http_status: Some(status),
+                reason: format!("Atlas answered HTTP {status}"),
+                error: Some(answer.error()),
+            }),
+        }
+    }
+}
+
+/// A 2xx to a create: the job(s) it holds, or ambiguous when it holds none or cannot be read.
+fn created(
+    answer: &Answer,
+    read_jobs: impl Fn(&Answer) -> Result<Vec<RestoreJob>, String>,
+) -> CreateAnswer {
+    match read_jobs(answer) {
+        Ok(jobs) if !jobs.is_empty() => CreateAnswer::Created {
+            http_status: answer.status,
+            jobs,
+        },
+        Ok(_) => CreateAnswer::Ambiguous {
+            http_status: Some(answer.status),
+            reason: format!(
+                "Atlas answered HTTP {} with a page holding no job",
+                answer.status
+            ),
+            error: None,
+        },
+        Err(reason) => CreateAnswer::Ambiguous {
+            http_status: Some(answer.status),
+            reason: format!(
+                "Atlas answered HTTP {} with a body that could not be read: {reason}",
+                answer.status
+            ),
+            error: None,
+        },
+    }
+}
+
 #[derive(Deserialize)]
 struct TokenAnswer {
     access_token: String,
@@ -338,6 +438,8 @@ impl AtlasClient {
         .await
     }
 
+    /// Sends the create and gives its answer class (CONTRACT section 4), re-sending only
+    /// where [`CreateStep`] says it is safe.
     async fn create(
         &self,
         url: &Url,
@@ -354,104 +456,32 @@ impl AtlasClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let answer = match self
+            let sent = self
                 .send(Method::POST, url, Some(&bytes), media, deadline)
-                .await
-            {
-                Ok(answer) => answer,
-                Err(SendError::NotSent(reason)) => {
-                    if self.wait_to_retry(attempt, None, deadline).await {
-                        continue;
+                .await;
+            let step = match sent {
+                Ok(answer) => CreateStep::answered(&answer, &read_jobs),
+                Err(error) => CreateStep::not_answered(error),
+            };
+            match step {
+                CreateStep::Give(answer) => return answer,
+                CreateStep::RetryOr {
+                    retry_after,
+                    otherwise,
+                } => {
+                    if !self.wait_to_retry(attempt, retry_after, deadline).await {
+                        return otherwise;
                     }
-                    return CreateAnswer::NotSent { reason };
                 }
-                Err(SendError::AfterSending(reason)) => {
-                    return CreateAnswer::Ambiguous {
-                        http_status: None,
-                        reason,
-                        error: None,
-                    };
-                }
-                Err(SendError::TokenRefused { status, error }) => {
+                // The secret may have been rotated: fetch it again once and send once more.
+                CreateStep::FetchAgainOr(otherwise) => {
                     match self.fetch_again_once(&mut fetched_again).await {
-                        Ok(true) => {
-                            attempt = 0;
-                            continue;
-                        }
-                        Ok(false) => {
-                            return CreateAnswer::Unauthorized {
-                                http_status: status,
-                                error,
-                            };
-                        }
+                        Ok(true) => attempt = 0,
+                        Ok(false) => return otherwise,
                         Err(error) => return CreateAnswer::NoCredentials(error),
                     }
                 }
-            };
-            if answer.status == 401 {
-                // The secret may have been rotated: fetch it again once and send once more.
-                match self.fetch_again_once(&mut fetched_again).await {
-                    Ok(true) => {
-                        attempt = 0;
-                        continue;
-                    }
-                    Ok(false) => {}
-                    Err(error) => return CreateAnswer::NoCredentials(error),
-                }
             }
-            return match answer.status {
-                200..=299 => match read_jobs(&answer) {
-                    Ok(jobs) if !jobs.is_empty() => CreateAnswer::Created {
-                        http_status: answer.status,
-                        jobs,
-                    },
-                    Ok(_) => CreateAnswer::Ambiguous {
-                        http_status: Some(answer.status),
-                        reason: format!(
-                            "Atlas answered HTTP {} with a page holding no job",
-                            answer.status
-                        ),
-                        error: None,
-                    },
-                    Err(reason) => CreateAnswer::Ambiguous {
-                        http_status: Some(answer.status),
-                        reason: format!(
-                            "Atlas answered HTTP {} with a body that could not be read: {reason}",
-                            answer.status
-                        ),
-                        error: None,
-                    },
-                },
-                401 => CreateAnswer::Unauthorized {
-                    http_status: 401,
-                    error: answer.error(),
-                },
-                429 => {
-                    if self
-                        .wait_to_retry(attempt, answer.retry_after, deadline)
-                        .await
-                    {
-                        continue;
-                    }
-                    CreateAnswer::Refused {
-                        http_status: 429,
-                        error: answer.error(),
-                    }
-                }
-                503 => CreateAnswer::Unavailable {
-                    error: answer.error(),
-                    retry_after: answer.retry_after,
-                },
-                400..=499 => CreateAnswer::Refused {
-                    http_status: answer.status,
-                    error: answer.error(),
-                },
-                status => CreateAnswer::Ambiguous {
-                    http_status: Some(status),
-                    reason: format!("Atlas answered HTTP {status}"),
-                    error: Some(answer.error()),
-                },
-            };
         }
     }
 
