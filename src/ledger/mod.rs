@@ -300,6 +300,26 @@ pub struct Fresh<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What an attempt holds once it took `record` over from attempt `seen`. An attempt that
+/// died holding the key without a mark cannot have sent (the mark precedes every POST), unless
+/// a version before the mark wrote the record: one list of the jobs since its first start
+/// settles it, so such a record is taken over as one that may have sent since then.
+fn taken_over(record: IdempotencyRecord, seen: u64) -> Acquired {
+    let claimed_from_queue = record.outcome_kind() == Some(OutcomeKind::Queued);
+    let sending = record.sending.or_else(|| {
+        (!claimed_from_queue).then_some(SendingMark {
+            since: record.first_started_at,
+            snapshot_id: None,
+        })
+    });
+    Acquired::Holds {
+        attempt: seen + 1,
+        first_started_at: record.first_started_at,
+        sending,
+        claimed_from_queue,
+    }
+}
+
 /// How often [`acquire`] decides again when the record changed between its read and write.
 const ACQUIRE_ROUNDS: usize = 4;
 
@@ -354,22 +374,7 @@ pub async fn acquire<S: IdempotencyStore>(
                     )
                     .await?
                 {
-                    let claimed_from_queue = record.outcome_kind() == Some(OutcomeKind::Queued);
-                    // An attempt that died holding the key without a mark cannot have sent
-                    // (the mark precedes every POST), unless a version before the mark wrote
-                    // the record: one list of the jobs since its first start settles it.
-                    let sending = record.sending.or_else(|| {
-                        (!claimed_from_queue).then_some(SendingMark {
-                            since: record.first_started_at,
-                            snapshot_id: None,
-                        })
-                    });
-                    return Ok(Acquired::Holds {
-                        attempt: seen + 1,
-                        first_started_at: record.first_started_at,
-                        sending,
-                        claimed_from_queue,
-                    });
+                    return Ok(taken_over(record, seen));
                 }
             }
             Decision::Drop(why) => return Ok(Acquired::Dropped(why)),

@@ -115,35 +115,15 @@ impl<P: Ports> Runner<P> {
             .read_jobs(&source, backup_type, &job_ids, atlas_deadline)
             .await?;
         let now = self.clock.now();
-        let (verdict, jobs, read_error) = match read {
-            Ok(jobs) => {
-                let ends: Vec<_> = jobs
-                    .iter()
-                    .map(|job| follow::job_end(job, backup_type))
-                    .collect();
-                let statuses = jobs
-                    .iter()
-                    .map(|job| follow::job_status(job, backup_type))
-                    .collect();
-                (follow::verdict(&ends), statuses, None)
-            }
-            // Atlas not answering is no reason to stop following: the next check reads again.
-            Err(error) => (None, Vec::new(), Some(error.to_string())),
-        };
+        let (verdict, jobs, read_error) = standing(read, backup_type);
         let stalls_at = follow::submitted_at(&submitted)
             + chrono::Duration::from_std(follow.max).unwrap_or(chrono::Duration::hours(48));
         let (kind, note) = match verdict {
             Some(kind) => (kind, None),
-            None if now >= stalls_at => {
-                let mut note = format!(
-                    "not every job ended within {} hours of the submission (FOLLOW_MAX_HOURS)",
-                    follow.max.as_secs_f64() / 3600.0
-                );
-                if let Some(error) = &read_error {
-                    note.push_str(&format!("; the last read of the jobs failed: {error}"));
-                }
-                (OutcomeKind::Stalled, Some(note))
-            }
+            None if now >= stalls_at => (
+                OutcomeKind::Stalled,
+                Some(stalled_note(follow, read_error.as_deref())),
+            ),
             None => {
                 if let Some(error) = &read_error {
                     tracing::warn!(request_id = %key, check = message.check, %error, "the jobs could not be read; checking again later");
@@ -161,9 +141,7 @@ impl<P: Ports> Runner<P> {
             }
         };
         let outcome = follow::final_outcome(&submitted, kind, jobs, now, note);
-        let ttl = chrono::Duration::from_std(self.settings.idempotency_ttl)
-            .unwrap_or(chrono::Duration::days(1));
-        let expires_at = record.expires_at.max(now + ttl);
+        let expires_at = record.expires_at.max(self.expiry_after(now));
         self.store
             .store_final(key, message.check, &outcome, expires_at)
             .await?;
@@ -226,4 +204,39 @@ impl<P: Ports> Runner<P> {
         }
         Ok(jobs)
     }
+}
+
+/// Where the jobs stand: the final kind once every job ended, each job's last status, and
+/// why they could not be read. Atlas not answering is no reason to stop following: the next
+/// check reads again.
+fn standing(
+    read: Result<Vec<RestoreJob>, AtlasError>,
+    backup_type: BackupType,
+) -> (Option<OutcomeKind>, Vec<JobSummary>, Option<String>) {
+    match read {
+        Ok(jobs) => {
+            let ends: Vec<_> = jobs
+                .iter()
+                .map(|job| follow::job_end(job, backup_type))
+                .collect();
+            let statuses = jobs
+                .iter()
+                .map(|job| follow::job_status(job, backup_type))
+                .collect();
+            (follow::verdict(&ends), statuses, None)
+        }
+        Err(error) => (None, Vec::new(), Some(error.to_string())),
+    }
+}
+
+/// Why a request is `STALLED`.
+fn stalled_note(follow: &FollowSettings, read_error: Option<&str>) -> String {
+    let mut note = format!(
+        "not every job ended within {} hours of the submission (FOLLOW_MAX_HOURS)",
+        follow.max.as_secs_f64() / 3600.0
+    );
+    if let Some(error) = read_error {
+        note.push_str(&format!("; the last read of the jobs failed: {error}"));
+    }
+    note
 }

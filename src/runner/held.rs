@@ -38,93 +38,110 @@ impl<P: Ports> Runner<P> {
         record: IdempotencyRecord,
         decision: &Decision,
     ) -> Result<Report, DependencyError> {
-        let now = self.clock.now();
-        let key = &request.request_id;
         match decision {
-            Decision::KeyReused => {
-                let problem = Problem::new(
-                    request.key_field,
-                    ErrorCode::KeyReused,
-                    format!(
-                        "idempotency key {:?} is held until {} by a different command; use a new key for a new restore",
-                        request.request_id,
-                        record.expires_at.to_rfc3339()
-                    ),
-                );
-                let outcome = self
-                    .outcome(request, OutcomeKind::Rejected, now)
-                    .with_errors(vec![problem]);
-                Ok(self.publish_only(outcome).await)
-            }
-            Decision::Repeat => {
-                let RecordState::Completed {
-                    outcome: stored,
-                    published,
-                } = record.state
-                else {
-                    return Ok(self.in_flight(request));
-                };
-                // The same command again: its outcome, published now if it never was, and the
-                // key freed as that outcome says.
-                if published {
-                    self.store.release(key, record.attempt).await?;
-                    return Ok(self.not_published(*stored));
-                }
-                let claimed = self
-                    .store
-                    .claim_publication(key, now, now + PUBLISH_CLAIM)
-                    .await?;
-                Ok(Report {
-                    publication: match claimed {
-                        true => self.publish_stored(key, record.attempt, &stored).await,
-                        false => Publication::NotPublished,
-                    },
-                    outcome: *stored,
-                    // Another attempt holds the right to publish it, and may have died.
-                    in_flight: !claimed,
-                })
-            }
-            Decision::Duplicate { in_flight: false } => {
-                let RecordState::Completed {
-                    outcome: first,
-                    published,
-                } = record.state
-                else {
-                    return Ok(self.in_flight(request));
-                };
-                let mut publication = Publication::NotPublished;
-                let mut in_flight = false;
-                // The first attempt stored its outcome but has not published it: publish it now,
-                // unless that attempt (or another duplicate) holds the right to. It may have
-                // died holding it, so this one is not done until it is published.
-                if !published && first.outcome.is_published() {
-                    if self
-                        .store
-                        .claim_publication(key, now, now + PUBLISH_CLAIM)
-                        .await?
-                    {
-                        publication = self.publish_stored(key, record.attempt, &first).await;
-                    } else {
-                        in_flight = true;
-                    }
-                }
-                // The attempt that submitted could not queue the follow-up: this one does.
-                if first.outcome == OutcomeKind::Submitted && record.follow_up.is_none() {
-                    self.start_following(key, &first).await?;
-                }
-                let mut duplicate = self.outcome(request, OutcomeKind::Duplicate, now);
-                duplicate.restore = first.restore.clone();
-                duplicate.first = Some(first);
-                Ok(Report {
-                    outcome: duplicate,
-                    publication,
-                    in_flight,
-                })
-            }
+            Decision::KeyReused => Ok(self.key_reused(request, &record).await),
+            Decision::Repeat => self.repeat(request, record).await,
+            Decision::Duplicate { in_flight: false } => self.duplicate(request, record).await,
             // Another attempt works on it (or the record changed under the decision): the
             // first may still finish.
             _ => Ok(self.in_flight(request)),
         }
+    }
+
+    /// Another command holds the key: `REJECTED` / `KEY_REUSED`, published.
+    async fn key_reused(&self, request: &RunRequest, record: &IdempotencyRecord) -> Report {
+        let problem = Problem::new(
+            request.key_field,
+            ErrorCode::KeyReused,
+            format!(
+                "idempotency key {:?} is held until {} by a different command; use a new key for a new restore",
+                request.request_id,
+                record.expires_at.to_rfc3339()
+            ),
+        );
+        let outcome = self
+            .outcome(request, OutcomeKind::Rejected, self.clock.now())
+            .with_errors(vec![problem]);
+        self.publish_only(outcome).await
+    }
+
+    /// The same command again after an outcome that frees its key: that outcome, published
+    /// now if it never was, and the key freed as that outcome says.
+    async fn repeat(
+        &self,
+        request: &RunRequest,
+        record: IdempotencyRecord,
+    ) -> Result<Report, DependencyError> {
+        let key = &request.request_id;
+        let RecordState::Completed {
+            outcome: stored,
+            published,
+        } = record.state
+        else {
+            return Ok(self.in_flight(request));
+        };
+        if published {
+            self.store.release(key, record.attempt).await?;
+            return Ok(self.not_published(*stored));
+        }
+        let now = self.clock.now();
+        let claimed = self
+            .store
+            .claim_publication(key, now, now + PUBLISH_CLAIM)
+            .await?;
+        Ok(Report {
+            publication: match claimed {
+                true => self.publish_stored(key, record.attempt, &stored).await,
+                false => Publication::NotPublished,
+            },
+            outcome: *stored,
+            // Another attempt holds the right to publish it, and may have died.
+            in_flight: !claimed,
+        })
+    }
+
+    /// `DUPLICATE` with the first outcome. The first attempt stored it but may not have
+    /// published it: this one publishes it, unless that attempt (or another duplicate) holds
+    /// the right to; it may have died holding it, so this one is not done until it is
+    /// published. The attempt that submitted may not have queued the follow-up: this one does.
+    async fn duplicate(
+        &self,
+        request: &RunRequest,
+        record: IdempotencyRecord,
+    ) -> Result<Report, DependencyError> {
+        let key = &request.request_id;
+        let now = self.clock.now();
+        let RecordState::Completed {
+            outcome: first,
+            published,
+        } = record.state
+        else {
+            return Ok(self.in_flight(request));
+        };
+        let mut publication = Publication::NotPublished;
+        let mut in_flight = false;
+        if !published && first.outcome.is_published() {
+            if self
+                .store
+                .claim_publication(key, now, now + PUBLISH_CLAIM)
+                .await?
+            {
+                publication = self.publish_stored(key, record.attempt, &first).await;
+            } else {
+                in_flight = true;
+            }
+        }
+        if first.outcome == OutcomeKind::Submitted && record.follow_up.is_none() {
+            self.start_following(key, &first).await?;
+        }
+        let mut duplicate = self.outcome(request, OutcomeKind::Duplicate, now);
+        duplicate.restore = first.restore.clone();
+        duplicate.first = Some(first);
+        Ok(Report {
+            outcome: duplicate,
+            publication,
+            in_flight,
+        })
     }
 
     /// Publishes a stored outcome whose publication this attempt holds, then marks it published

@@ -115,14 +115,44 @@ impl<P: Ports> Runner<P> {
         attempt: &Attempt,
         problems: Vec<Problem>,
     ) -> Result<Outcome, DependencyError> {
+        let rejected = |problems| {
+            self.outcome(request, OutcomeKind::Rejected, attempt.started_at)
+                .with_errors(problems)
+        };
+        if !problems.is_empty() && attempt.earlier_sending.is_none() {
+            return Ok(rejected(problems));
+        }
+        let submission = match self.resolve(request, attempt).await? {
+            Ok(submission) => submission,
+            Err(refused) => return Ok(refused),
+        };
+        if self.is_dry_run(&request.command) {
+            return Ok(self
+                .outcome(request, OutcomeKind::DryRun, attempt.started_at)
+                .with_restore(&submission.body));
+        }
+        if let Some(mark) = &attempt.earlier_sending {
+            let reconciled = self.reconcile(&submission, mark.since).await;
+            let context = "an earlier attempt may have sent this restore";
+            if let Some(outcome) = self.settle(&submission, reconciled, None, context, None) {
+                return Ok(outcome);
+            }
+        }
+        if !problems.is_empty() {
+            return Ok(rejected(problems));
+        }
+        self.submit(&submission).await
+    }
+
+    /// Fixes the restore point and the Atlas body. `Err` inside `Ok` is the outcome of a
+    /// command that cannot be resolved (no completed snapshot, or Atlas refused the listing).
+    async fn resolve<'a>(
+        &self,
+        request: &'a RunRequest,
+        attempt: &'a Attempt,
+    ) -> Result<Result<Submission<'a>, Outcome>, DependencyError> {
         let command = &request.command;
         let spec = &command.restore;
-        let dry_run = self.is_dry_run(command);
-        if !problems.is_empty() && attempt.earlier_sending.is_none() {
-            return Ok(self
-                .outcome(request, OutcomeKind::Rejected, attempt.started_at)
-                .with_errors(problems));
-        }
         let submit_deadline = self.deadline(
             request.deadline,
             self.settings.reserve + self.settings.reconcile_budget,
@@ -134,32 +164,27 @@ impl<P: Ports> Runner<P> {
             .and_then(|mark| mark.snapshot_id.as_deref())
             .and_then(ObjectId::parse);
         let needs_listing = spec.needs_latest_snapshot() && chosen_earlier.is_none();
-        if !dry_run || needs_listing {
+        if !self.is_dry_run(command) || needs_listing {
             self.atlas.load_credentials().await?;
         }
-        let latest = if let Some(id) = chosen_earlier {
-            Some(id)
-        } else if needs_listing {
-            match self.latest_snapshot(command, submit_deadline).await? {
+        let latest = match chosen_earlier {
+            Some(id) => Some(id),
+            None if needs_listing => match self.latest_snapshot(command, submit_deadline).await? {
                 Ok(Some(id)) => Some(id),
-                Ok(None) => return Ok(self.no_snapshot(request, attempt)),
+                Ok(None) => return Ok(Err(self.no_snapshot(request, attempt))),
                 Err(error) => {
-                    return Ok(self.failed_read(
-                        request,
-                        attempt.started_at,
-                        "listing snapshots",
-                        error,
-                    ));
+                    let doing = "listing snapshots";
+                    let failed = self.failed_read(request, attempt.started_at, doing, error);
+                    return Ok(Err(failed));
                 }
-            }
-        } else {
-            None
+            },
+            None => None,
         };
         // A point chosen at run time is chosen as of the first attempt, so a retry means the same.
         let Some(job) = spec.resolve(attempt.started_at, latest.as_ref()) else {
-            return Ok(self.no_snapshot(request, attempt));
+            return Ok(Err(self.no_snapshot(request, attempt)));
         };
-        let submission = Submission {
+        Ok(Ok(Submission {
             request,
             attempt,
             body: job.atlas_body(),
@@ -169,39 +194,7 @@ impl<P: Ports> Runner<P> {
                 .map(|id| id.to_string()),
             submit_deadline,
             reconcile_deadline: self.deadline(request.deadline, self.settings.reserve),
-        };
-        if dry_run {
-            return Ok(self
-                .outcome(request, OutcomeKind::DryRun, attempt.started_at)
-                .with_restore(&submission.body));
-        }
-        if let Some(mark) = &attempt.earlier_sending {
-            match self.reconcile(&submission, mark.since).await {
-                Reconciled::Adopted(jobs) => {
-                    return Ok(self.submitted(&submission, None, jobs, true));
-                }
-                Reconciled::ListFailed(error) => {
-                    let reason = format!(
-                        "an earlier attempt may have sent this restore and its jobs could not be listed: {error}"
-                    );
-                    return Ok(self.unknown(&submission, None, reason, None));
-                }
-                Reconciled::Ambiguous(candidates) => {
-                    let reason = format!(
-                        "an earlier attempt may have sent this restore; {}",
-                        ambiguous_reason(&candidates)
-                    );
-                    return Ok(self.unknown(&submission, None, reason, None));
-                }
-                Reconciled::NoneFound => {}
-            }
-        }
-        if !problems.is_empty() {
-            return Ok(self
-                .outcome(request, OutcomeKind::Rejected, attempt.started_at)
-                .with_errors(problems));
-        }
-        self.submit(&submission).await
+        }))
     }
 
     /// Sends the restore, and acts on Atlas's answer class (CONTRACT section 4).
@@ -211,7 +204,54 @@ impl<P: Ports> Runner<P> {
         &self,
         submission: &Submission<'_>,
     ) -> Result<Outcome, DependencyError> {
-        let source = &submission.request.command.source;
+        let since = self.write_sending_mark(submission).await?;
+        loop {
+            let answer = self.send(submission).await;
+            return Ok(match answer {
+                CreateAnswer::Created { http_status, jobs } => {
+                    self.submitted(submission, Some(http_status), jobs, false)
+                }
+                // A 401 too: the client already fetched the secret again once and sent again.
+                CreateAnswer::Refused { http_status, error }
+                | CreateAnswer::Unauthorized { http_status, error } => {
+                    self.failed(submission, Some(http_status), error)
+                }
+                CreateAnswer::NotSent { reason } => {
+                    let error = ApiError {
+                        reason: Some(format!("the request never reached Atlas: {reason}")),
+                        ..ApiError::default()
+                    };
+                    self.failed(submission, None, error)
+                }
+                CreateAnswer::NoCredentials(error) => return Err(error),
+                CreateAnswer::Unavailable { error, retry_after } => {
+                    match self
+                        .after_unavailable(submission, since, error, retry_after)
+                        .await
+                    {
+                        Some(outcome) => outcome,
+                        None => continue,
+                    }
+                }
+                CreateAnswer::Ambiguous {
+                    http_status,
+                    reason,
+                    error,
+                } => {
+                    let reconciled = self.reconcile(submission, since).await;
+                    self.settle(submission, reconciled, http_status, &reason, error.clone())
+                        .unwrap_or_else(|| self.unknown(submission, http_status, reason, error))
+                }
+            });
+        }
+    }
+
+    /// Writes the sending mark ahead of the first POST; the time from which this request's
+    /// jobs were created (the earliest mark the record keeps).
+    async fn write_sending_mark(
+        &self,
+        submission: &Submission<'_>,
+    ) -> Result<DateTime<Utc>, DependencyError> {
         let attempt = submission.attempt;
         let mark = SendingMark {
             since: self.clock.now(),
@@ -221,104 +261,83 @@ impl<P: Ports> Runner<P> {
             .mark_sending(&submission.request.request_id, attempt.number, &mark)
             .await?;
         attempt.marked_sending.store(true, Ordering::SeqCst);
-        // Jobs of this request were created after the earliest mark (the record keeps it).
-        let since = attempt
+        Ok(attempt
             .earlier_sending
             .as_ref()
-            .map_or(mark.since, |earlier| earlier.since.min(mark.since));
-        loop {
-            let (body, deadline) = (&submission.body, submission.submit_deadline);
-            let answer = match &submission.job {
-                ResolvedRestore::Legacy(_) => {
-                    self.atlas
-                        .create_legacy_restore_job(source, body, deadline)
-                        .await
-                }
-                ResolvedRestore::Cloud(_) => {
-                    self.atlas
-                        .create_cloud_restore_job(source, body, deadline)
-                        .await
-                }
-            };
-            match answer {
-                CreateAnswer::Created { http_status, jobs } => {
-                    return Ok(self.submitted(submission, Some(http_status), jobs, false));
-                }
-                CreateAnswer::Refused { http_status, error } => {
-                    return Ok(self.failed(submission, Some(http_status), error));
-                }
-                CreateAnswer::NotSent { reason } => {
-                    let error = ApiError {
-                        reason: Some(format!("the request never reached Atlas: {reason}")),
-                        ..ApiError::default()
-                    };
-                    return Ok(self.failed(submission, None, error));
-                }
-                CreateAnswer::NoCredentials(error) => return Err(error),
-                // The client already fetched the secret again once and sent once more.
-                CreateAnswer::Unauthorized { http_status, error } => {
-                    return Ok(self.failed(submission, Some(http_status), error));
-                }
-                CreateAnswer::Unavailable { error, retry_after } => {
-                    match self.reconcile(submission, since).await {
-                        Reconciled::Adopted(jobs) => {
-                            return Ok(self.submitted(submission, Some(503), jobs, true));
-                        }
-                        Reconciled::ListFailed(list_error) => {
-                            let reason = format!(
-                                "Atlas answered 503 and its jobs could not be listed: {list_error}"
-                            );
-                            return Ok(self.unknown(submission, Some(503), reason, Some(error)));
-                        }
-                        Reconciled::Ambiguous(candidates) => {
-                            let reason =
-                                format!("Atlas answered 503; {}", ambiguous_reason(&candidates));
-                            return Ok(self.unknown(submission, Some(503), reason, Some(error)));
-                        }
-                        Reconciled::NoneFound => {
-                            let wait = retry_after.unwrap_or(self.settings.unavailable_backoff);
-                            if Instant::now() + wait + Duration::from_secs(1)
-                                >= submission.submit_deadline
-                            {
-                                let reason =
-                                    "Atlas answered 503 and no job was found; no time was left to send again".to_owned();
-                                return Ok(self.unknown(
-                                    submission,
-                                    Some(503),
-                                    reason,
-                                    Some(error),
-                                ));
-                            }
-                            tokio::time::sleep(wait).await;
-                        }
-                    }
-                }
-                CreateAnswer::Ambiguous {
-                    http_status,
-                    reason,
-                    error,
-                } => {
-                    return Ok(match self.reconcile(submission, since).await {
-                        Reconciled::Adopted(jobs) => {
-                            self.submitted(submission, http_status, jobs, true)
-                        }
-                        Reconciled::NoneFound => {
-                            self.unknown(submission, http_status, reason, error)
-                        }
-                        Reconciled::Ambiguous(candidates) => {
-                            let reason = format!("{reason}; {}", ambiguous_reason(&candidates));
-                            self.unknown(submission, http_status, reason, error)
-                        }
-                        Reconciled::ListFailed(list_error) => {
-                            let reason = format!(
-                                "{reason}; listing the cluster's jobs to check also failed: {list_error}"
-                            );
-                            self.unknown(submission, http_status, reason, error)
-                        }
-                    });
-                }
+            .map_or(mark.since, |earlier| earlier.since.min(mark.since)))
+    }
+
+    /// One POST of the restore.
+    async fn send(&self, submission: &Submission<'_>) -> CreateAnswer {
+        let source = &submission.request.command.source;
+        let (body, deadline) = (&submission.body, submission.submit_deadline);
+        match &submission.job {
+            ResolvedRestore::Legacy(_) => {
+                self.atlas
+                    .create_legacy_restore_job(source, body, deadline)
+                    .await
+            }
+            ResolvedRestore::Cloud(_) => {
+                self.atlas
+                    .create_cloud_restore_job(source, body, deadline)
+                    .await
             }
         }
+    }
+
+    /// After a 503: the job if one was created, else `None` once the wait before sending
+    /// again is over (`UNKNOWN` when the deadline leaves no time to send again).
+    async fn after_unavailable(
+        &self,
+        submission: &Submission<'_>,
+        since: DateTime<Utc>,
+        error: ApiError,
+        retry_after: Option<Duration>,
+    ) -> Option<Outcome> {
+        let reconciled = self.reconcile(submission, since).await;
+        let context = "Atlas answered 503";
+        if let Some(outcome) = self.settle(
+            submission,
+            reconciled,
+            Some(503),
+            context,
+            Some(error.clone()),
+        ) {
+            return Some(outcome);
+        }
+        let wait = retry_after.unwrap_or(self.settings.unavailable_backoff);
+        if Instant::now() + wait + Duration::from_secs(1) >= submission.submit_deadline {
+            let reason = "Atlas answered 503 and no job was found; no time was left to send again";
+            return Some(self.unknown(submission, Some(503), reason.to_owned(), Some(error)));
+        }
+        tokio::time::sleep(wait).await;
+        None
+    }
+
+    /// What reconciliation came to, as an outcome: the adopted job(s), or `UNKNOWN` when the
+    /// jobs could not be listed or several could be ours; `None` when none was found.
+    /// `context` says what led to it.
+    fn settle(
+        &self,
+        submission: &Submission<'_>,
+        reconciled: Reconciled,
+        http_status: Option<u16>,
+        context: &str,
+        error: Option<ApiError>,
+    ) -> Option<Outcome> {
+        let reason = match reconciled {
+            Reconciled::NoneFound => return None,
+            Reconciled::Adopted(jobs) => {
+                return Some(self.submitted(submission, http_status, jobs, true));
+            }
+            Reconciled::ListFailed(list_error) => {
+                format!("{context}; listing the cluster's jobs to check also failed: {list_error}")
+            }
+            Reconciled::Ambiguous(candidates) => {
+                format!("{context}; {}", ambiguous_reason(&candidates))
+            }
+        };
+        Some(self.unknown(submission, http_status, reason, error))
     }
 
     /// Stores the outcome, then publishes it, then marks it published (or frees the key).
