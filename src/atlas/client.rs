@@ -33,7 +33,7 @@ const PAGE_SIZE: usize = 500;
 /// Reading more pages than this is refused rather than slowly read in a Lambda.
 const MAX_PAGES: usize = 20;
 /// Answers larger than this are not read.
-const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 /// A service-account token is renewed this long before it expires.
 const TOKEN_RENEWAL_MARGIN: Duration = Duration::from_secs(60);
 
@@ -898,8 +898,10 @@ impl AtlasClient {
         let mut body = Vec::new();
         let read = loop {
             match response.chunk().await {
-                Ok(Some(chunk)) if body.len() + chunk.len() > MAX_BODY_BYTES => {
-                    break Err(format!("the answer is larger than {MAX_BODY_BYTES} bytes"));
+                Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER_BYTES => {
+                    break Err(format!(
+                        "the answer is larger than {MAX_ANSWER_BYTES} bytes"
+                    ));
                 }
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => break Ok(body),
