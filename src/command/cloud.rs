@@ -289,43 +289,145 @@ pub(crate) fn validate(
     let fields = Fields::of(restore, "/restore", "\"restore\"", problems)?;
     fields.refuse_unlisted(&RESTORE_RULES, problems);
     let delivery = read_delivery_type(&fields, problems);
-    let snapshot = fields.object_id("snapshotId", problems);
-    let group_id = fields.object_id("targetGroupId", problems);
-    let cluster_name = fields.cluster_name("targetClusterName", problems);
-    let seconds = read_epoch_seconds(&fields, "pointInTimeUTCSeconds", now, problems);
-    let oplog_ts = read_epoch_seconds(&fields, "oplogTs", now, problems);
-    let oplog_inc = fields.positive_int32("oplogInc", problems);
+    let restore = CloudFields::read(fields, now, problems);
+    let point = CommandPoint {
+        run_time_point,
+        given: run_time_point_given,
+    };
+    match delivery? {
+        DeliveryType::Automated => restore.automated(point, problems),
+        DeliveryType::Download => restore.download(point, problems),
+        DeliveryType::PointInTime => restore.point_in_time(point, problems),
+    }
+}
 
-    let not_with = |names: &[&str], method: &str, why: &str, problems: &mut Problems| {
+/// The command's `restorePoint`, beside `restore`.
+#[derive(Clone, Copy)]
+struct CommandPoint {
+    run_time_point: Option<RunTimePoint>,
+    /// Given, whether or not it was valid.
+    given: bool,
+}
+
+/// A Cloud Backup `restore`'s fields, each read (its problems reported) once, in this order,
+/// whatever its `deliveryType`.
+struct CloudFields<'a> {
+    fields: Fields<'a>,
+    snapshot: Option<ObjectId>,
+    group_id: Option<ObjectId>,
+    cluster_name: Option<ClusterName>,
+    seconds: Option<i64>,
+    oplog_ts: Option<i64>,
+    oplog_inc: Option<PositiveInt32>,
+}
+
+impl<'a> CloudFields<'a> {
+    fn read(fields: Fields<'a>, now: DateTime<Utc>, problems: &mut Problems) -> CloudFields<'a> {
+        CloudFields {
+            snapshot: fields.object_id("snapshotId", problems),
+            group_id: fields.object_id("targetGroupId", problems),
+            cluster_name: fields.cluster_name("targetClusterName", problems),
+            seconds: read_epoch_seconds(&fields, "pointInTimeUTCSeconds", now, problems),
+            oplog_ts: read_epoch_seconds(&fields, "oplogTs", now, problems),
+            oplog_inc: fields.positive_int32("oplogInc", problems),
+            fields,
+        }
+    }
+
+    fn automated(&self, point: CommandPoint, problems: &mut Problems) -> Option<CloudRestoreSpec> {
+        self.not_with(
+            &["pointInTimeUTCSeconds", "oplogTs", "oplogInc"],
+            "automated",
+            "a point in time needs deliveryType \"pointInTime\"",
+            problems,
+        );
+        let target = self.target(problems);
+        let snapshot = self.snapshot_choice("automated", point, problems)?;
+        target.map(|target| CloudRestoreSpec::Automated { snapshot, target })
+    }
+
+    fn download(&self, point: CommandPoint, problems: &mut Problems) -> Option<CloudRestoreSpec> {
+        self.not_with(
+            &["targetGroupId", "targetClusterName"],
+            "download",
+            "a download has no target cluster",
+            problems,
+        );
+        self.not_with(
+            &["pointInTimeUTCSeconds", "oplogTs", "oplogInc"],
+            "download",
+            "a download restores a snapshot",
+            problems,
+        );
+        self.snapshot_choice("download", point, problems)
+            .map(|snapshot| CloudRestoreSpec::Download { snapshot })
+    }
+
+    fn point_in_time(
+        &self,
+        point: CommandPoint,
+        problems: &mut Problems,
+    ) -> Option<CloudRestoreSpec> {
+        self.not_with(
+            &["snapshotId"],
+            "pointInTime",
+            "a point-in-time restore takes pointInTimeUTCSeconds or oplogTs + oplogInc",
+            problems,
+        );
+        let target = self.target(problems);
+        let point = read_point(
+            &self.fields,
+            self.seconds,
+            self.oplog_ts,
+            self.oplog_inc,
+            point.run_time_point,
+            point.given,
+            problems,
+        )?;
+        target.map(|target| CloudRestoreSpec::PointInTime { point, target })
+    }
+
+    /// Reports each of `names` given, as not applying to deliveryType `method`.
+    fn not_with(&self, names: &[&str], method: &str, why: &str, problems: &mut Problems) {
         for name in names {
-            if fields.has(name) {
+            if self.fields.has(name) {
                 problems.add(
-                    fields.pointer(name),
+                    self.fields.pointer(name),
                     ErrorCode::NotAllowedWithMethod,
                     format!("\"{name}\" does not apply to deliveryType \"{method}\": {why}"),
                 );
             }
         }
-    };
-    let require_target = |problems: &mut Problems| {
-        let group = fields.require(
+    }
+
+    /// The cluster to overwrite: both of its fields are required.
+    fn target(&self, problems: &mut Problems) -> Option<CloudTarget> {
+        let group = self.fields.require(
             "targetGroupId",
             ": the project of the cluster to overwrite",
             problems,
         );
-        let name = fields.require("targetClusterName", ": the cluster to overwrite", problems);
-        group && name
-    };
-    let target = || {
+        let name = self
+            .fields
+            .require("targetClusterName", ": the cluster to overwrite", problems);
+        if !(group && name) {
+            return None;
+        }
         Some(CloudTarget {
-            group_id: group_id.clone()?,
-            cluster_name: cluster_name.clone()?,
+            group_id: self.group_id.clone()?,
+            cluster_name: self.cluster_name.clone()?,
         })
-    };
-    let snapshot_choice = |method: &str,
-                           problems: &mut Problems|
-     -> Option<RestorePointChoice<ObjectId>> {
-        match (fields.has("snapshotId"), run_time_point_given) {
+    }
+
+    /// The snapshot: `snapshotId` or the command's `"restorePoint": "latestSnapshot"`, exactly
+    /// one of them.
+    fn snapshot_choice(
+        &self,
+        method: &str,
+        point: CommandPoint,
+        problems: &mut Problems,
+    ) -> Option<RestorePointChoice<ObjectId>> {
+        match (self.fields.has("snapshotId"), point.given) {
             (true, true) => {
                 problems.add(
                     "",
@@ -335,11 +437,11 @@ pub(crate) fn validate(
                 None
             }
             (false, false) => {
-                fields.require("snapshotId", &format!(" with deliveryType \"{method}\" (or the command's \"restorePoint\": \"latestSnapshot\")"), problems);
+                self.fields.require("snapshotId", &format!(" with deliveryType \"{method}\" (or the command's \"restorePoint\": \"latestSnapshot\")"), problems);
                 None
             }
-            (true, false) => snapshot.clone().map(RestorePointChoice::Given),
-            (false, true) => match run_time_point? {
+            (true, false) => self.snapshot.clone().map(RestorePointChoice::Given),
+            (false, true) => match point.run_time_point? {
                 RunTimePoint::LatestSnapshot => {
                     Some(RestorePointChoice::AtRunTime(RunTimePoint::LatestSnapshot))
                 }
@@ -348,61 +450,6 @@ pub(crate) fn validate(
                     None
                 }
             },
-        }
-    };
-
-    match delivery? {
-        DeliveryType::Automated => {
-            not_with(
-                &["pointInTimeUTCSeconds", "oplogTs", "oplogInc"],
-                "automated",
-                "a point in time needs deliveryType \"pointInTime\"",
-                problems,
-            );
-            let has_target = require_target(problems);
-            let snapshot = snapshot_choice("automated", problems)?;
-            has_target
-                .then(target)
-                .flatten()
-                .map(|target| CloudRestoreSpec::Automated { snapshot, target })
-        }
-        DeliveryType::Download => {
-            not_with(
-                &["targetGroupId", "targetClusterName"],
-                "download",
-                "a download has no target cluster",
-                problems,
-            );
-            not_with(
-                &["pointInTimeUTCSeconds", "oplogTs", "oplogInc"],
-                "download",
-                "a download restores a snapshot",
-                problems,
-            );
-            snapshot_choice("download", problems)
-                .map(|snapshot| CloudRestoreSpec::Download { snapshot })
-        }
-        DeliveryType::PointInTime => {
-            not_with(
-                &["snapshotId"],
-                "pointInTime",
-                "a point-in-time restore takes pointInTimeUTCSeconds or oplogTs + oplogInc",
-                problems,
-            );
-            let has_target = require_target(problems);
-            let point = read_point(
-                &fields,
-                seconds,
-                oplog_ts,
-                oplog_inc,
-                run_time_point,
-                run_time_point_given,
-                problems,
-            )?;
-            has_target
-                .then(target)
-                .flatten()
-                .map(|target| CloudRestoreSpec::PointInTime { point, target })
         }
     }
 }
