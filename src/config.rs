@@ -53,146 +53,184 @@ impl Config {
         Config::from_vars(&std::env::vars().collect())
     }
 
-    /// Reads the given variables (tests pass their own).
+    /// Reads the given variables (tests pass their own). A variable set to blanks is unset.
+    /// Checked in this order: the first one wrong is the error.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| {
-            vars.get(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-        // A whole number of seconds from `min` to `max`; the error names both limits and why.
-        let seconds = |name: &'static str,
-                       default: u64,
-                       (min, max): (u64, u64),
-                       expected: &'static str|
-         -> Result<Duration, ConfigError> {
-            match get(name) {
-                None => Ok(Duration::from_secs(default)),
-                Some(text) => text
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|s| (min..=max).contains(s))
-                    .map(Duration::from_secs)
-                    .ok_or(ConfigError::Invalid {
-                        name,
-                        value: text,
-                        expected,
-                    }),
-            }
-        };
-        // Hours may be fractional (`0.5`), so a drill or a test can stall in minutes.
-        let hours = |name: &'static str, default: f64, max: f64| -> Result<Duration, ConfigError> {
-            let text = get(name);
-            let hours = match &text {
-                None => Some(default),
-                Some(text) => text.parse::<f64>().ok(),
-            };
-            hours
-                .filter(|h| h.is_finite() && *h * 3600.0 >= 1.0 && *h <= max)
-                .map(|h| Duration::from_secs_f64(h * 3600.0))
-                .ok_or_else(|| ConfigError::Invalid {
-                    name,
-                    value: text.unwrap_or_default(),
-                    expected: "a number of hours (a fraction allowed), at least one second and at most 336",
-                })
-        };
-        let flag = |name: &'static str| -> Result<bool, ConfigError> {
-            match get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None | Some("false") => Ok(false),
-                Some("true") => Ok(true),
-                Some(other) => Err(ConfigError::Invalid {
-                    name,
-                    value: other.to_owned(),
-                    expected: "\"true\" or \"false\"",
-                }),
-            }
-        };
-        let list = |name: &str| -> Vec<String> {
-            get(name)
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-
-        let atlas_base_url = match get("ATLAS_BASE_URL") {
-            None => Url::parse("https://cloud.mongodb.com")
-                .map_err(|_| ConfigError::Missing("ATLAS_BASE_URL"))?,
-            Some(text) => Url::parse(&text)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
-                .ok_or(ConfigError::Invalid {
-                    name: "ATLAS_BASE_URL",
-                    value: text,
-                    expected: "an http(s) URL such as https://cloud.mongodb.com",
-                })?,
-        };
-        let notify_format = match get("NOTIFY_FORMAT").as_deref() {
-            None | Some("json") => NotifyFormat::Json,
-            Some("chatbot") => NotifyFormat::Chatbot,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "NOTIFY_FORMAT",
-                    value: other.to_owned(),
-                    expected: "\"json\" or \"chatbot\"",
-                });
-            }
-        };
-        let protected_clusters = list("PROTECTED_CLUSTERS")
-            .into_iter()
-            .map(|entry| match entry.split_once('/') {
-                Some((group, name)) => ProtectedCluster {
-                    group_id: Some(group.to_ascii_lowercase()),
-                    name: name.to_owned(),
-                },
-                None => ProtectedCluster {
-                    group_id: None,
-                    name: entry,
-                },
-            })
-            .collect();
-        let follow_jobs = flag("FOLLOW_JOBS")?;
-        let work_queue_url = get("WORK_QUEUE_URL");
+        let vars = Vars(vars);
+        let atlas_base_url = atlas_base_url(&vars)?;
+        let notify_format = notify_format(&vars)?;
+        let protected_clusters = protected_clusters(&vars);
+        let follow_jobs = vars.flag("FOLLOW_JOBS")?;
+        let work_queue_url = vars.get("WORK_QUEUE_URL");
         if follow_jobs && work_queue_url.is_none() {
             return Err(ConfigError::Missing("WORK_QUEUE_URL"));
         }
         Ok(Config {
-            atlas_secret_id: required("ATLAS_SECRET_ID")?,
+            atlas_secret_id: vars.required("ATLAS_SECRET_ID")?,
             atlas_base_url,
-            webhook_secret_id: get("WEBHOOK_SECRET_ID"),
-            notify_topic_arn: required("NOTIFY_TOPIC_ARN")?,
+            webhook_secret_id: vars.get("WEBHOOK_SECRET_ID"),
+            notify_topic_arn: vars.required("NOTIFY_TOPIC_ARN")?,
             notify_format,
-            idempotency_table: required("IDEMPOTENCY_TABLE")?,
-            idempotency_ttl: seconds(
+            idempotency_table: vars.required("IDEMPOTENCY_TABLE")?,
+            idempotency_ttl: vars.seconds(
                 "IDEMPOTENCY_TTL_SECONDS",
                 86_400,
                 (MIN_IDEMPOTENCY_TTL_SECONDS, 365 * 86_400),
                 "a whole number of seconds from 21600 (6 hours: Lambda retries an asynchronous event for up to 6 hours, and a record must outlive its retries) to 31536000 (365 days)",
             )?,
-            approvers: list("APPROVERS"),
+            approvers: vars.list("APPROVERS"),
             protected_clusters,
             work_queue_url,
-            secret_cache_ttl: seconds(
+            secret_cache_ttl: vars.seconds(
                 "SECRET_CACHE_TTL_SECONDS",
                 300,
                 (1, 86_400),
                 "a whole number of seconds from 1 to 86400 (one day)",
             )?,
-            dry_run: flag("DRY_RUN")?,
+            dry_run: vars.flag("DRY_RUN")?,
             follow_jobs,
-            follow_interval: seconds(
+            follow_interval: vars.seconds(
                 "FOLLOW_INTERVAL_SECONDS",
                 300,
                 (1, MAX_FOLLOW_INTERVAL_SECONDS),
                 "a whole number of seconds from 1 to 900: SQS delays a message by at most 900 seconds",
             )?,
-            follow_max: hours("FOLLOW_MAX_HOURS", 48.0, 24.0 * 14.0)?,
+            follow_max: vars.hours("FOLLOW_MAX_HOURS", 48.0, 24.0 * 14.0)?,
         })
+    }
+}
+
+/// `ATLAS_BASE_URL`: an http(s) URL with a host; `https://cloud.mongodb.com` when unset.
+fn atlas_base_url(vars: &Vars<'_>) -> Result<Url, ConfigError> {
+    Ok(match vars.get("ATLAS_BASE_URL") {
+        None => Url::parse("https://cloud.mongodb.com")
+            .map_err(|_| ConfigError::Missing("ATLAS_BASE_URL"))?,
+        Some(text) => Url::parse(&text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
+            .ok_or(ConfigError::Invalid {
+                name: "ATLAS_BASE_URL",
+                value: text,
+                expected: "an http(s) URL such as https://cloud.mongodb.com",
+            })?,
+    })
+}
+
+/// `NOTIFY_FORMAT`: `json` (when unset) or `chatbot`.
+fn notify_format(vars: &Vars<'_>) -> Result<NotifyFormat, ConfigError> {
+    match vars.get("NOTIFY_FORMAT").as_deref() {
+        None | Some("json") => Ok(NotifyFormat::Json),
+        Some("chatbot") => Ok(NotifyFormat::Chatbot),
+        Some(other) => Err(ConfigError::Invalid {
+            name: "NOTIFY_FORMAT",
+            value: other.to_owned(),
+            expected: "\"json\" or \"chatbot\"",
+        }),
+    }
+}
+
+/// `PROTECTED_CLUSTERS`: `name` or `groupId/name` entries (the group id read in lower case).
+fn protected_clusters(vars: &Vars<'_>) -> Vec<ProtectedCluster> {
+    vars.list("PROTECTED_CLUSTERS")
+        .into_iter()
+        .map(|entry| match entry.split_once('/') {
+            Some((group, name)) => ProtectedCluster {
+                group_id: Some(group.to_ascii_lowercase()),
+                name: name.to_owned(),
+            },
+            None => ProtectedCluster {
+                group_id: None,
+                name: entry,
+            },
+        })
+        .collect()
+}
+
+/// The variables, read by kind.
+struct Vars<'a>(&'a HashMap<String, String>);
+
+impl Vars<'_> {
+    /// The trimmed value; blank is unset.
+    fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing(name))
+    }
+
+    /// A whole number of seconds from `min` to `max`; the error names both limits and why.
+    fn seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        (min, max): (u64, u64),
+        expected: &'static str,
+    ) -> Result<Duration, ConfigError> {
+        match self.get(name) {
+            None => Ok(Duration::from_secs(default)),
+            Some(text) => text
+                .parse::<u64>()
+                .ok()
+                .filter(|s| (min..=max).contains(s))
+                .map(Duration::from_secs)
+                .ok_or(ConfigError::Invalid {
+                    name,
+                    value: text,
+                    expected,
+                }),
+        }
+    }
+
+    /// Hours may be fractional (`0.5`), so a drill or a test can stall in minutes.
+    fn hours(&self, name: &'static str, default: f64, max: f64) -> Result<Duration, ConfigError> {
+        let text = self.get(name);
+        let hours = match &text {
+            None => Some(default),
+            Some(text) => text.parse::<f64>().ok(),
+        };
+        hours
+            .filter(|h| h.is_finite() && *h * 3600.0 >= 1.0 && *h <= max)
+            .map(|h| Duration::from_secs_f64(h * 3600.0))
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                value: text.unwrap_or_default(),
+                expected: "a number of hours (a fraction allowed), at least one second and at most 336",
+            })
+    }
+
+    /// `true` or `false` in any case; unset is `false`.
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self
+            .get(name)
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(ConfigError::Invalid {
+                name,
+                value: other.to_owned(),
+                expected: "\"true\" or \"false\"",
+            }),
+        }
+    }
+
+    /// Comma-separated, each entry trimmed, empty entries left out.
+    fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
