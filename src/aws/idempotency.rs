@@ -3,6 +3,7 @@
 //! superseded cannot overwrite the record of the one that replaced it.
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -108,11 +109,8 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                     .condition_expression("attempt = :seen")
                     .expression_attribute_values(":seen", number(seen as i64)),
             };
-            match put.send().await {
-                Ok(_) => Ok(true),
-                Err(error) if is_condition_failure(&error) => Ok(false),
-                Err(error) => Err(self.error("taking the idempotency key", &error)),
-            }
+            self.try_send(put.send(), "taking the idempotency key")
+                .await
         })
         .await
     }
@@ -147,12 +145,8 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                 .expression_attribute_values(":seen", number(seen as i64))
                 .expression_attribute_values(":lease", number(lease_until.timestamp_millis()))
                 .expression_attribute_values(":expiration", number(expires_at.timestamp()));
-            let taken = update.send().await;
-            match taken {
-                Ok(_) => Ok(true),
-                Err(error) if is_condition_failure(&error) => Ok(false),
-                Err(error) => Err(self.error("taking over the idempotency key", &error)),
-            }
+            self.try_send(update.send(), "taking over the idempotency key")
+                .await
         })
         .await
     }
@@ -178,40 +172,30 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             if let Some(snapshot) = &mark.snapshot_id {
                 update = update.expression_attribute_values(":snapshot", AttributeValue::S(snapshot.clone()));
             }
-            update
-                .send()
+            self.must_send(update.send(), "marking the restore as being sent", || superseded(key, attempt))
                 .await
-                .map_err(|error| {
-                    if is_condition_failure(&error) {
-                        superseded(key, attempt)
-                    } else {
-                        self.error("marking the restore as being sent", &error)
-                    }
-                })?;
-            Ok(())
         })
         .await
     }
 
     async fn end_lease(&self, key: &str, attempt: u64) -> Result<(), DependencyError> {
         bounded(SERVICE, async {
-            self.update(key)
-                .update_expression("SET leaseUntil = :zero")
-                .condition_expression("attempt = :attempt AND #status = :in_progress")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-                .expression_attribute_values(":attempt", number(attempt as i64))
-                .expression_attribute_values(":zero", number(0))
-                .send()
-                .await
-                .map_err(|error| {
-                    if is_condition_failure(&error) {
-                        superseded(key, attempt)
-                    } else {
-                        self.error("ending the attempt's lease", &error)
-                    }
-                })?;
-            Ok(())
+            self.must_send(
+                self.update(key)
+                    .update_expression("SET leaseUntil = :zero")
+                    .condition_expression("attempt = :attempt AND #status = :in_progress")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(
+                        ":in_progress",
+                        AttributeValue::S(IN_PROGRESS.into()),
+                    )
+                    .expression_attribute_values(":attempt", number(attempt as i64))
+                    .expression_attribute_values(":zero", number(0))
+                    .send(),
+                "ending the attempt's lease",
+                || superseded(key, attempt),
+            )
+            .await
         })
         .await
     }
@@ -242,17 +226,8 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             if let Some(digest) = hand_off_digest {
                 update = update.expression_attribute_values(":digest", AttributeValue::S(digest.to_owned()));
             }
-            update
-                .send()
+            self.must_send(update.send(), "storing the outcome", || superseded(key, attempt))
                 .await
-                .map_err(|error| {
-                    if is_condition_failure(&error) {
-                        superseded(key, attempt)
-                    } else {
-                        self.error("storing the outcome", &error)
-                    }
-                })?;
-            Ok(())
         })
         .await
     }
@@ -264,47 +239,44 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         until: DateTime<Utc>,
     ) -> Result<bool, DependencyError> {
         bounded(SERVICE, async {
-            let claimed = self.update(key)
+            self.try_send(self.update(key)
                 .update_expression("SET publishClaimUntil = :until")
                 .condition_expression("published = :false AND (attribute_not_exists(publishClaimUntil) OR publishClaimUntil < :now)")
                 .expression_attribute_values(":false", AttributeValue::Bool(false))
                 .expression_attribute_values(":now", number(now.timestamp_millis()))
-                .expression_attribute_values(":until", number(until.timestamp_millis()))
-                .send()
-                .await;
-            match claimed {
-                Ok(_) => Ok(true),
-                Err(error) if is_condition_failure(&error) => Ok(false),
-                Err(error) => Err(self.error("claiming the outcome's publication", &error)),
-            }
+                .expression_attribute_values(":until", number(until.timestamp_millis())).send(), "claiming the outcome's publication").await
         })
         .await
     }
 
     async fn release_publication_claim(&self, key: &str) -> Result<(), DependencyError> {
         bounded(SERVICE, async {
-            self.update(key)
-                .update_expression("SET publishClaimUntil = :zero")
-                .condition_expression("attribute_exists(id)")
-                .expression_attribute_values(":zero", number(0))
-                .send()
-                .await
-                .map_err(|error| self.error("releasing the outcome's publication", &error))?;
-            Ok(())
+            self.must_send(
+                self.update(key)
+                    .update_expression("SET publishClaimUntil = :zero")
+                    .condition_expression("attribute_exists(id)")
+                    .expression_attribute_values(":zero", number(0))
+                    .send(),
+                "releasing the outcome's publication",
+                || gone(key),
+            )
+            .await
         })
         .await
     }
 
     async fn mark_published(&self, key: &str) -> Result<(), DependencyError> {
         bounded(SERVICE, async {
-            self.update(key)
-                .update_expression("SET published = :true")
-                .condition_expression("attribute_exists(id)")
-                .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .send()
-                .await
-                .map_err(|error| self.error("marking the outcome published", &error))?;
-            Ok(())
+            self.must_send(
+                self.update(key)
+                    .update_expression("SET published = :true")
+                    .condition_expression("attribute_exists(id)")
+                    .expression_attribute_values(":true", AttributeValue::Bool(true))
+                    .send(),
+                "marking the outcome published",
+                || gone(key),
+            )
+            .await
         })
         .await
     }
@@ -473,20 +445,57 @@ impl IdempotencyStore for DynamoIdempotencyStore {
 
     async fn mark_final_published(&self, key: &str) -> Result<(), DependencyError> {
         bounded(SERVICE, async {
-            self.update(key)
-                .update_expression("SET finalPublished = :true REMOVE followLease")
-                .condition_expression("attribute_exists(finalOutcome)")
-                .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .send()
-                .await
-                .map_err(|error| self.error("marking the final outcome published", &error))?;
-            Ok(())
+            self.must_send(
+                self.update(key)
+                    .update_expression("SET finalPublished = :true REMOVE followLease")
+                    .condition_expression("attribute_exists(finalOutcome)")
+                    .expression_attribute_values(":true", AttributeValue::Bool(true))
+                    .send(),
+                "marking the final outcome published",
+                || gone(key),
+            )
+            .await
         })
         .await
     }
 }
 
 impl DynamoIdempotencyStore {
+    /// Sends one conditional request within the deadline in force: `false` when its condition
+    /// failed, an error naming `doing` when DynamoDB failed.
+    async fn try_send<T, E, R>(
+        &self,
+        request: impl Future<Output = Result<T, SdkError<E, R>>>,
+        doing: &str,
+    ) -> Result<bool, DependencyError>
+    where
+        E: std::error::Error + ProvideErrorMetadata + 'static,
+        R: std::fmt::Debug,
+    {
+        match bounded(SERVICE, async { Ok(request.await) }).await? {
+            Ok(_) => Ok(true),
+            Err(error) if is_condition_failure(&error) => Ok(false),
+            Err(error) => Err(self.error(doing, &error)),
+        }
+    }
+
+    /// Sends one conditional request whose condition must hold; `refused` says why it did not.
+    async fn must_send<T, E, R>(
+        &self,
+        request: impl Future<Output = Result<T, SdkError<E, R>>>,
+        doing: &str,
+        refused: impl FnOnce() -> DependencyError,
+    ) -> Result<(), DependencyError>
+    where
+        E: std::error::Error + ProvideErrorMetadata + 'static,
+        R: std::fmt::Debug,
+    {
+        match self.try_send(request, doing).await? {
+            true => Ok(()),
+            false => Err(refused()),
+        }
+    }
+
     /// An `UpdateItem` of the record of `key`.
     fn update(&self, key: &str) -> UpdateItemFluentBuilder {
         self.client
@@ -548,6 +557,10 @@ fn with_outcome(
         ))
 }
 
+fn gone(key: &str) -> DependencyError {
+    DependencyError::new(SERVICE, format!("the record of key {key:?} is gone"))
+}
+
 fn superseded(key: &str, attempt: u64) -> DependencyError {
     DependencyError::new(
         SERVICE,
@@ -564,85 +577,127 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> b
 }
 
 fn record_from_item(key: &str, item: &Item) -> Result<IdempotencyRecord, DependencyError> {
-    let broken = |what: &str| {
-        DependencyError::new(
-            SERVICE,
-            format!("the idempotency record of key {key:?} is malformed: {what}"),
-        )
-    };
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let integer = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<i64>().ok())
-    };
-    let millis = |name: &str| integer(name).and_then(|ms| Utc.timestamp_millis_opt(ms).single());
-    let state = match text("status").as_deref() {
-        Some(IN_PROGRESS) => RecordState::InProgress {
-            lease_until: millis("leaseUntil").ok_or_else(|| broken("no leaseUntil"))?,
-        },
-        Some(COMPLETED) => {
-            let outcome: Outcome =
-                serde_json::from_str(&text("outcome").ok_or_else(|| broken("no outcome"))?)
-                    .map_err(|e| broken(&format!("unreadable outcome: {e}")))?;
-            let published = item
-                .get("published")
-                .and_then(|v| v.as_bool().ok())
-                .copied()
-                .unwrap_or(false);
-            RecordState::Completed {
-                outcome: Box::new(outcome),
-                published,
-            }
-        }
-        _ => return Err(broken("unknown status")),
-    };
-    let flag = |name: &str| item.get(name).and_then(|v| v.as_bool().ok()).copied();
+    let read = ItemReader { key, item };
     Ok(IdempotencyRecord {
         key: key.to_owned(),
-        fingerprint: text("fingerprint").ok_or_else(|| broken("no fingerprint"))?,
-        dry_run: flag("dryRun").unwrap_or(false),
-        state,
-        sending: millis("sendingSince").map(|since| SendingMark {
+        state: read.state()?,
+        fingerprint: read
+            .text("fingerprint")
+            .ok_or_else(|| read.broken("no fingerprint"))?,
+        dry_run: read.flag("dryRun").unwrap_or(false),
+        sending: read.millis("sendingSince").map(|since| SendingMark {
             since,
-            snapshot_id: text("sendingSnapshot"),
+            snapshot_id: read.text("sendingSnapshot"),
         }),
-        publish_claim_until: millis("publishClaimUntil"),
-        hand_off_digest: text("handOffDigest"),
-        attempt: integer("attempt")
+        publish_claim_until: read.millis("publishClaimUntil"),
+        hand_off_digest: read.text("handOffDigest"),
+        attempt: read
+            .integer("attempt")
             .and_then(|a| u64::try_from(a).ok())
-            .ok_or_else(|| broken("no attempt"))?,
-        first_started_at: millis("firstStartedAt").ok_or_else(|| broken("no firstStartedAt"))?,
-        expires_at: integer("expiration")
+            .ok_or_else(|| read.broken("no attempt"))?,
+        first_started_at: read
+            .millis("firstStartedAt")
+            .ok_or_else(|| read.broken("no firstStartedAt"))?,
+        expires_at: read
+            .integer("expiration")
             .and_then(|s| Utc.timestamp_opt(s, 0).single())
-            .ok_or_else(|| broken("no expiration"))?,
-        history: item
+            .ok_or_else(|| read.broken("no expiration"))?,
+        history: read.history(),
+        follow_up: read
+            .integer("followCheck")
+            .and_then(|check| u64::try_from(check).ok())
+            .map(|check| FollowUpState {
+                check,
+                lease_until: read.millis("followLease"),
+            }),
+        final_outcome: read.final_outcome()?,
+    })
+}
+
+/// Reads the attributes of one key's item.
+struct ItemReader<'a> {
+    key: &'a str,
+    item: &'a Item,
+}
+
+impl ItemReader<'_> {
+    fn broken(&self, what: &str) -> DependencyError {
+        DependencyError::new(
+            SERVICE,
+            format!(
+                "the idempotency record of key {:?} is malformed: {what}",
+                self.key
+            ),
+        )
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        self.item.get(name).and_then(|v| v.as_s().ok()).cloned()
+    }
+
+    fn integer(&self, name: &str) -> Option<i64> {
+        self.item
+            .get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+    }
+
+    /// Epoch milliseconds.
+    fn millis(&self, name: &str) -> Option<DateTime<Utc>> {
+        self.integer(name)
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+    }
+
+    fn flag(&self, name: &str) -> Option<bool> {
+        self.item.get(name).and_then(|v| v.as_bool().ok()).copied()
+    }
+
+    /// `status`: in progress with its lease, or completed with its outcome.
+    fn state(&self) -> Result<RecordState, DependencyError> {
+        Ok(match self.text("status").as_deref() {
+            Some(IN_PROGRESS) => RecordState::InProgress {
+                lease_until: self
+                    .millis("leaseUntil")
+                    .ok_or_else(|| self.broken("no leaseUntil"))?,
+            },
+            Some(COMPLETED) => {
+                let outcome: Outcome = serde_json::from_str(
+                    &self
+                        .text("outcome")
+                        .ok_or_else(|| self.broken("no outcome"))?,
+                )
+                .map_err(|e| self.broken(&format!("unreadable outcome: {e}")))?;
+                RecordState::Completed {
+                    outcome: Box::new(outcome),
+                    published: self.flag("published").unwrap_or(false),
+                }
+            }
+            _ => return Err(self.broken("unknown status")),
+        })
+    }
+
+    /// The kinds of the outcomes so far; any unreadable is left out.
+    fn history(&self) -> Vec<OutcomeKind> {
+        self.item
             .get("history")
             .and_then(|v| v.as_l().ok())
             .into_iter()
             .flatten()
             .filter_map(|kind| kind.as_s().ok())
             .filter_map(|kind| serde_json::from_value::<OutcomeKind>(kind.as_str().into()).ok())
-            .collect(),
-        follow_up: integer("followCheck")
-            .and_then(|check| u64::try_from(check).ok())
-            .map(|check| FollowUpState {
-                check,
-                lease_until: millis("followLease"),
-            }),
-        final_outcome: match text("finalOutcome") {
-            None => None,
-            Some(json) => Some(StoredFinal {
-                outcome: Box::new(
-                    serde_json::from_str(&json)
-                        .map_err(|e| broken(&format!("unreadable final outcome: {e}")))?,
-                ),
-                published: item
-                    .get("finalPublished")
-                    .and_then(|v| v.as_bool().ok())
-                    .copied()
-                    .unwrap_or(false),
-            }),
-        },
-    })
+            .collect()
+    }
+
+    fn final_outcome(&self) -> Result<Option<StoredFinal>, DependencyError> {
+        let Some(json) = self.text("finalOutcome") else {
+            return Ok(None);
+        };
+        Ok(Some(StoredFinal {
+            outcome: Box::new(
+                serde_json::from_str(&json)
+                    .map_err(|e| self.broken(&format!("unreadable final outcome: {e}")))?,
+            ),
+            published: self.flag("finalPublished").unwrap_or(false),
+        }))
+    }
 }
