@@ -84,35 +84,32 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         fresh: &Fresh<'_>,
         replacing: Option<u64>,
     ) -> Result<bool, DependencyError> {
-        bounded(SERVICE, async {
-            let mut put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("id", AttributeValue::S(fresh.key.to_owned()))
-                .item(
-                    "fingerprint",
-                    AttributeValue::S(fresh.fingerprint.to_owned()),
-                )
-                .item("dryRun", AttributeValue::Bool(fresh.dry_run))
-                .item("status", AttributeValue::S(IN_PROGRESS.into()))
-                .item("attempt", number(fresh.attempt as i64))
-                .item("firstStartedAt", number(fresh.now.timestamp_millis()))
-                .item("leaseUntil", number(fresh.lease_until.timestamp_millis()))
-                .item("expiration", number(fresh.expires_at.timestamp()));
-            put = match replacing {
-                // DynamoDB deletes expired items lazily (up to days later): an expired record is free.
-                None => put
-                    .condition_expression("attribute_not_exists(id) OR expiration < :now")
-                    .expression_attribute_values(":now", number(fresh.now.timestamp())),
-                Some(seen) => put
-                    .condition_expression("attempt = :seen")
-                    .expression_attribute_values(":seen", number(seen as i64)),
-            };
-            self.try_send(put.send(), "taking the idempotency key")
-                .await
-        })
-        .await
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", AttributeValue::S(fresh.key.to_owned()))
+            .item(
+                "fingerprint",
+                AttributeValue::S(fresh.fingerprint.to_owned()),
+            )
+            .item("dryRun", AttributeValue::Bool(fresh.dry_run))
+            .item("status", AttributeValue::S(IN_PROGRESS.into()))
+            .item("attempt", number(fresh.attempt as i64))
+            .item("firstStartedAt", number(fresh.now.timestamp_millis()))
+            .item("leaseUntil", number(fresh.lease_until.timestamp_millis()))
+            .item("expiration", number(fresh.expires_at.timestamp()));
+        put = match replacing {
+            // DynamoDB deletes expired items lazily (up to days later): an expired record is free.
+            None => put
+                .condition_expression("attribute_not_exists(id) OR expiration < :now")
+                .expression_attribute_values(":now", number(fresh.now.timestamp())),
+            Some(seen) => put
+                .condition_expression("attempt = :seen")
+                .expression_attribute_values(":seen", number(seen as i64)),
+        };
+        self.try_send(put.send(), "taking the idempotency key")
+            .await
     }
 
     async fn take_over(
@@ -123,32 +120,29 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         lease_until: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<bool, DependencyError> {
-        bounded(SERVICE, async {
-            let update = self
-                .update(key)
-                .update_expression(
-                    "SET #status = :in_progress, attempt = :attempt, leaseUntil = :lease, \
-                     expiration = :expiration \
-                     REMOVE outcome, outcomeKind, published, publishClaimUntil",
-                )
-                // The state the takeover was decided on: a slow attempt that stored its outcome
-                // after the read keeps it.
-                .condition_expression(
-                    "attempt = :seen AND ((#status = :in_progress AND leaseUntil < :now) \
-                     OR outcomeKind = :queued)",
-                )
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-                .expression_attribute_values(":now", number(now.timestamp_millis()))
-                .expression_attribute_values(":queued", AttributeValue::S("QUEUED".into()))
-                .expression_attribute_values(":attempt", number(seen as i64 + 1))
-                .expression_attribute_values(":seen", number(seen as i64))
-                .expression_attribute_values(":lease", number(lease_until.timestamp_millis()))
-                .expression_attribute_values(":expiration", number(expires_at.timestamp()));
-            self.try_send(update.send(), "taking over the idempotency key")
-                .await
-        })
-        .await
+        let update = self
+            .update(key)
+            .update_expression(
+                "SET #status = :in_progress, attempt = :attempt, leaseUntil = :lease, \
+                 expiration = :expiration \
+                 REMOVE outcome, outcomeKind, published, publishClaimUntil",
+            )
+            // The state the takeover was decided on: a slow attempt that stored its outcome
+            // after the read keeps it.
+            .condition_expression(
+                "attempt = :seen AND ((#status = :in_progress AND leaseUntil < :now) \
+                 OR outcomeKind = :queued)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+            .expression_attribute_values(":now", number(now.timestamp_millis()))
+            .expression_attribute_values(":queued", AttributeValue::S("QUEUED".into()))
+            .expression_attribute_values(":attempt", number(seen as i64 + 1))
+            .expression_attribute_values(":seen", number(seen as i64))
+            .expression_attribute_values(":lease", number(lease_until.timestamp_millis()))
+            .expression_attribute_values(":expiration", number(expires_at.timestamp()));
+        self.try_send(update.send(), "taking over the idempotency key")
+            .await
     }
 
     async fn mark_sending(
@@ -157,46 +151,40 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         attempt: u64,
         mark: &SendingMark,
     ) -> Result<(), DependencyError> {
-        bounded(SERVICE, async {
-            let mut update = self
-                .update(key)
-                .update_expression(match mark.snapshot_id {
-                    Some(_) => "SET sendingSince = if_not_exists(sendingSince, :since), sendingSnapshot = if_not_exists(sendingSnapshot, :snapshot)",
-                    None => "SET sendingSince = if_not_exists(sendingSince, :since)",
-                })
-                .condition_expression("attempt = :attempt AND #status = :in_progress")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-                .expression_attribute_values(":attempt", number(attempt as i64))
-                .expression_attribute_values(":since", number(mark.since.timestamp_millis()));
-            if let Some(snapshot) = &mark.snapshot_id {
-                update = update.expression_attribute_values(":snapshot", AttributeValue::S(snapshot.clone()));
-            }
-            self.must_send(update.send(), "marking the restore as being sent", || superseded(key, attempt))
-                .await
+        let mut update = self
+            .update(key)
+            .update_expression(match mark.snapshot_id {
+                Some(_) => "SET sendingSince = if_not_exists(sendingSince, :since), sendingSnapshot = if_not_exists(sendingSnapshot, :snapshot)",
+                None => "SET sendingSince = if_not_exists(sendingSince, :since)",
+            })
+            .condition_expression("attempt = :attempt AND #status = :in_progress")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+            .expression_attribute_values(":attempt", number(attempt as i64))
+            .expression_attribute_values(":since", number(mark.since.timestamp_millis()));
+        if let Some(snapshot) = &mark.snapshot_id {
+            update = update
+                .expression_attribute_values(":snapshot", AttributeValue::S(snapshot.clone()));
+        }
+        self.must_send(update.send(), "marking the restore as being sent", || {
+            superseded(key, attempt)
         })
         .await
     }
 
     async fn end_lease(&self, key: &str, attempt: u64) -> Result<(), DependencyError> {
-        bounded(SERVICE, async {
-            self.must_send(
-                self.update(key)
-                    .update_expression("SET leaseUntil = :zero")
-                    .condition_expression("attempt = :attempt AND #status = :in_progress")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(
-                        ":in_progress",
-                        AttributeValue::S(IN_PROGRESS.into()),
-                    )
-                    .expression_attribute_values(":attempt", number(attempt as i64))
-                    .expression_attribute_values(":zero", number(0))
-                    .send(),
-                "ending the attempt's lease",
-                || superseded(key, attempt),
-            )
-            .await
-        })
+        self.must_send(
+            self.update(key)
+                .update_expression("SET leaseUntil = :zero")
+                .condition_expression("attempt = :attempt AND #status = :in_progress")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+                .expression_attribute_values(":attempt", number(attempt as i64))
+                .expression_attribute_values(":zero", number(0))
+                .send(),
+            "ending the attempt's lease",
+            || superseded(key, attempt),
+        )
         .await
     }
 
@@ -209,25 +197,25 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         expires_at: DateTime<Utc>,
         hand_off_digest: Option<&str>,
     ) -> Result<(), DependencyError> {
-        bounded(SERVICE, async {
-            let digest = if hand_off_digest.is_some() {
-                ", handOffDigest = :digest"
-            } else {
-                ""
-            };
-            let mut update = with_outcome(self.update(key), outcome)?
-                .update_expression(format!("SET #status = :completed, outcome = :outcome, outcomeKind = :kind, published = :false, publishClaimUntil = :claim, expiration = :expiration, {APPEND_HISTORY}{digest} REMOVE leaseUntil"))
-                .expression_attribute_values(":claim", number(publish_claim_until.timestamp_millis()))
-                .expression_attribute_values(":expiration", number(expires_at.timestamp()))
-                .condition_expression("attempt = :attempt")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.into()))
-                .expression_attribute_values(":attempt", number(attempt as i64));
-            if let Some(digest) = hand_off_digest {
-                update = update.expression_attribute_values(":digest", AttributeValue::S(digest.to_owned()));
-            }
-            self.must_send(update.send(), "storing the outcome", || superseded(key, attempt))
-                .await
+        let digest = if hand_off_digest.is_some() {
+            ", handOffDigest = :digest"
+        } else {
+            ""
+        };
+        let mut update = with_outcome(self.update(key), outcome)?
+            .update_expression(format!("SET #status = :completed, outcome = :outcome, outcomeKind = :kind, published = :false, publishClaimUntil = :claim, expiration = :expiration, {APPEND_HISTORY}{digest} REMOVE leaseUntil"))
+            .expression_attribute_values(":claim", number(publish_claim_until.timestamp_millis()))
+            .expression_attribute_values(":expiration", number(expires_at.timestamp()))
+            .condition_expression("attempt = :attempt")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.into()))
+            .expression_attribute_values(":attempt", number(attempt as i64));
+        if let Some(digest) = hand_off_digest {
+            update =
+                update.expression_attribute_values(":digest", AttributeValue::S(digest.to_owned()));
+        }
+        self.must_send(update.send(), "storing the outcome", || {
+            superseded(key, attempt)
         })
         .await
     }
@@ -238,46 +226,37 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool, DependencyError> {
-        bounded(SERVICE, async {
-            self.try_send(self.update(key)
-                .update_expression("SET publishClaimUntil = :until")
-                .condition_expression("published = :false AND (attribute_not_exists(publishClaimUntil) OR publishClaimUntil < :now)")
-                .expression_attribute_values(":false", AttributeValue::Bool(false))
-                .expression_attribute_values(":now", number(now.timestamp_millis()))
-                .expression_attribute_values(":until", number(until.timestamp_millis())).send(), "claiming the outcome's publication").await
-        })
-        .await
+        self.try_send(self.update(key)
+            .update_expression("SET publishClaimUntil = :until")
+            .condition_expression("published = :false AND (attribute_not_exists(publishClaimUntil) OR publishClaimUntil < :now)")
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", number(now.timestamp_millis()))
+            .expression_attribute_values(":until", number(until.timestamp_millis())).send(), "claiming the outcome's publication").await
     }
 
     async fn release_publication_claim(&self, key: &str) -> Result<(), DependencyError> {
-        bounded(SERVICE, async {
-            self.must_send(
-                self.update(key)
-                    .update_expression("SET publishClaimUntil = :zero")
-                    .condition_expression("attribute_exists(id)")
-                    .expression_attribute_values(":zero", number(0))
-                    .send(),
-                "releasing the outcome's publication",
-                || gone(key),
-            )
-            .await
-        })
+        self.must_send(
+            self.update(key)
+                .update_expression("SET publishClaimUntil = :zero")
+                .condition_expression("attribute_exists(id)")
+                .expression_attribute_values(":zero", number(0))
+                .send(),
+            "releasing the outcome's publication",
+            || gone(key),
+        )
         .await
     }
 
     async fn mark_published(&self, key: &str) -> Result<(), DependencyError> {
-        bounded(SERVICE, async {
-            self.must_send(
-                self.update(key)
-                    .update_expression("SET published = :true")
-                    .condition_expression("attribute_exists(id)")
-                    .expression_attribute_values(":true", AttributeValue::Bool(true))
-                    .send(),
-                "marking the outcome published",
-                || gone(key),
-            )
-            .await
-        })
+        self.must_send(
+            self.update(key)
+                .update_expression("SET published = :true")
+                .condition_expression("attribute_exists(id)")
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .send(),
+            "marking the outcome published",
+            || gone(key),
+        )
         .await
     }
 
@@ -444,18 +423,15 @@ impl IdempotencyStore for DynamoIdempotencyStore {
     }
 
     async fn mark_final_published(&self, key: &str) -> Result<(), DependencyError> {
-        bounded(SERVICE, async {
-            self.must_send(
-                self.update(key)
-                    .update_expression("SET finalPublished = :true REMOVE followLease")
-                    .condition_expression("attribute_exists(finalOutcome)")
-                    .expression_attribute_values(":true", AttributeValue::Bool(true))
-                    .send(),
-                "marking the final outcome published",
-                || gone(key),
-            )
-            .await
-        })
+        self.must_send(
+            self.update(key)
+                .update_expression("SET finalPublished = :true REMOVE followLease")
+                .condition_expression("attribute_exists(finalOutcome)")
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .send(),
+            "marking the final outcome published",
+            || gone(key),
+        )
         .await
     }
 }
@@ -472,6 +448,9 @@ impl DynamoIdempotencyStore {
         E: std::error::Error + ProvideErrorMetadata + 'static,
         R: std::fmt::Debug,
     {
+        // Boxed: an SDK request's future is large, and debug builds copy it at every await
+        // that holds it (the test threads' stacks overflowed).
+        let request = Box::pin(request);
         match bounded(SERVICE, async { Ok(request.await) }).await? {
             Ok(_) => Ok(true),
             Err(error) if is_condition_failure(&error) => Ok(false),
