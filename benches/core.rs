@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use atlas_restore_runner::command::RestoreCommand;
 use atlas_restore_runner::ports::SigningSecrets;
-use atlas_restore_runner::secret::Secret;
+use atlas_restore_runner::redacted::Secret;
 use atlas_restore_runner::triggers::signature::{SignatureHeaders, sign, verify};
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::atlas::AtlasClient;
 use crate::aws::idempotency::DynamoIdempotencyStore;
 use crate::aws::queue::SqsWorkQueue;
-use crate::aws::secrets::SecretsManagerSecrets;
+use crate::aws::secrets_manager::SecretsManagerSecrets;
 use crate::aws::sns::SnsNotifier;
 use crate::config::Config;
 use crate::deadline;

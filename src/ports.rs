@@ -14,7 +14,7 @@ use crate::atlas_api::{AtlasCredentials, AtlasError, CreateAnswer};
 use crate::command::{ObjectId, SourceCluster};
 pub use crate::dependency::DependencyError;
 use crate::outcome::Outcome;
-use crate::secret::Secret;
+use crate::redacted::Secret;
 
 /// The Atlas Admin API, as the runner uses it.
 pub trait Atlas: Send + Sync {

@@ -5,7 +5,7 @@
 use crate::atlas::{AtlasClient, AtlasClientConfig};
 use crate::aws::idempotency::DynamoIdempotencyStore;
 use crate::aws::queue::SqsWorkQueue;
-use crate::aws::secrets::SecretsManagerSecrets;
+use crate::aws::secrets_manager::SecretsManagerSecrets;
 use crate::aws::sns::SnsNotifier;
 use crate::config::Config;
 use crate::handler::{App, DeployedApp};

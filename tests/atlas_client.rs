@@ -10,7 +10,7 @@ use atlas_restore_runner::atlas::{
 };
 use atlas_restore_runner::command::{ClusterName, ObjectId, SourceCluster};
 use atlas_restore_runner::ports::{CredentialSource, CredentialsFuture, DependencyError};
-use atlas_restore_runner::secret::Secret;
+use atlas_restore_runner::redacted::Secret;
 use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::{AtlasDouble, Fault, RecordedAuth, Route};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use atlas_restore_runner::atlas::{AtlasClient, AtlasClientConfig, AtlasCredentials, CreateAnswer};
 use atlas_restore_runner::command::{ClusterName, ObjectId, SourceCluster};
-use atlas_restore_runner::secret::Secret;
+use atlas_restore_runner::redacted::Secret;
 use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::{AtlasDouble, CloudJobState, Fault, RecordedAuth, Route};

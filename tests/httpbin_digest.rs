@@ -5,7 +5,7 @@ mod support;
 use std::time::Duration;
 
 use atlas_restore_runner::atlas::{AtlasClient, AtlasClientConfig, AtlasCredentials, AtlasError};
-use atlas_restore_runner::secret::Secret;
+use atlas_restore_runner::redacted::Secret;
 use serde_json::json;
 use support::python_server::PythonServer;
 use tokio::time::Instant;

@@ -58,8 +58,8 @@ use atlas_restore_runner::ports::{
     Atlas, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier, RecordState,
     Secrets, SigningSecrets, WorkQueue,
 };
+use atlas_restore_runner::redacted::Secret;
 use atlas_restore_runner::runner::{Runner, RunnerSettings};
-use atlas_restore_runner::secret::Secret;
 use atlas_restore_runner::triggers::signature::sign;
 use chrono::{DateTime, SecondsFormat, Utc};
 use proptest::prelude::*;

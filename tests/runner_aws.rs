@@ -8,7 +8,7 @@ use std::time::Duration;
 use atlas_restore_runner::atlas::{AtlasClient, AtlasClientConfig};
 use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
 use atlas_restore_runner::aws::queue::SqsWorkQueue;
-use atlas_restore_runner::aws::secrets::SecretsManagerSecrets;
+use atlas_restore_runner::aws::secrets_manager::SecretsManagerSecrets;
 use atlas_restore_runner::aws::sns::SnsNotifier;
 use atlas_restore_runner::command::RestoreCommand;
 use atlas_restore_runner::config::NotifyFormat;
@@ -324,7 +324,7 @@ async fn a_crash_after_submitting_is_adopted_by_the_next_attempt() {
         config,
         atlas_restore_runner::atlas::AtlasCredentials::ApiKey {
             public_key: PUBLIC_KEY.into(),
-            private_key: atlas_restore_runner::secret::Secret::new(PRIVATE_KEY),
+            private_key: atlas_restore_runner::redacted::Secret::new(PRIVATE_KEY),
         },
     )
     .unwrap();

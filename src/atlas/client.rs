@@ -20,7 +20,7 @@ use crate::atlas_api::{AtlasCredentials, AtlasError, CreateAnswer};
 use crate::command::{ObjectId, SourceCluster};
 use crate::dependency::DependencyError;
 use crate::ports::CredentialSource;
-use crate::secret::Secret;
+use crate::redacted::Secret;
 
 /// Media type of the legacy (v1.0) API.
 const V1: &str = "application/json";

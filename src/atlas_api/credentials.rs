@@ -1,4 +1,4 @@
-use crate::secret::Secret;
+use crate::redacted::Secret;
 
 /// How the runner authenticates to Atlas (the `ATLAS_SECRET_ID` secret's two shapes).
 /// `Debug` shows which kind and the public identifier, never the secret part.

@@ -3,5 +3,5 @@
 pub mod http_client;
 pub mod idempotency;
 pub mod queue;
-pub mod secrets;
+pub mod secrets_manager;
 pub mod sns;

@@ -126,7 +126,7 @@ fn hmac_for(secret: &[u8]) -> Hmac<Sha256> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
+    use crate::redacted::Secret;
 
     fn secrets(current: &str, previous: Option<&str>) -> SigningSecrets {
         SigningSecrets {

@@ -25,8 +25,8 @@ use atlas_restore_runner::ports::{
     Atlas, Clock, DependencyError, FollowUpState, IdempotencyRecord, Notifier, RecordState,
     Secrets, SigningSecrets, WorkQueue,
 };
+use atlas_restore_runner::redacted::Secret;
 use atlas_restore_runner::runner::{FollowSettings, Runner, RunnerSettings};
-use atlas_restore_runner::secret::Secret;
 use atlas_restore_runner::triggers::signature::{MAX_SKEW_SECONDS, SignatureHeaders, sign, verify};
 use base64::Engine;
 use chrono::{DateTime, Utc};

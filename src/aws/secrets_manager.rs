@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::atlas_api::AtlasCredentials;
 use crate::deadline;
 use crate::ports::{DependencyError, Secrets, SigningSecrets};
-use crate::secret::Secret;
+use crate::redacted::Secret;
 
 const SERVICE: &str = "Secrets Manager";
 
