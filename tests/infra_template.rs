@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use atlas_restore_runner::config::{MAX_FOLLOW_INTERVAL_SECONDS, MIN_IDEMPOTENCY_TTL_SECONDS};
-use atlas_restore_runner::telemetry::{METRIC_NAMESPACE, metric_line};
 use atlas_restore_runner::outcome::OutcomeKind;
+use atlas_restore_runner::telemetry::{METRIC_NAMESPACE, metric_line};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
