@@ -826,12 +826,7 @@ impl AtlasClient {
             .send()
             .await
             // Unauthenticated, whatever happened to it nothing was processed.
-            .map_err(|error| {
-                SendError::NotSent(format!(
-                    "the Digest challenge round trip failed: {}",
-                    describe(&error)
-                ))
-            })?;
+            .map_err(not_sent("the Digest challenge round trip"))?;
         let prompt = challenge.headers().get(WWW_AUTHENTICATE).cloned();
         let (StatusCode::UNAUTHORIZED, Some(prompt)) = (challenge.status(), prompt) else {
             return Ok(challenge);
@@ -965,12 +960,7 @@ impl AtlasClient {
             .await
             // The token request creates nothing, so whatever happened to it, the API request
             // itself was not sent.
-            .map_err(|error| {
-                SendError::NotSent(format!(
-                    "getting a service-account token failed: {}",
-                    describe(&error)
-                ))
-            })?;
+            .map_err(not_sent("getting a service-account token"))?;
         let answer = self.read_answer(response, false).await;
         match answer.status {
             200..=299 => {
@@ -1173,6 +1163,12 @@ fn digest_failure(error: diqwest::error::Error) -> SendError {
 }
 
 /// A reqwest error with its causes, which say what actually failed (refused, reset, timed out).
+/// A request that creates nothing failed (a token, a challenge): the API request itself was
+/// not sent.
+fn not_sent(doing: &'static str) -> impl FnOnce(reqwest::Error) -> SendError {
+    move |error| SendError::NotSent(format!("{doing} failed: {}", describe(&error)))
+}
+
 fn describe(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
