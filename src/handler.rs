@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::atlas::AtlasClient;
 use crate::aws::idempotency::DynamoIdempotencyStore;
+use crate::aws::drill_evidence::DynamoDrillEvidence;
 use crate::aws::queue::SqsWorkQueue;
 use crate::aws::secrets_manager::SecretsManagerSecrets;
 use crate::aws::sns::SnsNotifier;
@@ -79,6 +80,7 @@ pub type Deployed = Adapters<
     DynamoIdempotencyStore,
     SystemClock,
     SqsWorkQueue,
+    DynamoDrillEvidence,
 >;
 
 /// The handler as deployed: the real adapters.

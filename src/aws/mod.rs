@@ -1,5 +1,6 @@
 //! AWS adapters, each behind a trait of `crate::ports`.
 
+pub mod drill_evidence;
 pub mod http_client;
 pub mod idempotency;
 pub mod queue;

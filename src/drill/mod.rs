@@ -5,6 +5,7 @@
 
 pub mod csv;
 pub mod link;
+pub mod memory;
 pub mod report;
 pub mod summary;
 
@@ -368,4 +369,4 @@ pub fn human_duration(seconds: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::command::RestoreCommand;
 use crate::ledger::{self, Acquired, Arrival, Ask, Decision};
 use crate::outcome::{AtlasSummary, JobSummary, Outcome, OutcomeKind, Problem, Trigger};
-use crate::ports::{Adapters, Secrets};
+use crate::ports::{Adapters, DrillEvidence, Secrets};
 use crate::ports::{
     Atlas, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier, Ports, WorkQueue,
 };
@@ -136,6 +136,8 @@ pub struct Runner<P: Ports> {
     store: P::Store,
     clock: P::Clock,
     queue: Option<P::Queue>,
+    /// `DRILL_TABLE`: where drills leave their evidence (CONTRACT section 7).
+    drills: Option<P::Drills>,
     settings: RunnerSettings,
 }
 
@@ -177,7 +179,25 @@ where
             store,
             clock,
             queue,
+            drills: None,
             settings,
+        }
+    }
+
+    /// The same runner with the drill evidence store (`DRILL_TABLE`), when there is one.
+    pub fn with_drills<D: DrillEvidence>(
+        self,
+        drills: Option<D>,
+    ) -> Runner<Adapters<A, S, N, I, C, Q, D>> {
+        Runner {
+            atlas: self.atlas,
+            secrets: self.secrets,
+            notifier: self.notifier,
+            store: self.store,
+            clock: self.clock,
+            queue: self.queue,
+            drills,
+            settings: self.settings,
         }
     }
 }
