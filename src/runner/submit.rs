@@ -102,7 +102,8 @@ impl<P: Ports> Runner<P> {
                 return Err(error);
             }
         };
-        self.finish(&request.request_id, attempt.number, outcome)
+        let follow = request.command.must_follow(self.settings.follow_all);
+        self.finish(&request.request_id, attempt.number, outcome, follow)
             .await
     }
 
@@ -340,12 +341,14 @@ impl<P: Ports> Runner<P> {
         Some(self.unknown(submission, http_status, reason, error))
     }
 
-    /// Stores the outcome, then publishes it, then marks it published (or frees the key).
+    /// Stores the outcome, then publishes it, then marks it published (or frees the key);
+    /// starts following a `SUBMITTED` outcome when `follow`.
     pub(super) async fn finish(
         &self,
         key: &str,
         attempt: u64,
         outcome: Outcome,
+        follow: bool,
     ) -> Result<Report, DependencyError> {
         let now = self.clock.now();
         if let Err(error) = self
@@ -369,7 +372,7 @@ impl<P: Ports> Runner<P> {
             return Err(error);
         }
         let publication = self.publish_stored(key, attempt, &outcome).await;
-        if outcome.outcome == OutcomeKind::Submitted {
+        if follow && outcome.outcome == OutcomeKind::Submitted {
             self.start_following(key, &outcome).await?;
         }
         Ok(Report {
