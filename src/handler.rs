@@ -9,8 +9,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::atlas::AtlasClient;
-use crate::aws::idempotency::DynamoIdempotencyStore;
 use crate::aws::drill_evidence::DynamoDrillEvidence;
+use crate::aws::idempotency::DynamoIdempotencyStore;
 use crate::aws::queue::SqsWorkQueue;
 use crate::aws::secrets_manager::SecretsManagerSecrets;
 use crate::aws::sns::SnsNotifier;

@@ -599,12 +599,14 @@ impl AtlasClient {
         deadline: Instant,
     ) -> Result<Value, AtlasError> {
         let (path, accept) = match point {
-            RestorePoint::LegacySnapshot(id) => {
-                (cluster_path("v1.0", source, &["snapshots", id.as_str()]), V1)
-            }
-            RestorePoint::Checkpoint(id) => {
-                (cluster_path("v1.0", source, &["checkpoints", id.as_str()]), V1)
-            }
+            RestorePoint::LegacySnapshot(id) => (
+                cluster_path("v1.0", source, &["snapshots", id.as_str()]),
+                V1,
+            ),
+            RestorePoint::Checkpoint(id) => (
+                cluster_path("v1.0", source, &["checkpoints", id.as_str()]),
+                V1,
+            ),
             RestorePoint::CloudSnapshot(id) => (
                 cluster_path("v2", source, &["backup", "snapshots", id.as_str()]),
                 V2,

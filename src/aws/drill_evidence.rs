@@ -68,7 +68,10 @@ impl DynamoDrillEvidence {
 
     async fn put_record(&self, record: &EvidenceRecord) -> Result<bool, DependencyError> {
         let json = serde_json::to_string(record).map_err(|e| {
-            DependencyError::new(SERVICE, format!("the evidence record did not serialise: {e}"))
+            DependencyError::new(
+                SERVICE,
+                format!("the evidence record did not serialise: {e}"),
+            )
         })?;
         let mut put = self
             .client
@@ -131,10 +134,16 @@ impl DynamoDrillEvidence {
                     .get("record")
                     .and_then(|v| v.as_s().ok())
                     .ok_or_else(|| {
-                        DependencyError::new(SERVICE, "a drill evidence item has no record attribute")
+                        DependencyError::new(
+                            SERVICE,
+                            "a drill evidence item has no record attribute",
+                        )
                     })?;
                 serde_json::from_str(text).map_err(|e| {
-                    DependencyError::new(SERVICE, format!("a drill evidence record does not read: {e}"))
+                    DependencyError::new(
+                        SERVICE,
+                        format!("a drill evidence record does not read: {e}"),
+                    )
                 })
             })
             .collect()

@@ -49,7 +49,9 @@ impl DrillEvidence for MemoryDrillEvidence {
             .lock()
             .iter()
             .rev()
-            .filter(|((name, started), _)| name == drill && before.is_none_or(|b| started.as_str() < b))
+            .filter(|((name, started), _)| {
+                name == drill && before.is_none_or(|b| started.as_str() < b)
+            })
             .take(limit.min(MAX_DRILL_PAGE))
             .map(|(_, record)| record.clone())
             .collect())
@@ -69,7 +71,10 @@ mod tests {
         assert!(store.put(&first).await.unwrap());
         let mut changed = first.clone();
         changed.rto_seconds = Some(999);
-        assert!(store.put(&changed).await.unwrap(), "the same request: already written");
+        assert!(
+            store.put(&changed).await.unwrap(),
+            "the same request: already written"
+        );
         assert_eq!(store.all(), vec![first.clone()], "the first write stays");
         let mut other = first.clone();
         other.request_id = Some("another".into());
@@ -77,19 +82,28 @@ mod tests {
 
         for day in 2..=4 {
             let at = format!("2026-12-0{day}T10:00:00Z");
-            store.put(&record(Verdict::Broken, &at, None, None)).await.unwrap();
+            store
+                .put(&record(Verdict::Broken, &at, None, None))
+                .await
+                .unwrap();
         }
         let mut renamed = first.clone();
         renamed.drill = "other-drill".into();
         store.put(&renamed).await.unwrap();
         let page = store.list("orders-monthly", None, 2).await.unwrap();
         let keys: Vec<&str> = page.iter().map(|r| r.started_at.as_str()).collect();
-        assert_eq!(keys, ["2026-12-04T10:00:00.000000Z", "2026-12-03T10:00:00.000000Z"]);
+        assert_eq!(
+            keys,
+            ["2026-12-04T10:00:00.000000Z", "2026-12-03T10:00:00.000000Z"]
+        );
         let back = store
             .list("orders-monthly", Some(keys[1]), 100)
             .await
             .unwrap();
         let keys: Vec<&str> = back.iter().map(|r| r.started_at.as_str()).collect();
-        assert_eq!(keys, ["2026-12-02T10:00:00.000000Z", "2026-12-01T10:00:00.000000Z"]);
+        assert_eq!(
+            keys,
+            ["2026-12-02T10:00:00.000000Z", "2026-12-01T10:00:00.000000Z"]
+        );
     }
 }

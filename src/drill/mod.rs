@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::command::{
     CloudPoint, CloudRestoreJob, LegacyPoint, LegacyRestoreJob, ObjectId, ResolvedRestore,
 };
-use crate::outcome::{Outcome, OutcomeKind, Trigger};
+use crate::outcome::{DrillFigures, Outcome, OutcomeKind, Trigger};
 
 pub use summary::Summary;
 
@@ -74,6 +74,15 @@ impl std::fmt::Display for Verdict {
 pub enum Missed {
     Rto,
     Rpo,
+}
+
+impl Missed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Missed::Rto => "rto",
+            Missed::Rpo => "rpo",
+        }
+    }
 }
 
 /// A drill's targets, in minutes (both optional).
@@ -267,34 +276,54 @@ pub struct EvidenceRecord {
     pub finished_at: DateTime<Utc>,
 }
 
-/// What a drill measured, beside its outcome, to make its record from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DrillResult {
-    pub name: String,
-    pub targets: Targets,
-    pub restore_point_time: Option<DateTime<Utc>>,
-    pub measured: Measured,
-    pub verdict: Verdict,
-    pub missed: Vec<Missed>,
+/// The drill's figures once `outcome` ended it (a final outcome, or a `FAILED` / `UNKNOWN`
+/// first outcome of a drill sent to Atlas): its name, targets and restore point time as the
+/// submission recorded them, with `rpoSeconds`, `rtoSeconds`, the verdict and what it missed.
+/// `None` when the outcome is no drill's or ends nothing.
+pub fn measure(outcome: &Outcome) -> Option<DrillFigures> {
+    let mut figures = outcome.drill.clone()?;
+    let targets = Targets {
+        rto_minutes: figures.rto_target_minutes,
+        rpo_minutes: figures.rpo_target_minutes,
+    };
+    let measured = Measured::of(
+        figures.restore_point_time,
+        outcome.started_at,
+        outcome.duration_seconds,
+    );
+    let (verdict, missed) = verdict(outcome.outcome, targets, &measured)?;
+    figures.rpo_seconds = measured.rpo_seconds;
+    figures.rto_seconds = measured.rto_seconds;
+    figures.verdict = Some(verdict.as_str().to_owned());
+    figures.missed = missed.iter().map(|m| m.as_str().to_owned()).collect();
+    Some(figures)
 }
 
 impl EvidenceRecord {
-    /// The record of a drill that ended with `outcome`.
-    pub fn new(outcome: &Outcome, result: &DrillResult) -> EvidenceRecord {
-        EvidenceRecord {
-            drill: result.name.clone(),
+    /// The record of a drill that `outcome` ended, from the figures it carries ([`measure`]);
+    /// `None` when it carries no verdict (no drill, a dry run, a drill still running).
+    pub fn of(outcome: &Outcome) -> Option<EvidenceRecord> {
+        let figures = outcome.drill.as_ref()?;
+        let verdict: Verdict =
+            serde_json::from_value(Value::from(figures.verdict.clone()?)).ok()?;
+        Some(EvidenceRecord {
+            drill: figures.name.clone(),
             started_at: sort_key(outcome.started_at),
             request_id: outcome.request_id.clone(),
             trigger: outcome.trigger,
             outcome: outcome.outcome,
-            verdict: result.verdict,
-            missed: result.missed.clone(),
+            verdict,
+            missed: figures
+                .missed
+                .iter()
+                .filter_map(|m| serde_json::from_value(Value::from(m.as_str())).ok())
+                .collect(),
             group_id: outcome.group_id.clone(),
             cluster_name: outcome.cluster_name.clone(),
             backup_type: outcome.backup_type.clone(),
             target: outcome.restore.as_ref().map(target_of),
             restore: outcome.restore.clone(),
-            restore_point_time: result.restore_point_time,
+            restore_point_time: figures.restore_point_time,
             atlas_job_ids: outcome
                 .atlas
                 .iter()
@@ -303,12 +332,12 @@ impl EvidenceRecord {
             requested_by: outcome.requested_by.clone(),
             approved_by: outcome.approved_by.clone(),
             reason: outcome.reason.clone(),
-            rto_target_minutes: result.targets.rto_minutes,
-            rpo_target_minutes: result.targets.rpo_minutes,
-            rpo_seconds: result.measured.rpo_seconds,
-            rto_seconds: result.measured.rto_seconds,
+            rto_target_minutes: figures.rto_target_minutes,
+            rpo_target_minutes: figures.rpo_target_minutes,
+            rpo_seconds: figures.rpo_seconds,
+            rto_seconds: figures.rto_seconds,
             finished_at: outcome.finished_at,
-        }
+        })
     }
 
     /// The source and target in a few words: `group/cluster → group/cluster` or `→ download`.

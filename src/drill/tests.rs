@@ -5,7 +5,7 @@ use super::*;
 use crate::command::{
     AutomatedTarget, CloudTarget, ClusterName, DownloadOptions, PositiveInt32, TargetCluster,
 };
-use crate::outcome::{AtlasSummary, JobSummary};
+use crate::outcome::{AtlasSummary, DrillFigures, JobSummary};
 
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
@@ -251,10 +251,12 @@ pub(super) fn outcome(kind: OutcomeKind, started: &str) -> Outcome {
         first: None,
         notified: None,
         duration_seconds: Some(42 * 60),
+        drill: None,
+        report_url: None,
     }
 }
 
-pub(super) fn record(
+pub(crate) fn record(
     verdict: Verdict,
     started: &str,
     rto: Option<u64>,
@@ -268,25 +270,52 @@ pub(super) fn record(
         Verdict::Rejected => OutcomeKind::Rejected,
         Verdict::Unknown => OutcomeKind::Unknown,
     };
-    let result = DrillResult {
+    let mut outcome = outcome(kind, started);
+    outcome.drill = Some(DrillFigures {
         name: "orders-monthly".into(),
-        targets: Targets {
-            rto_minutes: Some(120),
-            rpo_minutes: Some(1440),
-        },
+        rto_target_minutes: Some(120),
+        rpo_target_minutes: Some(1440),
         restore_point_time: Some(at(started) - Duration::hours(6)),
-        measured: Measured {
-            rpo_seconds: rpo,
-            rto_seconds: rto,
-        },
-        verdict,
+        rpo_seconds: rpo,
+        rto_seconds: rto,
+        verdict: Some(verdict.as_str().into()),
         missed: if verdict == Verdict::MissedTarget {
-            vec![Missed::Rto]
+            vec!["rto".into()]
         } else {
             vec![]
         },
-    };
-    EvidenceRecord::new(&outcome(kind, started), &result)
+    });
+    EvidenceRecord::of(&outcome).unwrap()
+}
+
+#[test]
+fn measuring_an_ended_drill_fills_its_figures_and_verdict() {
+    let mut finished = outcome(OutcomeKind::Finished, "2026-12-01T10:00:00Z");
+    assert_eq!(measure(&finished), None, "no drill");
+    finished.drill = Some(DrillFigures {
+        name: "orders-monthly".into(),
+        rto_target_minutes: Some(30),
+        rpo_target_minutes: None,
+        restore_point_time: Some(at("2026-12-01T03:50:00Z")),
+        ..DrillFigures::default()
+    });
+    let figures = measure(&finished).unwrap();
+    assert_eq!(figures.rto_seconds, Some(42 * 60));
+    assert_eq!(figures.rpo_seconds, Some(6 * 3600 + 600));
+    assert_eq!(figures.verdict.as_deref(), Some("MISSED_TARGET"));
+    assert_eq!(figures.missed, vec!["rto".to_owned()]);
+    let mut dry = finished.clone();
+    dry.outcome = OutcomeKind::DryRun;
+    assert_eq!(measure(&dry), None, "a dry run ends no drill");
+    assert_eq!(EvidenceRecord::of(&dry), None, "and leaves no evidence");
+    let mut failed = finished.clone();
+    failed.outcome = OutcomeKind::Failed;
+    failed.duration_seconds = None;
+    let figures = measure(&failed).unwrap();
+    assert_eq!(
+        (figures.verdict.as_deref(), figures.rto_seconds),
+        (Some("FAILED"), None)
+    );
 }
 
 #[test]

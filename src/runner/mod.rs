@@ -1,6 +1,7 @@
 //! The one place that orders the work of a command (CONTRACT sections 3 and 4):
 //! key -> resolve -> submit -> reconcile -> store -> publish, written against `crate::ports`.
 
+mod drill;
 mod follow_up;
 mod held;
 mod outcomes;
@@ -40,6 +41,8 @@ pub struct RunnerSettings {
     /// `FOLLOW_JOBS=true`: follow every `SUBMITTED` request; otherwise only drills and requests
     /// with a task token (CONTRACT sections 7 and 8).
     pub follow_all: bool,
+    /// `PUBLIC_BASE_URL`: a drill's final outcome links to its report under it.
+    pub public_base_url: Option<String>,
 }
 
 impl RunnerSettings {
@@ -53,6 +56,7 @@ impl RunnerSettings {
                 max: config.follow_max,
             },
             follow_all: config.follow_jobs,
+            public_base_url: config.public_base_url.as_ref().map(ToString::to_string),
             ..RunnerSettings::default()
         }
     }
@@ -89,6 +93,7 @@ impl Default for RunnerSettings {
             unavailable_backoff: Duration::from_secs(1),
             follow: FollowSettings::default(),
             follow_all: false,
+            public_base_url: None,
         }
     }
 }
