@@ -35,7 +35,7 @@ svg text{font-family:inherit;fill:var(--muted)}
 .scroll{overflow-x:auto;border:1px solid var(--line);border-radius:8px}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{text-align:left;padding:6px 10px;border-bottom:1px solid var(--line);vertical-align:top;white-space:nowrap}
-td.wrap{white-space:normal;min-width:14em;overflow-wrap:anywhere}
+td.wrap{white-space:normal;min-width:20em;overflow-wrap:anywhere}
 th{background:#f4f6f8;position:sticky;top:0}
 tr:last-child td{border-bottom:0}
 .v{font-weight:600}
@@ -43,6 +43,16 @@ tr:last-child td{border-bottom:0}
 .v-BROKEN,.v-STALLED,.v-FAILED,.v-REJECTED,.v-UNKNOWN{color:var(--bad)}
 .over{color:var(--miss);font-weight:600}
 footer{color:var(--muted);font-size:.8rem;margin-top:16px}
+svg .value{fill:var(--ink);font-weight:600}
+@media (max-width:640px){
+main{padding:12px}
+.scroll{overflow:visible;border:0}
+table,tbody,tr,td{display:block;width:100%}
+thead{display:none}
+tr.drill{border:1px solid var(--line);border-radius:8px;margin:0 0 10px;padding:6px 0}
+td,td.wrap{white-space:normal;border:0;padding:3px 12px;min-width:0;display:grid;grid-template-columns:8.5em 1fr;gap:8px;overflow-wrap:anywhere}
+td::before{content:attr(data-label);color:var(--muted);font-weight:400}
+}
 "#;
 
 /// Escapes text for HTML content and attribute values.
@@ -218,7 +228,7 @@ fn chart(records: &[&EvidenceRecord], panel: Panel) -> String {
         svg,
         "<figure class=\"chart-{name}\"><figcaption>{caption}</figcaption>\
          <svg class=\"chart\" data-panel=\"{name}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" \
-         aria-label=\"{caption}, per drill, oldest on the left\" font-size=\"12\">",
+         aria-label=\"{caption}, per drill, oldest on the left\" font-size=\"13\">",
         name = panel.name(),
         caption = escape(panel.caption()),
     );
@@ -235,23 +245,46 @@ fn chart(records: &[&EvidenceRecord], panel: Panel) -> String {
             label = escape(&human_duration(seconds.round() as u64)),
         );
     }
-    let label_every = records.len().div_ceil(8).max(1);
+    let label_every = records.len().div_ceil(6).max(1);
+    let labels = x_labels(records);
     for (i, record) in records.iter().enumerate() {
         let centre = LEFT + slot * (i as f64 + 0.5);
         svg.push_str(&mark(record, panel, centre, bar, slot, &y));
-        let last = i + 1 == records.len();
-        if i % label_every == 0 || last && records.len() <= 8 {
-            let date = record.started_at.get(5..10).unwrap_or("");
+        if i % label_every == 0 {
             let _ = write!(
                 svg,
                 "<text x=\"{centre:.1}\" y=\"{ty:.1}\" text-anchor=\"middle\">{}</text>",
-                escape(date),
+                escape(&labels[i]),
                 ty = HEIGHT - 10.0,
             );
         }
     }
     svg.push_str("</svg></figure>");
     svg
+}
+
+/// The label under each drill: its day (`12-02`), or its day and time, or its time to the
+/// second, whichever first tells the drills apart.
+fn x_labels(records: &[&EvidenceRecord]) -> Vec<String> {
+    let formats: [(usize, usize, bool); 3] = [(5, 10, false), (5, 16, true), (11, 19, false)];
+    let label = |r: &EvidenceRecord, (from, to, t): (usize, usize, bool)| {
+        let text = r.started_at.get(from..to).unwrap_or("");
+        if t {
+            text.replace('T', " ")
+        } else {
+            text.to_owned()
+        }
+    };
+    for format in formats {
+        let labels: Vec<String> = records.iter().map(|r| label(r, format)).collect();
+        let mut distinct = labels.clone();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() == labels.len() {
+            return labels;
+        }
+    }
+    records.iter().map(|r| label(r, formats[2])).collect()
 }
 
 /// One drill's mark: `<g class="mark">` with its tooltip, its bar or ×, and its target.
@@ -294,6 +327,15 @@ fn mark(
                 h = base - top,
                 c = colour(record.verdict),
             );
+            // The figure itself above its bar, where the slot is wide enough to read it.
+            if slot >= 44.0 {
+                let _ = write!(
+                    g,
+                    "<text class=\"value\" x=\"{centre:.1}\" y=\"{ty:.1}\" text-anchor=\"middle\" font-size=\"11\">{}</text>",
+                    escape(&human_duration(seconds)),
+                    ty = top - 4.0,
+                );
+            }
         }
         None => {
             let _ = write!(
@@ -321,7 +363,7 @@ fn mark(
 fn table(records: &[EvidenceRecord]) -> String {
     let mut out = String::from(
         "<h2>Drills</h2><div class=\"scroll\"><table><thead><tr>\
-         <th>Started (UTC)</th><th>Verdict</th><th>RTO</th><th>RPO</th>\
+         <th>Started (UTC)</th><th>Verdict</th><th>RTO / target</th><th>RPO / target</th>\
          <th>Restore point (UTC)</th><th>Source → target</th><th>Request</th>\
          <th>Requested by</th><th>Approved by</th><th>Atlas jobs</th><th>Reason</th>\
          </tr></thead><tbody>",
@@ -330,10 +372,12 @@ fn table(records: &[EvidenceRecord]) -> String {
         let missed = |m: super::Missed| r.missed.contains(&m);
         let _ = write!(
             out,
-            "<tr class=\"drill\" data-started-at=\"{started}\"><td>{started_h}</td>\
-             <td class=\"v v-{verdict}\">{verdict_h}</td><td>{rto}</td><td>{rpo}</td><td>{point}</td>\
-             <td>{route}</td><td>{request}</td><td>{by}</td><td>{approved}</td><td>{jobs}</td>\
-             <td class=\"wrap\">{reason}</td></tr>",
+            "<tr class=\"drill\" data-started-at=\"{started}\"><td data-label=\"Started (UTC)\">{started_h}</td>\
+             <td data-label=\"Verdict\" class=\"v v-{verdict}\">{verdict_h}</td><td data-label=\"RTO / target\">{rto}</td>\
+             <td data-label=\"RPO / target\">{rpo}</td><td data-label=\"Restore point\">{point}</td>\
+             <td data-label=\"Source → target\">{route}</td><td data-label=\"Request\">{request}</td>\
+             <td data-label=\"Requested by\">{by}</td><td data-label=\"Approved by\">{approved}</td>\
+             <td data-label=\"Atlas jobs\">{jobs}</td><td data-label=\"Reason\" class=\"wrap\">{reason}</td></tr>",
             started = escape(&r.started_at),
             started_h = escape(&short_time(&r.started_at)),
             verdict = r.verdict,
@@ -392,11 +436,12 @@ fn figure(seconds: Option<u64>, target_minutes: Option<u32>, missed: bool) -> St
     } else {
         value
     };
+    // One element, so the phone layout keeps the figure and its target on one line.
     match target_minutes {
         Some(m) => format!(
-            "{value} <span class=\"meta\">/ {}</span>",
+            "<span>{value} <span class=\"meta\">/ {}</span></span>",
             escape(&human_duration(u64::from(m) * 60))
         ),
-        None => value,
+        None => format!("<span>{value}</span>"),
     }
 }
