@@ -4,7 +4,7 @@
 //! free, so a retried put never changes what was written.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::deadline::bounded;
@@ -31,19 +31,7 @@ impl DynamoDrillEvidence {
         E: std::error::Error + ProvideErrorMetadata + 'static,
         R: std::fmt::Debug,
     {
-        let hint = match error.code() {
-            Some("ResourceNotFoundException") => ": no such table; check DRILL_TABLE",
-            Some("AccessDeniedException") => ": the function's role may not use the table",
-            _ => "",
-        };
-        DependencyError::new(
-            SERVICE,
-            format!(
-                "{doing} in table {} failed{hint}: {}",
-                self.table,
-                DisplayErrorContext(error)
-            ),
-        )
+        super::table_error(&self.table, "DRILL_TABLE", doing, error)
     }
 
     /// The request id of the record stored under the key of `record`, if any.
