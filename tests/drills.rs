@@ -741,3 +741,56 @@ async fn minutes_ago_is_that_point_in_time() {
     );
     assert_eq!(reads, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_whose_evidence_cannot_be_kept_is_published_only_once_it_is() {
+    let e2e = drills_e2e(&[]).await;
+    let submitted = submit(
+        &e2e,
+        drill_command("drill-retry", "orders-monthly", Some(120), None),
+    )
+    .await;
+    assert_eq!(e2e.published(1).await.len(), 1, "the SUBMITTED");
+    e2e.stack
+        .atlas
+        .set_job_status(&job_id(&submitted), "FINISHED", None);
+    // The drill table is unusable (deleted here; a lost grant fails the same way).
+    let dynamo = aws_sdk_dynamodb::Client::new(&e2e.stack.sdk);
+    dynamo
+        .delete_table()
+        .table_name(DRILL_TABLE)
+        .send()
+        .await
+        .unwrap();
+    let messages = receive_all(&e2e.stack.sdk, &e2e.stack.work_queue, 1).await;
+    let check = messages[0].body().unwrap().to_owned();
+    let answer = e2e
+        .answer(support::events::sqs_event(&check, "m-retry"))
+        .await;
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "m-retry"}]}),
+        "a dependency failure: SQS delivers the check again"
+    );
+    assert!(
+        e2e.published(0).await.is_empty(),
+        "no outcome without its evidence"
+    );
+
+    create_drill_table(&e2e.stack.sdk).await;
+    for _ in 0..2 {
+        let answer = e2e
+            .answer(support::events::sqs_event(&check, "m-retry"))
+            .await;
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+    }
+    let published = e2e.published(1).await;
+    assert_eq!(published.len(), 1, "published once: {published:?}");
+    assert_eq!(published[0]["drill"]["verdict"], "PASSED");
+    let records = evidence(&e2e).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0]["rtoSeconds"],
+        published[0]["drill"]["rtoSeconds"]
+    );
+}
