@@ -12,9 +12,24 @@ export ATLAS_RUNNER_PYTHON := $(abspath $(PYTHON))
 ## test: everything CI runs (format, lints, every test)
 # (clippy --all-targets also builds the demo example; `cargo test` runs lib, bin and tests/)
 # (examples are built first: the Runtime API harness's tests run examples/hello_lambda)
-test: check-fmt clippy venv lint-infra
+test: check-fmt clippy venv lint-infra browser
 	$(CARGO) build --examples
 	$(CARGO) test --lib --bins --tests
+
+## browser: a headless Chromium for tests/drill_report_browser.rs: the one on the PATH, else
+## installed where that is possible (Debian or Ubuntu, as root); otherwise the test fails unless
+## ATLAS_RUNNER_ALLOW_NO_BROWSER=1 (never under CI=true) says to skip it knowingly.
+.PHONY: browser
+browser:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
+		|| [ -n "$$ATLAS_RUNNER_CHROMIUM" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium for the drill report's browser test (apt-get)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null \
+			|| { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null; }; \
+	else \
+		echo "no Chromium and no way to install one here: tests/drill_report_browser.rs will fail (set ATLAS_RUNNER_ALLOW_NO_BROWSER=1 to skip it knowingly; never under CI)" >&2; \
+	fi
 
 ## demo: every sample in events/ sent to the function under `cargo lambda watch`, on 127.0.0.1,
 ## against moto and the Atlas double; prints each answer and what reached the topic, then stops

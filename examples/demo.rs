@@ -6,6 +6,8 @@
 //! under `cargo lambda watch`, sends it every sample in `events/` (webhook ones signed now),
 //! and prints each answer and the notification that reached the topic. It plays the SQS event
 //! source mapping too: what the function hands to the work queue is delivered back to it.
+//! Last, three DR drills under one name (examples/drills_demo): one passes, one misses its RTO
+//! target, one breaks; their summary, and the report written to target/demo/drill-report.html.
 //! Everything it started is stopped at the end, on Ctrl-C and on SIGTERM.
 //!
 //! `--serve` (`make demo-serve`): after the samples, stays up for `make invoke` until Ctrl-C,
@@ -14,6 +16,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+mod drills_demo;
 mod shared;
 
 use std::collections::HashMap;
@@ -353,6 +356,7 @@ async fn run(started: &mut Started, options: &Options) -> Result<bool, String> {
         .await
         .map_err(|e| format!("starting moto: {e}"))?;
     let aws = create_aws(&moto, &signing_secret).await?;
+    drills_demo::create_table(&aws.sdk).await?;
     started.moto = Some(moto);
     line(
         "moto (AWS)",
@@ -496,6 +500,24 @@ async fn run(started: &mut Started, options: &Options) -> Result<bool, String> {
             submitted,
             &signing_secret,
         )
+        .await?,
+    );
+    surprises.extend(
+        drills_demo::run(&drills_demo::DrillStack {
+            client: &client,
+            address: &address,
+            sdk: &aws.sdk,
+            work_queue: &aws.work_queue,
+            work_queue_arn: &aws.work_queue_arn,
+            outcomes_queue: &aws.outcomes_queue,
+            atlas: started
+                .atlas
+                .as_ref()
+                .ok_or("the Atlas double is not running")?,
+            signing_secret: &signing_secret,
+            group: GROUP,
+            report_dir: &logs,
+        })
         .await?,
     );
     if surprises.is_empty() {
@@ -748,6 +770,7 @@ fn function_env(aws: &Aws, atlas_url: &str) -> Vec<(&'static str, String)> {
             FOLLOW_INTERVAL_SECONDS.to_string(),
         ),
         ("FOLLOW_MAX_HOURS", "1".to_owned()),
+        ("DRILL_TABLE", drills_demo::DRILL_TABLE.to_owned()),
         ("RUST_LOG", "info".to_owned()),
     ]
 }

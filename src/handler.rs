@@ -9,6 +9,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::atlas::AtlasClient;
+use crate::aws::drill_evidence::DynamoDrillEvidence;
 use crate::aws::idempotency::DynamoIdempotencyStore;
 use crate::aws::queue::SqsWorkQueue;
 use crate::aws::secrets_manager::SecretsManagerSecrets;
@@ -79,6 +80,7 @@ pub type Deployed = Adapters<
     DynamoIdempotencyStore,
     SystemClock,
     SqsWorkQueue,
+    DynamoDrillEvidence,
 >;
 
 /// The handler as deployed: the real adapters.

@@ -12,6 +12,7 @@ pub mod command;
 pub mod config;
 pub mod deadline;
 pub mod dependency;
+pub mod drill;
 pub mod follow;
 pub mod guardrail;
 pub mod handler;

@@ -13,6 +13,7 @@ use crate::atlas_api::model::{CloudSnapshot, Cluster, RestoreJob, Snapshot};
 use crate::atlas_api::{AtlasCredentials, AtlasError, CreateAnswer};
 use crate::command::{ObjectId, SourceCluster};
 pub use crate::dependency::DependencyError;
+use crate::drill::{EvidenceRecord, RestorePoint};
 use crate::outcome::Outcome;
 use crate::redacted::Secret;
 
@@ -79,6 +80,17 @@ pub trait Atlas: Send + Sync {
         deadline: Instant,
     ) -> impl Future<Output = Result<RestoreJob, AtlasError>> + Send;
 
+    /// `GET` of the one snapshot or checkpoint a drill's restore point names (a legacy
+    /// `.../snapshots/{id}`, a Cloud Backup `.../backup/snapshots/{id}`, a legacy
+    /// `.../checkpoints/{id}`), as Atlas served it; [`RestorePoint::time_from`] reads its time.
+    /// A point that names none answers `Value::Null` without a call.
+    fn get_restore_point(
+        &self,
+        source: &SourceCluster,
+        point: &RestorePoint,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Value, AtlasError>> + Send;
+
     /// Reads the credentials from the client's source (its cache, within the TTL) and uses
     /// them from now on; a warm session is kept when they did not change. The runner calls
     /// this before it works with Atlas, so that a failure of the source is known before
@@ -120,16 +132,21 @@ pub trait Ports {
     type Store: IdempotencyStore;
     type Clock: Clock;
     type Queue: WorkQueue;
+    /// `DRILL_TABLE` (CONTRACT section 7).
+    type Drills: DrillEvidence;
 }
 
 /// Any six adapters as one [`Ports`]: `Runner::new` infers it from the adapters it is given.
-pub struct Adapters<A, S, N, I, C, Q>(PhantomData<AdapterTypes<A, S, N, I, C, Q>>);
+/// The drill evidence store `D` is set apart (`Runner::with_drills`); without one, no drill runs.
+pub struct Adapters<A, S, N, I, C, Q, D = NoDrillTable>(
+    PhantomData<AdapterTypes<A, S, N, I, C, Q, D>>,
+);
 
-/// The six adapter types, as a function type so [`Adapters`] is `Send`, `Sync` and covariant
+/// The adapter types, as a function type so [`Adapters`] is `Send`, `Sync` and covariant
 /// whatever they are.
-type AdapterTypes<A, S, N, I, C, Q> = fn() -> (A, S, N, I, C, Q);
+type AdapterTypes<A, S, N, I, C, Q, D> = fn() -> (A, S, N, I, C, Q, D);
 
-impl<A, S, N, I, C, Q> Ports for Adapters<A, S, N, I, C, Q>
+impl<A, S, N, I, C, Q, D> Ports for Adapters<A, S, N, I, C, Q, D>
 where
     A: Atlas,
     S: Secrets,
@@ -137,6 +154,7 @@ where
     I: IdempotencyStore,
     C: Clock,
     Q: WorkQueue,
+    D: DrillEvidence,
 {
     type Atlas = A;
     type Secrets = S;
@@ -144,6 +162,7 @@ where
     type Store = I;
     type Clock = C;
     type Queue = Q;
+    type Drills = D;
 }
 
 /// The webhook signing secret: one, or two during a rotation (both verify).
@@ -344,4 +363,46 @@ pub trait WorkQueue: Send + Sync {
         message: String,
         delay: std::time::Duration,
     ) -> impl Future<Output = Result<(), DependencyError>> + Send;
+}
+
+/// Where drill evidence lives (`DRILL_TABLE`, CONTRACT section 7): one record per drill, keyed
+/// by (drill, startedAt), never expiring.
+pub trait DrillEvidence: Send + Sync {
+    /// Writes `record` unless a record with its key is there: the first write stays, so a
+    /// retried put never changes the evidence. `Ok(false)` when a record of another request
+    /// holds the key (nothing written).
+    fn put(
+        &self,
+        record: &EvidenceRecord,
+    ) -> impl Future<Output = Result<bool, DependencyError>> + Send;
+
+    /// The drill's records, newest first: at most `limit` (at most [`MAX_DRILL_PAGE`]), only
+    /// those whose sort key is before `before` when given (a page back).
+    fn list(
+        &self,
+        drill: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<EvidenceRecord>, DependencyError>> + Send;
+}
+
+/// The most records one read of a drill's history answers.
+pub const MAX_DRILL_PAGE: usize = 100;
+
+/// No drill table (`DRILL_TABLE` unset): never built, so never called.
+pub enum NoDrillTable {}
+
+impl DrillEvidence for NoDrillTable {
+    async fn put(&self, _record: &EvidenceRecord) -> Result<bool, DependencyError> {
+        match *self {}
+    }
+
+    async fn list(
+        &self,
+        _drill: &str,
+        _before: Option<&str>,
+        _limit: usize,
+    ) -> Result<Vec<EvidenceRecord>, DependencyError> {
+        match *self {}
+    }
 }

@@ -3,6 +3,7 @@
 //! own process).
 
 use crate::atlas::{AtlasClient, AtlasClientConfig};
+use crate::aws::drill_evidence::DynamoDrillEvidence;
 use crate::aws::idempotency::DynamoIdempotencyStore;
 use crate::aws::queue::SqsWorkQueue;
 use crate::aws::secrets_manager::SecretsManagerSecrets;
@@ -50,6 +51,12 @@ impl DeployedApp {
             SystemClock,
             queue,
             RunnerSettings::from_config(&config),
+        )
+        .with_drills(
+            config
+                .drill_table
+                .clone()
+                .map(|table| DynamoDrillEvidence::new(sdk, table)),
         );
         Ok(App { runner, config })
     }

@@ -314,6 +314,14 @@ fn expected_grants() -> Vec<Expected> {
             ]})],
             None,
         ),
+        // Drill evidence (CONTRACT section 7): written once, read back; never changed or deleted.
+        grant(
+            function,
+            "DrillEvidence",
+            vec!["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
+            vec![get_att("DrillTable", "Arn")],
+            None,
+        ),
         grant(
             function,
             "WorkQueue",
@@ -603,6 +611,62 @@ fn the_data_is_encrypted_and_the_table_is_recoverable() {
 }
 
 #[test]
+fn drill_evidence_is_kept_for_good_and_recoverable() {
+    let t = template();
+    let drills = resource(&t, "DrillTable");
+    assert_eq!(drills["Type"], "AWS::DynamoDB::Table");
+    assert_eq!(drills["DeletionPolicy"], "Retain");
+    assert_eq!(drills["UpdateReplacePolicy"], "Retain");
+    assert!(drills.get("Condition").is_none(), "always there");
+    let table = &drills["Properties"];
+    assert_eq!(
+        table["KeySchema"],
+        json!([
+            {"AttributeName": "drill", "KeyType": "HASH"},
+            {"AttributeName": "startedAt", "KeyType": "RANGE"}
+        ])
+    );
+    assert_eq!(
+        table["AttributeDefinitions"],
+        json!([
+            {"AttributeName": "drill", "AttributeType": "S"},
+            {"AttributeName": "startedAt", "AttributeType": "S"}
+        ])
+    );
+    assert!(
+        table.get("TimeToLiveSpecification").is_none(),
+        "evidence never expires"
+    );
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    assert_eq!(table["SSESpecification"]["SSEEnabled"], true);
+    let variables = &resource(&t, "RestoreFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables["DRILL_TABLE"], r#ref("DrillTable"));
+    // The API cannot be named in the function's own environment (SAM's HttpApi events make the
+    // API depend on the function): the base URL is a parameter, empty until it is known.
+    assert_eq!(variables["PUBLIC_BASE_URL"], r#ref("PublicBaseUrl"));
+    let base = &t["Parameters"]["PublicBaseUrl"];
+    assert_eq!(base["Default"], "");
+    let pattern = regex::Regex::new(base["AllowedPattern"].as_str().unwrap()).unwrap();
+    for ok in [
+        "",
+        "https://abc123.execute-api.eu-west-1.amazonaws.com",
+        "https://dr.example.com/prod",
+    ] {
+        assert!(pattern.is_match(ok), "{ok}");
+    }
+    for bad in [
+        "http://x.example.com",
+        "https://x.example.com/",
+        "https://x.example.com/?a=b",
+    ] {
+        assert!(!pattern.is_match(bad), "{bad}");
+    }
+}
+
+#[test]
 fn the_function_and_its_triggers_follow_the_issue() {
     let t = template();
     let function = &resource(&t, "RestoreFunction")["Properties"];
@@ -640,7 +704,10 @@ fn the_function_and_its_triggers_follow_the_issue() {
         routes,
         BTreeSet::from([
             "POST /restore".to_owned(),
-            "GET /restore/{requestId}".to_owned()
+            "GET /restore/{requestId}".to_owned(),
+            "GET /drills/{name}".to_owned(),
+            "GET /drills/{name}/report".to_owned(),
+            "GET /drills/{name}/report.csv".to_owned(),
         ])
     );
     assert_eq!(queues.len(), 1);
@@ -705,7 +772,17 @@ fn the_drill_schedule_passes_the_execution_id_as_the_contract_shows() {
     let input = target["Input"]["Fn::Sub"]
         .as_str()
         .expect("the input is an Fn::Sub of the command parameter");
-    let command = json!({"groupId": "5e2211c17a3e5a48f5497de3", "clusterName": "orders"});
+    let command = json!({"groupId": "5e2211c17a3e5a48f5497de3", "clusterName": "orders", "drill": {"name": "orders-monthly"}});
+    // A scheduled drill is a drill: a command without "drill" is refused by the parameter.
+    let pattern = t["Parameters"]["DrillCommand"]["AllowedPattern"]
+        .as_str()
+        .expect("DrillCommand has an AllowedPattern");
+    let pattern = regex::Regex::new(pattern).unwrap();
+    assert!(pattern.is_match(&command.to_string()));
+    assert!(pattern.is_match(""));
+    assert!(
+        !pattern.is_match(r#"{"groupId": "5e2211c17a3e5a48f5497de3", "clusterName": "orders"}"#)
+    );
     let rendered = input.replace("${DrillCommand}", &command.to_string());
     assert!(
         !rendered.contains("${"),
@@ -825,6 +902,7 @@ fn the_outputs_name_what_a_team_wires_up() {
         "WebhookUrl",
         "OutcomeTopicArn",
         "IdempotencyTableName",
+        "DrillTableName",
         "WorkQueueUrl",
     ] {
         assert!(outputs.contains_key(&name.to_owned()), "output {name}");

@@ -129,7 +129,7 @@ fn every_option_on() -> Vec<(&'static str, &'static str)> {
         ("FollowMaxHours", "72"),
         (
             "DrillCommand",
-            r#"{"groupId": "5e2211c17a3e5a48f5497de3", "clusterName": "orders", "restorePoint": "latestSnapshot", "restore": {"delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": "5e2211c17a3e5a48f5497de3", "targetClusterName": "orders-drill"}}, "requestedBy": "scheduler:drill", "reason": "monthly DR drill"}"#,
+            r#"{"groupId": "5e2211c17a3e5a48f5497de3", "clusterName": "orders", "restorePoint": "latestSnapshot", "restore": {"delivery": {"methodName": "AUTOMATED_RESTORE", "targetGroupId": "5e2211c17a3e5a48f5497de3", "targetClusterName": "orders-drill"}}, "requestedBy": "scheduler:drill", "reason": "monthly DR drill", "drill": {"name": "orders-monthly", "rtoTargetMinutes": 120, "rpoTargetMinutes": 1440}}"#,
         ),
         ("DrillScheduleTimezone", "Europe/Berlin"),
         (
@@ -713,8 +713,12 @@ fn the_vpc_parameters_refuse_malformed_lists() {
 fn an_existing_idempotency_table_is_used_instead_of_a_new_one() {
     let created = Deployed::new(defaults_translated(), &required());
     let tables = created.of_type("AWS::DynamoDB::Table");
-    assert_eq!(tables.len(), 1);
-    assert_eq!(tables[0].0, "IdempotencyTable");
+    let names: Vec<&str> = tables.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["DrillTable", "IdempotencyTable"]);
+    let tables: Vec<_> = tables
+        .into_iter()
+        .filter(|(name, _)| name.as_str() == "IdempotencyTable")
+        .collect();
     assert_eq!(tables[0].1["DeletionPolicy"], "Retain");
     assert_eq!(
         created.properties("RestoreFunction")["Environment"]["Variables"]["IDEMPOTENCY_TABLE"],
@@ -730,9 +734,15 @@ fn an_existing_idempotency_table_is_used_instead_of_a_new_one() {
     );
 
     let reused = Deployed::new(every_option_translated(), &every_option_on());
-    assert!(
-        reused.of_type("AWS::DynamoDB::Table").is_empty(),
-        "no table is created when one is named"
+    let tables: Vec<String> = reused
+        .of_type("AWS::DynamoDB::Table")
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    assert_eq!(
+        tables,
+        ["DrillTable"],
+        "no idempotency table is created when one is named (the drill table always is)"
     );
     assert_eq!(
         reused.properties("RestoreFunction")["Environment"]["Variables"]["IDEMPOTENCY_TABLE"],

@@ -19,6 +19,7 @@ use crate::atlas_api::model::{ApiError, CloudSnapshot, Cluster, Page, RestoreJob
 use crate::atlas_api::{AtlasCredentials, AtlasError, CreateAnswer};
 use crate::command::{ObjectId, SourceCluster};
 use crate::dependency::DependencyError;
+use crate::drill::RestorePoint;
 use crate::ports::CredentialSource;
 use crate::redacted::Secret;
 
@@ -587,6 +588,33 @@ impl AtlasClient {
     ) -> Result<Vec<CloudSnapshot>, AtlasError> {
         let path = cluster_path("v2", source, &["backup", "snapshots"]);
         self.get_all_pages(&path, &[], V2, deadline).await
+    }
+
+    /// The one snapshot or checkpoint a drill's restore point names (CONTRACT section 7), as
+    /// Atlas served it; `Value::Null` without a call for a point that names none.
+    pub async fn get_restore_point(
+        &self,
+        source: &SourceCluster,
+        point: &RestorePoint,
+        deadline: Instant,
+    ) -> Result<Value, AtlasError> {
+        let (path, accept) = match point {
+            RestorePoint::LegacySnapshot(id) => (
+                cluster_path("v1.0", source, &["snapshots", id.as_str()]),
+                V1,
+            ),
+            RestorePoint::Checkpoint(id) => (
+                cluster_path("v1.0", source, &["checkpoints", id.as_str()]),
+                V1,
+            ),
+            RestorePoint::CloudSnapshot(id) => (
+                cluster_path("v2", source, &["backup", "snapshots", id.as_str()]),
+                V2,
+            ),
+            RestorePoint::At(_) | RestorePoint::Unreadable => return Ok(Value::Null),
+        };
+        self.get_json(&self.api_url(&path, &[]), accept, deadline)
+            .await
     }
 
     /// An authenticated GET of any path under the base URL, for endpoints this client has no

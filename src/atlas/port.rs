@@ -10,6 +10,7 @@ use super::AtlasClient;
 use crate::atlas_api::model::{CloudSnapshot, Cluster, RestoreJob, Snapshot};
 use crate::atlas_api::{AtlasError, CreateAnswer};
 use crate::command::{ObjectId, SourceCluster};
+use crate::drill::RestorePoint;
 use crate::ports::{Atlas, DependencyError};
 
 impl Atlas for AtlasClient {
@@ -88,6 +89,15 @@ impl Atlas for AtlasClient {
         deadline: Instant,
     ) -> impl Future<Output = Result<RestoreJob, AtlasError>> + Send {
         AtlasClient::get_cloud_restore_job(self, source, job_id, deadline)
+    }
+
+    fn get_restore_point(
+        &self,
+        source: &SourceCluster,
+        point: &RestorePoint,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Value, AtlasError>> + Send {
+        AtlasClient::get_restore_point(self, source, point, deadline)
     }
 
     fn load_credentials(&self) -> impl Future<Output = Result<(), DependencyError>> + Send {

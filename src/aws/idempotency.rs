@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, TimeZone, Utc};
@@ -58,19 +58,7 @@ impl DynamoIdempotencyStore {
         E: std::error::Error + ProvideErrorMetadata + 'static,
         R: std::fmt::Debug,
     {
-        let hint = match error.code() {
-            Some("ResourceNotFoundException") => ": no such table; check IDEMPOTENCY_TABLE",
-            Some("AccessDeniedException") => ": the function's role may not use the table",
-            _ => "",
-        };
-        DependencyError::new(
-            SERVICE,
-            format!(
-                "{doing} in table {} failed{hint}: {}",
-                self.table,
-                DisplayErrorContext(error)
-            ),
-        )
+        super::table_error(&self.table, "IDEMPOTENCY_TABLE", doing, error)
     }
 }
 

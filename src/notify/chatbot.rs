@@ -5,6 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use super::{Facts, given, trigger_name, unique};
+use crate::drill::human_duration;
 use crate::outcome::{AtlasSummary, ErrorCode, JobSummary, Outcome, OutcomeKind};
 
 /// Chatbot's limit for a custom notification's description is 8,000 characters; stay below.
@@ -52,6 +53,9 @@ pub(super) fn message(outcome: &Outcome, facts: &Facts<'_>) -> Value {
 }
 
 fn title(outcome: &Outcome, facts: &Facts<'_>) -> String {
+    if let Some(title) = drill_title(outcome) {
+        return shorten(&title, TITLE_MAX);
+    }
     let source = facts.source.map_or("unknown cluster".to_owned(), code);
     let route = match (&facts.target, facts.download) {
         (Some(target), _) => format!("{source} \u{2192} {}", code(target)),
@@ -99,6 +103,34 @@ fn title(outcome: &Outcome, facts: &Facts<'_>) -> String {
         ),
     };
     shorten(&title, TITLE_MAX)
+}
+
+/// A drill's end (CONTRACT section 7): "Drill orders-monthly PASSED: RTO 42 min (target 120
+/// min), RPO 6 h 10 min", each target shown when given.
+fn drill_title(outcome: &Outcome) -> Option<String> {
+    let drill = outcome.drill.as_ref()?;
+    let verdict = drill.verdict.as_deref()?;
+    let figure = |name: &str, seconds: Option<u64>, target: Option<u32>| {
+        let value = seconds.map_or_else(|| "not measured".to_owned(), human_duration);
+        match target {
+            Some(minutes) => format!("{name} {value} (target {minutes} min)"),
+            None => format!("{name} {value}"),
+        }
+    };
+    let mut parts = Vec::new();
+    if drill.rto_seconds.is_some() || outcome.outcome.is_final() {
+        parts.push(figure("RTO", drill.rto_seconds, drill.rto_target_minutes));
+    }
+    parts.push(figure("RPO", drill.rpo_seconds, drill.rpo_target_minutes));
+    let missed = match drill.missed.as_slice() {
+        [] => String::new(),
+        missed => format!(" ({})", missed.join(", ").to_uppercase()),
+    };
+    Some(format!(
+        "Drill {} {verdict}{missed}: {}",
+        one_line(&drill.name),
+        parts.join(", ")
+    ))
 }
 
 fn summary(outcome: &Outcome, facts: &Facts<'_>) -> String {
@@ -171,6 +203,11 @@ fn additional_context(outcome: &Outcome, facts: &Facts<'_>) -> Map<String, Value
         "durationSeconds",
         outcome.duration_seconds.map(|s| s.to_string()),
     );
+    if let Some(drill) = &outcome.drill {
+        put("drill", Some(drill.name.clone()));
+        put("drillVerdict", drill.verdict.clone());
+    }
+    put("reportUrl", outcome.report_url.clone());
     context
 }
 
@@ -198,6 +235,9 @@ fn description_listing(outcome: &Outcome, facts: &Facts<'_>, list_max: usize) ->
         lines.push(format!("*Would send:* ```{body}```"));
     }
     lines.extend(who_and_why_lines(outcome));
+    if let Some(url) = &outcome.report_url {
+        lines.push(format!("*Drill report:* {}", text(url)));
+    }
     lines.join("\n")
 }
 
@@ -776,6 +816,67 @@ mod tests {
 
     fn chat(outcome: &Outcome) -> Value {
         serde_json::from_str(&render(outcome, NotifyFormat::Chatbot, false).message).unwrap()
+    }
+
+    fn drill_end(kind: OutcomeKind, verdict: &str, missed: &[&str]) -> Outcome {
+        with(kind, |o| {
+            o.duration_seconds = Some(42 * 60 + 7);
+            o.report_url =
+                Some("https://x.example/drills/orders-monthly/report?expires=1&sig=v0%3Dab".into());
+            o.drill = Some(crate::outcome::DrillFigures {
+                name: "orders-monthly".into(),
+                rto_target_minutes: Some(120),
+                rpo_target_minutes: None,
+                restore_point_time: Some(at(0)),
+                rpo_seconds: Some(6 * 3600 + 10 * 60),
+                rto_seconds: Some(42 * 60 + 7),
+                verdict: Some(verdict.into()),
+                missed: missed.iter().map(|m| (*m).to_owned()).collect(),
+            });
+        })
+    }
+
+    #[test]
+    fn a_drill_s_end_is_titled_with_its_verdict_and_figures() {
+        let m = chat(&drill_end(OutcomeKind::Finished, "PASSED", &[]));
+        assert_eq!(
+            m["content"]["title"],
+            "Drill orders-monthly PASSED: RTO 42 min (target 120 min), RPO 6 h 10 min"
+        );
+        assert_eq!(m["metadata"]["additionalContext"]["drillVerdict"], "PASSED");
+        assert!(
+            m["content"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("*Drill report:* https://x.example/drills/orders-monthly/report?")
+        );
+        let m = chat(&drill_end(OutcomeKind::Finished, "MISSED_TARGET", &["rto"]));
+        assert!(
+            m["content"]["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("Drill orders-monthly MISSED_TARGET (RTO): RTO 42 min")
+        );
+        let mut failed = drill_end(OutcomeKind::Failed, "FAILED", &[]);
+        failed.duration_seconds = None;
+        if let Some(d) = failed.drill.as_mut() {
+            d.rto_seconds = None;
+        }
+        assert_eq!(
+            chat(&failed)["content"]["title"],
+            "Drill orders-monthly FAILED: RPO 6 h 10 min"
+        );
+        // A drill still running reads as any submitted restore.
+        let mut running = drill_end(OutcomeKind::Submitted, "PASSED", &[]);
+        if let Some(d) = running.drill.as_mut() {
+            d.verdict = None;
+        }
+        assert!(
+            chat(&running)["content"]["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("Restore submitted")
+        );
     }
 
     fn no_nulls(value: &Value) -> bool {

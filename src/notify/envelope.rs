@@ -90,6 +90,11 @@ pub(super) fn attributes(outcome: &Outcome) -> Vec<(&'static str, String)> {
         ("groupId", outcome.group_id.as_deref()),
         ("clusterName", outcome.cluster_name.as_deref()),
         ("backupType", backup_type),
+        // A drill's final outcome (CONTRACT section 7).
+        (
+            "drillVerdict",
+            outcome.drill.as_ref().and_then(|d| d.verdict.as_deref()),
+        ),
     ]
     .into_iter()
     .filter_map(|(name, value)| {
@@ -264,6 +269,30 @@ mod tests {
                 ("backupType", "legacy".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn a_drill_s_end_carries_its_verdict_as_an_attribute() {
+        let outcome = with(OutcomeKind::Finished, |o| {
+            o.drill = Some(crate::outcome::DrillFigures {
+                name: "orders-monthly".into(),
+                verdict: Some("MISSED_TARGET".into()),
+                ..Default::default()
+            });
+        });
+        let n = render(&outcome, NotifyFormat::Json, false);
+        assert_eq!(
+            n.attributes.last(),
+            Some(&("drillVerdict", "MISSED_TARGET".to_owned()))
+        );
+        let running = with(OutcomeKind::Submitted, |o| {
+            o.drill = Some(crate::outcome::DrillFigures {
+                name: "orders-monthly".into(),
+                ..Default::default()
+            });
+        });
+        let n = render(&running, NotifyFormat::Json, false);
+        assert!(n.attributes.iter().all(|(name, _)| *name != "drillVerdict"));
     }
 
     #[test]

@@ -145,6 +145,7 @@ impl<P: Ports> Runner<P> {
             }
         };
         let outcome = follow::final_outcome(&submitted, kind, jobs, now, note);
+        let outcome = self.with_drill_figures(outcome, now).await?;
         let expires_at = record.expires_at.max(self.expiry_after(now));
         self.store
             .store_final(key, message.check, &outcome, expires_at)
@@ -161,6 +162,7 @@ impl<P: Ports> Runner<P> {
         key: &str,
         outcome: Outcome,
     ) -> Result<Report, DependencyError> {
+        self.keep_evidence(&outcome).await?;
         if let Publication::Failed(error) = self.publish(&outcome).await {
             return Err(error);
         }

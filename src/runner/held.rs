@@ -155,6 +155,14 @@ impl<P: Ports> Runner<P> {
         attempt: u64,
         outcome: &Outcome,
     ) -> Publication {
+        // A drill's evidence before its outcome: never an outcome without its evidence.
+        if let Err(error) = self.keep_evidence(outcome).await {
+            if let Err(release) = self.store.release_publication_claim(key).await {
+                tracing::warn!(request_id = %key, error = %release, "could not give the right to publish back");
+            }
+            tracing::warn!(request_id = %key, %error, "the drill's evidence could not be kept; the outcome is not published yet");
+            return Publication::Failed(error);
+        }
         let publication = self.publish(outcome).await;
         let settled = match &publication {
             Publication::Published if outcome.outcome.keeps_key() => {

@@ -1,6 +1,7 @@
 //! The one place that orders the work of a command (CONTRACT sections 3 and 4):
 //! key -> resolve -> submit -> reconcile -> store -> publish, written against `crate::ports`.
 
+mod drill;
 mod follow_up;
 mod held;
 mod outcomes;
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::command::RestoreCommand;
 use crate::ledger::{self, Acquired, Arrival, Ask, Decision};
 use crate::outcome::{AtlasSummary, JobSummary, Outcome, OutcomeKind, Problem, Trigger};
-use crate::ports::{Adapters, Secrets};
+use crate::ports::{Adapters, DrillEvidence, Secrets};
 use crate::ports::{
     Atlas, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier, Ports, WorkQueue,
 };
@@ -40,6 +41,8 @@ pub struct RunnerSettings {
     /// `FOLLOW_JOBS=true`: follow every `SUBMITTED` request; otherwise only drills and requests
     /// with a task token (CONTRACT sections 7 and 8).
     pub follow_all: bool,
+    /// `PUBLIC_BASE_URL`: a drill's final outcome links to its report under it.
+    pub public_base_url: Option<String>,
 }
 
 impl RunnerSettings {
@@ -53,6 +56,7 @@ impl RunnerSettings {
                 max: config.follow_max,
             },
             follow_all: config.follow_jobs,
+            public_base_url: config.public_base_url.as_ref().map(ToString::to_string),
             ..RunnerSettings::default()
         }
     }
@@ -89,6 +93,7 @@ impl Default for RunnerSettings {
             unavailable_backoff: Duration::from_secs(1),
             follow: FollowSettings::default(),
             follow_all: false,
+            public_base_url: None,
         }
     }
 }
@@ -151,6 +156,8 @@ pub struct Runner<P: Ports> {
     store: P::Store,
     clock: P::Clock,
     queue: Option<P::Queue>,
+    /// `DRILL_TABLE`: where drills leave their evidence (CONTRACT section 7).
+    drills: Option<P::Drills>,
     settings: RunnerSettings,
 }
 
@@ -192,7 +199,25 @@ where
             store,
             clock,
             queue,
+            drills: None,
             settings,
+        }
+    }
+
+    /// The same runner with the drill evidence store (`DRILL_TABLE`), when there is one.
+    pub fn with_drills<D: DrillEvidence>(
+        self,
+        drills: Option<D>,
+    ) -> Runner<Adapters<A, S, N, I, C, Q, D>> {
+        Runner {
+            atlas: self.atlas,
+            secrets: self.secrets,
+            notifier: self.notifier,
+            store: self.store,
+            clock: self.clock,
+            queue: self.queue,
+            drills,
+            settings: self.settings,
         }
     }
 }

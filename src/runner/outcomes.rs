@@ -101,9 +101,19 @@ impl<P: Ports> Runner<P> {
         kind: OutcomeKind,
         atlas: AtlasSummary,
     ) -> Outcome {
-        self.outcome(submission.request, kind, submission.attempt.started_at)
+        let sent = atlas.http_status.is_some();
+        let mut outcome = self
+            .outcome(submission.request, kind, submission.attempt.started_at)
             .with_restore(&submission.body)
-            .with_atlas(atlas)
+            .with_atlas(atlas);
+        if let Some(drill) = &mut outcome.drill {
+            drill.restore_point_time = submission.restore_point_time;
+        }
+        // A drill sent to Atlas that ended here leaves its evidence (CONTRACT section 7).
+        if kind == OutcomeKind::Unknown || kind == OutcomeKind::Failed && sent {
+            outcome.drill = crate::drill::measure(&outcome).or(outcome.drill);
+        }
+        outcome
     }
 
     pub(super) fn no_snapshot(&self, request: &RunRequest, attempt: &Attempt) -> Outcome {

@@ -12,11 +12,20 @@ use tokio::time::Instant;
 use crate::atlas_api::model::{ApiError, RestoreJob};
 use crate::atlas_api::{AtlasError, CreateAnswer};
 use crate::command::{BackupType, ObjectId, ResolvedRestore, RestoreCommand};
+use crate::drill::RestorePoint;
 use crate::outcome::{Outcome, OutcomeKind, Problem};
 use crate::ports::{Atlas, Clock, DependencyError, IdempotencyStore, Ports, SendingMark};
 use crate::reconcile::{Adoption, find_adoptable, find_adoptable_cloud};
 
 use super::*;
+
+/// A listed snapshot: (created, increment, id, the time of its data).
+pub(super) type ListedSnapshot = (
+    Option<DateTime<chrono::FixedOffset>>,
+    i64,
+    ObjectId,
+    Option<DateTime<Utc>>,
+);
 
 /// The attempt holding the key.
 pub(super) struct Attempt {
@@ -55,6 +64,8 @@ pub(super) struct Submission<'a> {
     pub(super) body: Value,
     /// The snapshot `latestSnapshot` resolved to, recorded with the sending mark.
     pub(super) chosen_snapshot: Option<String>,
+    /// A drill's restore point time (CONTRACT section 7), when known.
+    pub(super) restore_point_time: Option<DateTime<Utc>>,
     pub(super) submit_deadline: Instant,
     pub(super) reconcile_deadline: Instant,
 }
@@ -168,10 +179,10 @@ impl<P: Ports> Runner<P> {
         if !self.is_dry_run(command) || needs_listing {
             self.atlas.load_credentials().await?;
         }
-        let latest = match chosen_earlier {
-            Some(id) => Some(id),
+        let (latest, listed_time) = match chosen_earlier {
+            Some(id) => (Some(id), None),
             None if needs_listing => match self.latest_snapshot(command, submit_deadline).await? {
-                Ok(Some(id)) => Some(id),
+                Ok(Some((id, time))) => (Some(id), time),
                 Ok(None) => return Ok(Err(self.no_snapshot(request, attempt))),
                 Err(error) => {
                     let doing = "listing snapshots";
@@ -179,13 +190,21 @@ impl<P: Ports> Runner<P> {
                     return Ok(Err(failed));
                 }
             },
-            None => None,
+            None => (None, None),
         };
         // A point chosen at run time is chosen as of the first attempt, so a retry means the same.
         let Some(job) = spec.resolve(attempt.started_at, latest.as_ref()) else {
             return Ok(Err(self.no_snapshot(request, attempt)));
         };
+        let restore_point_time = match command.drill.is_some() && !self.is_dry_run(command) {
+            true => {
+                self.restore_point_time(command, &job, listed_time, submit_deadline)
+                    .await?
+            }
+            false => None,
+        };
         Ok(Ok(Submission {
+            restore_point_time,
             request,
             attempt,
             body: job.atlas_body(),
@@ -382,12 +401,14 @@ impl<P: Ports> Runner<P> {
         })
     }
 
-    /// The newest completed snapshot; `Err` inside `Ok` is Atlas's refusal, an outcome.
+    /// The newest completed snapshot and the time of its data (a drill's restore point time);
+    /// `Err` inside `Ok` is Atlas's refusal, an outcome.
     pub(super) async fn latest_snapshot(
         &self,
         command: &RestoreCommand,
         deadline: Instant,
-    ) -> Result<Result<Option<ObjectId>, AtlasError>, DependencyError> {
+    ) -> Result<Result<Option<(ObjectId, Option<DateTime<Utc>>)>, AtlasError>, DependencyError>
+    {
         let listed = match self.completed_snapshots(command, deadline).await {
             Err(AtlasError::NoCredentials(error)) => return Err(error),
             listed => listed,
@@ -396,16 +417,54 @@ impl<P: Ports> Runner<P> {
             snapshots
                 .into_iter()
                 .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)))
-                .map(|(_, _, id)| id)
+                .map(|(_, _, id, time)| (id, time))
         }))
     }
 
-    /// The source cluster's completed snapshots of its backup type, as (created, increment, id).
+    /// A drill's restore point time: the body's own, the listed snapshot's, or one read of the
+    /// snapshot or checkpoint it names (CONTRACT section 7). A read Atlas refuses leaves it
+    /// unknown (logged): the restore still runs, and the drill shows no RPO.
+    async fn restore_point_time(
+        &self,
+        command: &RestoreCommand,
+        job: &ResolvedRestore,
+        listed: Option<DateTime<Utc>>,
+        deadline: Instant,
+    ) -> Result<Option<DateTime<Utc>>, DependencyError> {
+        let point = RestorePoint::of(job);
+        if let Some(time) = point.known().or(listed) {
+            return Ok(Some(time));
+        }
+        let read = self
+            .atlas
+            .get_restore_point(&command.source, &point, deadline)
+            .await;
+        match read {
+            Ok(read) => {
+                let time = point.time_from(&read);
+                if time.is_none() {
+                    tracing::warn!(
+                        ?point,
+                        "the restore point read from Atlas has no time; the drill's RPO is unknown"
+                    );
+                }
+                Ok(time)
+            }
+            Err(AtlasError::NoCredentials(error)) => Err(error),
+            Err(error) => {
+                tracing::warn!(?point, %error, "the restore point could not be read; the drill's RPO is unknown");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The source cluster's completed snapshots of its backup type, as (created, increment, id,
+    /// the time of its data).
     pub(super) async fn completed_snapshots(
         &self,
         command: &RestoreCommand,
         deadline: Instant,
-    ) -> Result<Vec<(Option<DateTime<chrono::FixedOffset>>, i64, ObjectId)>, AtlasError> {
+    ) -> Result<Vec<ListedSnapshot>, AtlasError> {
         let parse = |date: Option<&str>| date.and_then(|d| DateTime::parse_from_rfc3339(d).ok());
         Ok(match command.restore.backup_type() {
             BackupType::Legacy => self
@@ -416,10 +475,15 @@ impl<P: Ports> Runner<P> {
                 .filter(|s| s.complete != Some(false))
                 .filter_map(|s| {
                     let created = s.created.as_ref();
+                    let id = ObjectId::parse(&s.id)?;
+                    let time = serde_json::to_value(&s)
+                        .ok()
+                        .and_then(|v| RestorePoint::LegacySnapshot(id.clone()).time_from(&v));
                     Some((
                         parse(created.and_then(|c| c.date.as_deref())),
                         created.and_then(|c| c.increment).unwrap_or(0),
-                        ObjectId::parse(&s.id)?,
+                        id,
+                        time,
                     ))
                 })
                 .collect(),
@@ -429,7 +493,11 @@ impl<P: Ports> Runner<P> {
                 .await?
                 .into_iter()
                 .filter(|s| s.status.as_deref() == Some("completed"))
-                .filter_map(|s| Some((parse(s.created_at.as_deref()), 0, ObjectId::parse(&s.id)?)))
+                .filter_map(|s| {
+                    let created = parse(s.created_at.as_deref());
+                    let time = created.map(|c| c.with_timezone(&Utc));
+                    Some((created, 0, ObjectId::parse(&s.id)?, time))
+                })
                 .collect(),
         })
     }

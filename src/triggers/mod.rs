@@ -2,6 +2,7 @@
 //! answer (`route` tells them apart). Nothing here decides restores; it only translates.
 
 pub mod direct;
+pub mod drills;
 pub mod hand_off;
 pub mod queue;
 pub mod route;

@@ -14,6 +14,7 @@ use crate::policy::{People, check_webhook_approval, follow_requirements};
 use crate::ports::{DependencyError, Ports, Secrets, SigningSecrets};
 use crate::runner::{Publication, Report, RunRequest};
 use crate::telemetry::log_outcome;
+use crate::triggers::drills::DrillRequest;
 use crate::triggers::hand_off::HandOffMessage;
 use crate::triggers::signature::{SignatureError, SignatureHeaders, verify};
 
@@ -60,6 +61,9 @@ impl<P: Ports> App<P> {
     ) -> Result<Value, DependencyError> {
         let now = self.runner.now();
         let request = WebhookEvent::read(event);
+        if let Some(drills) = DrillRequest::read(event, request.method) {
+            return self.drills(drills, &request.headers, now).await;
+        }
         if let Some(refused) = self.webhook_unverified(&request, now).await {
             return Ok(refused);
         }

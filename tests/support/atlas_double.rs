@@ -1,8 +1,8 @@
 //! A test double of the MongoDB Atlas Admin API, served over real HTTP on `127.0.0.1`.
 //!
 //! It covers what this project touches (see `tests/fixtures/atlas/NOTES.md`): legacy restore jobs
-//! (create, list, get), legacy snapshots, the project's clusters, Cloud Backup (v2) restore jobs
-//! (create, list, get) and cloud snapshots (list), HTTP Digest with API keys and OAuth 2.0 client
+//! (create, list, get), legacy snapshots (list, get) and checkpoints (get), the project's clusters, Cloud Backup (v2) restore jobs
+//! (create, list, get) and cloud snapshots (list, get), HTTP Digest with API keys and OAuth 2.0 client
 //! credentials with service accounts. Faults can be queued per route to make the
 //! double answer errors, non-JSON bodies, slow answers, or drop the connection before or after
 //! processing. Every request is recorded.
@@ -85,6 +85,12 @@ pub enum Route {
     GetCloudRestoreJob,
     /// `GET /api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots`.
     ListCloudSnapshots,
+    /// `GET /api/atlas/v1.0/groups/{groupId}/clusters/{clusterName}/snapshots/{snapshotId}`.
+    GetSnapshot,
+    /// `GET /api/atlas/v1.0/groups/{groupId}/clusters/{clusterName}/checkpoints/{checkpointId}`.
+    GetCheckpoint,
+    /// `GET /api/atlas/v2/groups/{groupId}/clusters/{clusterName}/backup/snapshots/{snapshotId}`.
+    GetCloudSnapshot,
 }
 
 /// The state of a cloud restore job, as set by [`AtlasDouble::set_cloud_job_state`]. It replaces
@@ -248,6 +254,27 @@ impl AtlasDouble {
             id: snapshot_id.to_owned(),
             created,
             complete,
+        });
+    }
+
+    /// A checkpoint of an existing (sharded) cluster, whose data is as of `timestamp`.
+    pub fn add_checkpoint(
+        &self,
+        group_id: &str,
+        cluster_name: &str,
+        checkpoint_id: &str,
+        timestamp: DateTime<Utc>,
+    ) {
+        let mut state = self.lock();
+        assert!(
+            state.cluster(group_id, cluster_name).is_some(),
+            "add_checkpoint: no cluster {cluster_name} in group {group_id}"
+        );
+        state.checkpoints.push(Checkpoint {
+            group_id: group_id.to_owned(),
+            cluster_name: cluster_name.to_owned(),
+            id: checkpoint_id.to_owned(),
+            timestamp,
         });
     }
 
@@ -528,6 +555,7 @@ struct State {
     groups: Vec<String>,
     clusters: Vec<Cluster>,
     snapshots: Vec<Snapshot>,
+    checkpoints: Vec<Checkpoint>,
     jobs: Vec<Job>,
     cloud_snapshots: Vec<CloudSnapshot>,
     cloud_jobs: Vec<CloudJob>,
@@ -556,6 +584,13 @@ struct Snapshot {
     id: String,
     created: DateTime<Utc>,
     complete: bool,
+}
+
+struct Checkpoint {
+    group_id: String,
+    cluster_name: String,
+    id: String,
+    timestamp: DateTime<Utc>,
 }
 
 struct Job {
@@ -605,6 +640,7 @@ impl State {
             groups: Vec::new(),
             clusters: Vec::new(),
             snapshots: Vec::new(),
+            checkpoints: Vec::new(),
             jobs: Vec::new(),
             cloud_snapshots: Vec::new(),
             cloud_jobs: Vec::new(),

@@ -200,6 +200,15 @@ impl Atlas for FakeAtlas {
         })
     }
 
+    async fn get_restore_point(
+        &self,
+        _: &SourceCluster,
+        _: &atlas_restore_runner::drill::RestorePoint,
+        _: tokio::time::Instant,
+    ) -> Result<serde_json::Value, AtlasError> {
+        Ok(serde_json::Value::Null)
+    }
+
     async fn load_credentials(&self) -> Result<(), DependencyError> {
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 pub mod atlas_double;
 pub mod clock;
+pub mod drills;
 pub mod e2e;
 pub mod events;
 pub mod fault_proxy;

@@ -103,6 +103,28 @@ pub(super) fn resolve(method: &str, path: &str) -> Target {
             "atlas",
             "v1.0",
             "groups",
+            group,
+            "clusters",
+            cluster,
+            "snapshots",
+            snapshot,
+        ] if get => Target::Api(Route::GetSnapshot, params(group, cluster, snapshot)),
+        [
+            "api",
+            "atlas",
+            "v1.0",
+            "groups",
+            group,
+            "clusters",
+            cluster,
+            "checkpoints",
+            checkpoint,
+        ] if get => Target::Api(Route::GetCheckpoint, params(group, cluster, checkpoint)),
+        [
+            "api",
+            "atlas",
+            "v1.0",
+            "groups",
             _,
             "clusters",
             _,
@@ -157,6 +179,18 @@ pub(super) fn resolve(method: &str, path: &str) -> Target {
             "backup",
             "snapshots",
         ] if get => Target::Api(Route::ListCloudSnapshots, params(group, cluster, "")),
+        [
+            "api",
+            "atlas",
+            "v2",
+            "groups",
+            group,
+            "clusters",
+            cluster,
+            "backup",
+            "snapshots",
+            snapshot,
+        ] if get => Target::Api(Route::GetCloudSnapshot, params(group, cluster, snapshot)),
         // Atlas also cancels a job (DELETE) and takes an on-demand snapshot (POST) here; the double
         // does neither.
         [
@@ -343,6 +377,9 @@ pub(super) fn process(
         Route::ListCloudRestoreJobs => cloud::list_restore_jobs(state, params, headers, query),
         Route::GetCloudRestoreJob => cloud::get_restore_job(state, params, headers),
         Route::ListCloudSnapshots => cloud::list_snapshots(state, params, headers, query),
+        Route::GetSnapshot => get_snapshot(state, params),
+        Route::GetCheckpoint => get_checkpoint(state, params),
+        Route::GetCloudSnapshot => cloud::get_snapshot(state, params, headers),
         Route::Token => unreachable!("the token route is served by auth"),
     };
     result.unwrap_or_else(|reply| reply)
@@ -746,25 +783,98 @@ fn list_snapshots(state: &State, params: &Params, query: &Query) -> Result<Reply
     snapshots.sort_by(|(ia, a), (ib, b)| b.created.cmp(&a.created).then(ib.cmp(ia)));
     let items = snapshots
         .into_iter()
-        .map(|(_, s)| {
-            json!({
-                "id": s.id,
-                "clusterId": cluster.id,
-                "clusterName": cluster.name,
-                "groupId": cluster.group_id,
-                "complete": s.complete,
-                "created": {"date": rfc3339(s.created), "increment": 1},
-                "expires": rfc3339(s.created + ChronoDuration::days(7)),
-                "doNotDelete": false,
-                "incremental": false,
-                "links": [{"href": format!("{}{path}/{}", state.base_url, s.id), "rel": "self"}],
-            })
-        })
+        .map(|(_, s)| snapshot_json(state, &cluster, &path, s))
         .collect();
     Ok(Reply::json(
         200,
         page(&state.base_url, &path, &paging, items),
     ))
+}
+
+/// A legacy snapshot as Atlas serves it (`BackupSnapshot`). Its data is as of
+/// `lastOplogAppliedTimestamp`, two minutes before it was `created`.
+fn snapshot_json(state: &State, cluster: &Cluster, path: &str, s: &super::Snapshot) -> Value {
+    json!({
+        "id": s.id,
+        "clusterId": cluster.id,
+        "clusterName": cluster.name,
+        "groupId": cluster.group_id,
+        "complete": s.complete,
+        "created": {"date": rfc3339(s.created), "increment": 1},
+        "lastOplogAppliedTimestamp": {"date": rfc3339(s.created - ChronoDuration::minutes(2)), "increment": 1},
+        "expires": rfc3339(s.created + ChronoDuration::days(7)),
+        "doNotDelete": false,
+        "incremental": false,
+        "links": [{"href": format!("{}{path}/{}", state.base_url, s.id), "rel": "self"}],
+    })
+}
+
+/// `GET .../snapshots/{snapshotId}`: one legacy snapshot, or 404 `SNAPSHOT_NOT_FOUND`.
+fn get_snapshot(state: &State, params: &Params) -> Result<Reply, Reply> {
+    let cluster = find_cluster(state, &params.group_id, &params.cluster_name)?;
+    let path = format!(
+        "{}/snapshots",
+        cluster_path(&cluster.group_id, &cluster.name)
+    );
+    state
+        .snapshots
+        .iter()
+        .find(|s| {
+            s.group_id == cluster.group_id
+                && s.cluster_name == cluster.name
+                && s.id == params.job_id
+        })
+        .map(|s| Reply::json(200, snapshot_json(state, &cluster, &path, s)))
+        .ok_or_else(|| {
+            Reply::api_error(
+                404,
+                "SNAPSHOT_NOT_FOUND",
+                format!(
+                    "No snapshot with ID {} exists in cluster {}.",
+                    params.job_id, cluster.name
+                ),
+            )
+        })
+}
+
+/// `GET .../checkpoints/{checkpointId}` (sharded clusters): one checkpoint, or 404
+/// `CHECKPOINT_NOT_FOUND`. Atlas's documented shape: `timestamp` is the checkpoint's time.
+fn get_checkpoint(state: &State, params: &Params) -> Result<Reply, Reply> {
+    let cluster = find_cluster(state, &params.group_id, &params.cluster_name)?;
+    state
+        .checkpoints
+        .iter()
+        .find(|c| {
+            c.group_id == cluster.group_id
+                && c.cluster_name == cluster.name
+                && c.id == params.job_id
+        })
+        .map(|c| {
+            Reply::json(
+                200,
+                json!({
+                    "id": c.id,
+                    "clusterId": cluster.id,
+                    "groupId": cluster.group_id,
+                    "completed": rfc3339(c.timestamp + ChronoDuration::seconds(20)),
+                    "started": rfc3339(c.timestamp - ChronoDuration::seconds(10)),
+                    "restorable": true,
+                    "timestamp": rfc3339(c.timestamp),
+                    "parts": [],
+                    "links": [],
+                }),
+            )
+        })
+        .ok_or_else(|| {
+            Reply::api_error(
+                404,
+                "CHECKPOINT_NOT_FOUND",
+                format!(
+                    "No checkpoint with ID {} exists in cluster {}.",
+                    params.job_id, cluster.name
+                ),
+            )
+        })
 }
 
 fn list_clusters(state: &State, params: &Params, query: &Query) -> Result<Reply, Reply> {

@@ -659,6 +659,32 @@ pub(super) fn list_snapshots(
     Ok(Reply::json(200, page).versioned())
 }
 
+/// `GET .../backup/snapshots/{snapshotId}`: one snapshot, or 404 `SNAPSHOT_NOT_FOUND`.
+pub(super) fn get_snapshot(
+    state: &State,
+    params: &Params,
+    headers: &HeaderMap,
+) -> Result<Reply, Reply> {
+    require_version(headers)?;
+    let cluster = api::find_cluster(state, &params.group_id, &params.cluster_name)?;
+    let path = format!("{}/backup/snapshots", cluster_path(&cluster));
+    state
+        .cloud_snapshots
+        .iter()
+        .find(|s| same_cluster(&cluster, &s.group_id, &s.cluster_name) && s.id == params.job_id)
+        .map(|s| Reply::json(200, snapshot_json(&state.base_url, &path, &cluster, s)).versioned())
+        .ok_or_else(|| {
+            Reply::api_error(
+                404,
+                "SNAPSHOT_NOT_FOUND",
+                format!(
+                    "No snapshot with ID {} exists in cluster {}.",
+                    params.job_id, cluster.name
+                ),
+            )
+        })
+}
+
 /// Applies [`CloudJobState`] to a served job.
 pub(super) fn apply_state(job: &mut Value, job_state: &CloudJobState) {
     let Value::Object(map) = job else {
