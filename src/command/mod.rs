@@ -6,12 +6,14 @@ pub mod cloud;
 mod fields;
 pub mod json;
 pub mod legacy;
+mod task_token;
 pub mod values;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub use canonical::{canonical_json, fingerprint};
+pub use task_token::TaskToken;
 pub use cloud::{CloudPoint, CloudRestoreJob, CloudRestoreSpec, CloudTarget};
 use fields::{FieldRules, Fields, Problems};
 pub use legacy::{
@@ -34,6 +36,7 @@ pub const COMMAND_FIELDS: &[&str] = &[
     "approvedBy",
     "reason",
     "dryRun",
+    "taskToken",
 ];
 
 const COMMAND_RULES: FieldRules = FieldRules {
@@ -170,6 +173,8 @@ pub struct RestoreCommand {
     pub approved_by: Option<String>,
     pub reason: Option<String>,
     pub dry_run: bool,
+    /// The Step Functions task the request's end is reported to (CONTRACT section 8).
+    pub task_token: Option<TaskToken>,
 }
 
 impl RestoreCommand {
@@ -275,6 +280,7 @@ fn read_command(
     let approved_by = read_text(&fields, "approvedBy", MAX_PERSON_CHARS, problems);
     let reason = read_text(&fields, "reason", MAX_REASON_CHARS, problems);
     let dry_run = fields.boolean("dryRun", problems).unwrap_or(false);
+    let task_token = task_token::read(&fields, problems);
 
     fields.require("restore", ": the Atlas restore job body", problems);
     let restore = match (backup_type?, fields.get("restore")) {
@@ -300,6 +306,7 @@ fn read_command(
         approved_by: approved_by.ok()?,
         reason: reason.ok()?,
         dry_run,
+        task_token: task_token.ok()?,
     })
 }
 
