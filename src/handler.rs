@@ -13,6 +13,7 @@ use crate::aws::idempotency::DynamoIdempotencyStore;
 use crate::aws::queue::SqsWorkQueue;
 use crate::aws::secrets_manager::SecretsManagerSecrets;
 use crate::aws::sns::SnsNotifier;
+use crate::aws::step_functions::StepFunctionsCallbacks;
 use crate::config::Config;
 use crate::deadline;
 use crate::ports::{Adapters, DependencyError, Ports, SystemClock};
@@ -79,6 +80,7 @@ pub type Deployed = Adapters<
     DynamoIdempotencyStore,
     SystemClock,
     SqsWorkQueue,
+    StepFunctionsCallbacks,
 >;
 
 /// The handler as deployed: the real adapters.

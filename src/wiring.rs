@@ -7,6 +7,7 @@ use crate::aws::idempotency::DynamoIdempotencyStore;
 use crate::aws::queue::SqsWorkQueue;
 use crate::aws::secrets_manager::SecretsManagerSecrets;
 use crate::aws::sns::SnsNotifier;
+use crate::aws::step_functions::StepFunctionsCallbacks;
 use crate::config::Config;
 use crate::handler::{App, DeployedApp};
 use crate::ports::SystemClock;
@@ -50,7 +51,8 @@ impl DeployedApp {
             SystemClock,
             queue,
             RunnerSettings::from_config(&config),
-        );
+        )
+        .with_callbacks(StepFunctionsCallbacks::new(sdk));
         Ok(App { runner, config })
     }
 }

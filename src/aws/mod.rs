@@ -5,3 +5,4 @@ pub mod idempotency;
 pub mod queue;
 pub mod secrets_manager;
 pub mod sns;
+pub mod step_functions;

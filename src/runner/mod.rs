@@ -1,6 +1,7 @@
 //! The one place that orders the work of a command (CONTRACT sections 3 and 4):
 //! key -> resolve -> submit -> reconcile -> store -> publish, written against `crate::ports`.
 
+mod callback;
 mod follow_up;
 mod held;
 mod outcomes;
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::command::RestoreCommand;
 use crate::ledger::{self, Acquired, Arrival, Ask, Decision};
 use crate::outcome::{AtlasSummary, JobSummary, Outcome, OutcomeKind, Problem, Trigger};
-use crate::ports::{Adapters, Secrets};
+use crate::ports::{Adapters, NoCallbacks, Secrets, TaskCallbacks};
 use crate::ports::{
     Atlas, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier, Ports, WorkQueue,
 };
@@ -137,6 +138,8 @@ pub struct Runner<P: Ports> {
     clock: P::Clock,
     queue: Option<P::Queue>,
     settings: RunnerSettings,
+    /// Step Functions' task callbacks (CONTRACT section 8).
+    callbacks: P::Callbacks,
 }
 
 /// What a delivery from the work queue came to.
@@ -178,6 +181,21 @@ where
             clock,
             queue,
             settings,
+            callbacks: NoCallbacks,
+        }
+    }
+
+    /// The same runner, reporting to Step Functions tasks through `callbacks`.
+    pub fn with_callbacks<K: TaskCallbacks>(self, callbacks: K) -> Runner<Adapters<A, S, N, I, C, Q, K>> {
+        Runner {
+            atlas: self.atlas,
+            secrets: self.secrets,
+            notifier: self.notifier,
+            store: self.store,
+            clock: self.clock,
+            queue: self.queue,
+            settings: self.settings,
+            callbacks,
         }
     }
 }
@@ -346,7 +364,7 @@ impl<P: Ports> Runner<P> {
                     }
                 };
                 Ok(Delivered::Ran(Box::new(
-                    self.finish(key, attempt, outcome).await?,
+                    self.finish(key, attempt, outcome, false).await?,
                 )))
             }
             Acquired::Held {

@@ -102,7 +102,8 @@ impl<P: Ports> Runner<P> {
                 return Err(error);
             }
         };
-        self.finish(&request.request_id, attempt.number, outcome)
+        let reports = request.command.task_token.is_some();
+        self.finish(&request.request_id, attempt.number, outcome, reports)
             .await
     }
 
@@ -119,6 +120,9 @@ impl<P: Ports> Runner<P> {
             self.outcome(request, OutcomeKind::Rejected, attempt.started_at)
                 .with_errors(problems)
         };
+        // Recorded before anything is sent, so the end is reported to it whoever reports it.
+        self.take_task_token(&request.request_id, request.command.task_token.as_ref())
+            .await?;
         if !problems.is_empty() && attempt.earlier_sending.is_none() {
             return Ok(rejected(problems));
         }
@@ -341,11 +345,16 @@ impl<P: Ports> Runner<P> {
     }
 
     /// Stores the outcome, then publishes it, then marks it published (or frees the key).
+    /// Stores and publishes the first outcome. With `reports` (the command carries a task
+    /// token), an outcome that ends the request is then reported to the task, and only then is
+    /// a key that the outcome frees released: a retry after a failed report finds the outcome
+    /// and reports it, and never sends the restore again.
     pub(super) async fn finish(
         &self,
         key: &str,
         attempt: u64,
         outcome: Outcome,
+        reports: bool,
     ) -> Result<Report, DependencyError> {
         let now = self.clock.now();
         if let Err(error) = self
@@ -368,7 +377,10 @@ impl<P: Ports> Runner<P> {
             }
             return Err(error);
         }
-        let publication = self.publish_stored(key, attempt, &outcome).await;
+        let publication = self.publish_stored(key, attempt, &outcome, reports).await;
+        if reports && matches!(publication, Publication::Published) {
+            self.report_and_release(key, attempt, &outcome).await?;
+        }
         if outcome.outcome == OutcomeKind::Submitted {
             self.start_following(key, &outcome).await?;
         }
