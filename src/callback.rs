@@ -203,7 +203,10 @@ mod tests {
         assert!(cause.chars().count() <= CAUSE_MAX_CHARS, "{}", cause.len());
         let cause: Value = serde_json::from_str(&cause).unwrap();
         assert_eq!(cause["errorCount"], 500);
-        assert_eq!(cause["errors"].as_array().unwrap().len(), CAUSE_MAX_PROBLEMS);
+        assert_eq!(
+            cause["errors"].as_array().unwrap().len(),
+            CAUSE_MAX_PROBLEMS
+        );
     }
 
     #[test]

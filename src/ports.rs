@@ -391,7 +391,10 @@ pub trait TaskCallbacks: Send + Sync {
     ) -> impl Future<Output = Result<(), CallbackError>> + Send;
 
     /// `SendTaskHeartbeat`: the task is still being worked on.
-    fn heartbeat(&self, token: &TaskToken) -> impl Future<Output = Result<(), CallbackError>> + Send;
+    fn heartbeat(
+        &self,
+        token: &TaskToken,
+    ) -> impl Future<Output = Result<(), CallbackError>> + Send;
 }
 
 /// Why a callback did not reach its task.
@@ -400,9 +403,7 @@ pub enum CallbackError {
     /// Step Functions refused the token for good (`TaskDoesNotExist`, `TaskTimedOut`,
     /// `InvalidToken`, or `InvalidOutput` for what was sent): the task cannot be told anything
     /// more. Recorded, never retried.
-    #[error(
-        "Step Functions refused the callback for good ({code}): {message}; it is not retried"
-    )]
+    #[error("Step Functions refused the callback for good ({code}): {message}; it is not retried")]
     Refused { code: String, message: String },
     /// Throttling, a 5xx, the network, the deadline: retried as any dependency failure.
     #[error(transparent)]

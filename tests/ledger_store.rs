@@ -12,9 +12,9 @@ mod support;
 use std::sync::Arc;
 
 use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
+use atlas_restore_runner::command::TaskToken;
 use atlas_restore_runner::ledger::{self, Acquired, Arrival, Ask, Decision};
 use atlas_restore_runner::outcome::{Outcome, OutcomeKind, Trigger};
-use atlas_restore_runner::command::TaskToken;
 use atlas_restore_runner::ports::{
     CallbackSettled, FollowUpState, Fresh, IdempotencyRecord, IdempotencyStore, RecordState,
     SendingMark, StoredFinal, TaskCallback,
@@ -1939,12 +1939,18 @@ async fn a_task_token_is_kept_with_the_record_and_a_new_one_replaces_it<
 ) {
     let now = t0();
     // No record: nothing is written.
-    store.set_task_token(KEY, &token("AAAA-first")).await.unwrap();
+    store
+        .set_task_token(KEY, &token("AAAA-first"))
+        .await
+        .unwrap();
     assert_eq!(store.read(KEY).await.unwrap(), None);
 
     submitted(&store, now).await;
     assert_eq!(record(&store, KEY).await.task_callback, None);
-    store.set_task_token(KEY, &token("AAAA-first")).await.unwrap();
+    store
+        .set_task_token(KEY, &token("AAAA-first"))
+        .await
+        .unwrap();
     let first = record(&store, KEY).await;
     assert_eq!(
         first.task_callback,
@@ -1963,12 +1969,18 @@ async fn a_task_token_is_kept_with_the_record_and_a_new_one_replaces_it<
             .await
             .unwrap()
     );
-    store.set_task_token(KEY, &token("AAAA-first")).await.unwrap();
+    store
+        .set_task_token(KEY, &token("AAAA-first"))
+        .await
+        .unwrap();
     assert_eq!(
         record(&store, KEY).await.task_callback.unwrap().settled,
         Some(reported)
     );
-    store.set_task_token(KEY, &token("BBBB-retried")).await.unwrap();
+    store
+        .set_task_token(KEY, &token("BBBB-retried"))
+        .await
+        .unwrap();
     let replaced = record(&store, KEY).await;
     assert_eq!(
         replaced.task_callback,
@@ -2025,11 +2037,17 @@ async fn a_callback_is_settled_once_and_only_for_the_recorded_token<
             .unwrap()
     );
     let settled = record(&store, KEY).await;
-    assert_eq!(settled.task_callback.as_ref().unwrap().settled, Some(refused));
+    assert_eq!(
+        settled.task_callback.as_ref().unwrap().settled,
+        Some(refused)
+    );
     assert_eq!(settled.pending_task_token(), None);
     // The time is kept to the millisecond.
     let at = now + Duration::milliseconds(1_234);
-    store.set_task_token(KEY, &token("CCCC-third")).await.unwrap();
+    store
+        .set_task_token(KEY, &token("CCCC-third"))
+        .await
+        .unwrap();
     let reported = CallbackSettled::Reported { at };
     assert!(
         store
@@ -2048,7 +2066,10 @@ async fn a_task_token_survives_a_takeover_and_the_outcomes<S: IdempotencyStore +
 ) {
     let now = t0();
     take(&store, now).await;
-    store.set_task_token(KEY, &token("AAAA-first")).await.unwrap();
+    store
+        .set_task_token(KEY, &token("AAAA-first"))
+        .await
+        .unwrap();
     // Attempt 1 dies; attempt 2 takes over, stores the outcome, follows, ends.
     assert!(
         store

@@ -858,8 +858,11 @@ impl IdempotencyStore for Port {
         key: &str,
         token: &atlas_restore_runner::command::TaskToken,
     ) -> Result<(), DependencyError> {
-        self.dynamo("set_task_token", self.world.store.set_task_token(key, token))
-            .await
+        self.dynamo(
+            "set_task_token",
+            self.world.store.set_task_token(key, token),
+        )
+        .await
     }
 
     async fn settle_task_callback(

@@ -28,7 +28,12 @@ fn targets(state: &Value) -> Vec<String> {
         }
     }
     for list in ["Choices", "Catch"] {
-        for entry in state.get(list).and_then(Value::as_array).into_iter().flatten() {
+        for entry in state
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             names.push(entry["Next"].as_str().expect("a Next").to_owned());
         }
     }
@@ -71,7 +76,10 @@ fn every_state_named_exists_and_every_path_ends() {
     for (name, state) in states {
         assert!(state["Type"].is_string(), "{name} has a Type");
         for target in targets(state) {
-            assert!(names.contains(&target), "{name} names {target}, which does not exist");
+            assert!(
+                names.contains(&target),
+                "{name} names {target}, which does not exist"
+            );
         }
         assert!(
             is_terminal(state) || state.get("Next").is_some() || state["Type"] == "Choice",
@@ -135,14 +143,22 @@ fn lambda_errors_are_retried_and_broken_or_stalled_go_to_a_notify_state() {
         assert!(retried.contains(error), "{error} is retried");
     }
     assert!(
-        !retried.iter().any(|e| e.starts_with("AtlasRestore.") || *e == "States.ALL"),
+        !retried
+            .iter()
+            .any(|e| e.starts_with("AtlasRestore.") || *e == "States.ALL"),
         "an end the runner reported is never retried: {retried:?}"
     );
     let catches = task["Catch"].as_array().expect("a Catch");
     for error in ["AtlasRestore.BROKEN", "AtlasRestore.STALLED"] {
         let catch = catches
             .iter()
-            .find(|c| c["ErrorEquals"].as_array().unwrap().iter().any(|e| e == error))
+            .find(|c| {
+                c["ErrorEquals"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e == error)
+            })
             .unwrap_or_else(|| panic!("{error} is caught"));
         let notify = &states[catch["Next"].as_str().unwrap()];
         assert_eq!(notify["Resource"], "arn:aws:states:::sns:publish");

@@ -470,7 +470,9 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         let mut update = self
             .update(key)
             .update_expression(match refusal {
-                Some(_) => "SET callbackSettled = :how, callbackSettledAt = :at, callbackRefusal = :code",
+                Some(_) => {
+                    "SET callbackSettled = :how, callbackSettledAt = :at, callbackRefusal = :code"
+                }
                 None => "SET callbackSettled = :how, callbackSettledAt = :at",
             })
             .condition_expression("taskToken = :token AND attribute_not_exists(callbackSettled)")

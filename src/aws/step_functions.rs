@@ -46,7 +46,12 @@ impl TaskCallbacks for StepFunctionsCallbacks {
         sent("SendTaskSuccess", token, send).await
     }
 
-    async fn failure(&self, token: &TaskToken, error: &str, cause: &str) -> Result<(), CallbackError> {
+    async fn failure(
+        &self,
+        token: &TaskToken,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), CallbackError> {
         let request = self
             .client
             .send_task_failure()

@@ -13,13 +13,13 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub use canonical::{canonical_json, fingerprint};
-pub use task_token::TaskToken;
 pub use cloud::{CloudPoint, CloudRestoreJob, CloudRestoreSpec, CloudTarget};
 use fields::{FieldRules, Fields, Problems};
 pub use legacy::{
     AutomatedTarget, DownloadOptions, LegacyPoint, LegacyRestoreJob, LegacyRestoreSpec,
     TargetCluster,
 };
+pub use task_token::TaskToken;
 pub use values::{ClusterName, IdempotencyKey, MinutesAgo, ObjectId, PositiveInt32};
 
 use crate::outcome::{ErrorCode, Problem};

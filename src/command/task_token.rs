@@ -83,7 +83,10 @@ mod tests {
             assert!(!shown.contains("SecretPart"), "{shown}");
             assert!(shown.contains("sha256:"), "{shown}");
         }
-        assert_eq!(token.as_secret_str(), "AQCEAAAAKgAAAAMAAAAAAAAAAeSecretPart");
+        assert_eq!(
+            token.as_secret_str(),
+            "AQCEAAAAKgAAAAMAAAAAAAAAAeSecretPart"
+        );
     }
 
     #[test]

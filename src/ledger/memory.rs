@@ -470,7 +470,12 @@ impl IdempotencyStore for MemoryStore {
     async fn set_task_token(&self, key: &str, token: &TaskToken) -> Result<(), DependencyError> {
         self.update(
             key,
-            |record| record.task_callback.as_ref().is_none_or(|c| c.token != *token),
+            |record| {
+                record
+                    .task_callback
+                    .as_ref()
+                    .is_none_or(|c| c.token != *token)
+            },
             |record| {
                 record.task_callback = Some(TaskCallback {
                     token: token.clone(),

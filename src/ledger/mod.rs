@@ -116,7 +116,10 @@ impl IdempotencyRecord {
         }
         match &self.state {
             RecordState::Completed { outcome, .. }
-                if !matches!(outcome.outcome, OutcomeKind::Submitted | OutcomeKind::Queued) =>
+                if !matches!(
+                    outcome.outcome,
+                    OutcomeKind::Submitted | OutcomeKind::Queued
+                ) =>
             {
                 Some(outcome.as_ref())
             }

@@ -48,7 +48,11 @@ impl<P: Ports> Runner<P> {
                 return Ok(());
             };
             let settled = self.send_end(key, token, &end).await?;
-            if self.store.settle_task_callback(key, token, &settled).await? {
+            if self
+                .store
+                .settle_task_callback(key, token, &settled)
+                .await?
+            {
                 return Ok(());
             }
             // A new token replaced this one while it was reported to (or another attempt

@@ -89,8 +89,7 @@ impl<P: Ports> Runner<P> {
         record: IdempotencyRecord,
     ) -> Result<Report, DependencyError> {
         let key = &request.request_id;
-        let reports =
-            request.command.task_token.is_some() || record.pending_task_token().is_some();
+        let reports = request.command.task_token.is_some() || record.pending_task_token().is_some();
         let RecordState::Completed {
             outcome: stored,
             published,
@@ -156,8 +155,7 @@ impl<P: Ports> Runner<P> {
     ) -> Result<Report, DependencyError> {
         let key = &request.request_id;
         let now = self.clock.now();
-        let reports =
-            request.command.task_token.is_some() || record.pending_task_token().is_some();
+        let reports = request.command.task_token.is_some() || record.pending_task_token().is_some();
         let RecordState::Completed {
             outcome: first,
             published,

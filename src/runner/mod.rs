@@ -186,7 +186,10 @@ where
     }
 
     /// The same runner, reporting to Step Functions tasks through `callbacks`.
-    pub fn with_callbacks<K: TaskCallbacks>(self, callbacks: K) -> Runner<Adapters<A, S, N, I, C, Q, K>> {
+    pub fn with_callbacks<K: TaskCallbacks>(
+        self,
+        callbacks: K,
+    ) -> Runner<Adapters<A, S, N, I, C, Q, K>> {
         Runner {
             atlas: self.atlas,
             secrets: self.secrets,

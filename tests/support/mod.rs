@@ -10,6 +10,6 @@ pub mod lambda_runtime_api;
 pub mod moto;
 pub mod python_server;
 pub mod sample;
-pub mod sfn_proxy;
 pub mod schema;
+pub mod sfn_proxy;
 pub mod stack;

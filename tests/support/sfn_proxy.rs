@@ -122,7 +122,10 @@ impl StepFunctionsProxy {
 
     /// The calls that Step Functions (moto) accepted, in order.
     pub fn accepted(&self) -> Vec<SfnCall> {
-        self.calls().into_iter().filter(|c| c.status == 200).collect()
+        self.calls()
+            .into_iter()
+            .filter(|c| c.status == 200)
+            .collect()
     }
 
     /// The actions Step Functions accepted, in order.
@@ -156,7 +159,9 @@ impl Drop for StepFunctionsProxy {
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The fault planned for a call of `action`, taken from the plan.
@@ -193,7 +198,11 @@ async fn handle(
     let (status, answer, content_type) = match fault {
         Some(fault) => {
             let (status, body) = fault.answer();
-            (status, Bytes::from(body.to_string()), "application/x-amz-json-1.0".to_owned())
+            (
+                status,
+                Bytes::from(body.to_string()),
+                "application/x-amz-json-1.0".to_owned(),
+            )
         }
         None => forward(&client, &upstream, &parts, body.clone()).await,
     };
