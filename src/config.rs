@@ -32,6 +32,10 @@ pub struct Config {
     pub follow_jobs: bool,
     pub follow_interval: Duration,
     pub follow_max: Duration,
+    /// DynamoDB table of drill evidence (CONTRACT section 7); drills are refused without it.
+    pub drill_table: Option<String>,
+    /// The webhook endpoint's public base URL (no trailing `/`), for report links.
+    pub public_base_url: Option<Url>,
 }
 
 /// What is wrong with the environment; the function does not start.
@@ -96,6 +100,8 @@ impl Config {
                 "a whole number of seconds from 1 to 900: SQS delays a message by at most 900 seconds",
             )?,
             follow_max: vars.hours("FOLLOW_MAX_HOURS", 48.0, 24.0 * 14.0)?,
+            drill_table: vars.get("DRILL_TABLE"),
+            public_base_url: public_base_url(&vars)?,
         })
     }
 }
@@ -114,6 +120,28 @@ fn atlas_base_url(vars: &Vars<'_>) -> Result<Url, ConfigError> {
                 expected: "an http(s) URL such as https://cloud.mongodb.com",
             })?,
     })
+}
+
+/// `PUBLIC_BASE_URL`: an http(s) URL with a host and no query, such as
+/// `https://abc123.execute-api.eu-west-1.amazonaws.com`; unset: no report links.
+fn public_base_url(vars: &Vars<'_>) -> Result<Option<Url>, ConfigError> {
+    let Some(text) = vars.get("PUBLIC_BASE_URL") else {
+        return Ok(None);
+    };
+    Url::parse(text.trim_end_matches('/'))
+        .ok()
+        .filter(|u| {
+            matches!(u.scheme(), "https" | "http")
+                && u.host().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none()
+        })
+        .map(Some)
+        .ok_or(ConfigError::Invalid {
+            name: "PUBLIC_BASE_URL",
+            value: text,
+            expected: "an http(s) URL with a host and no query, such as https://abc123.execute-api.eu-west-1.amazonaws.com",
+        })
 }
 
 /// `NOTIFY_FORMAT`: `json` (when unset) or `chatbot`.
@@ -404,5 +432,45 @@ mod tests {
             Config::from_vars(&vars(&[("FOLLOW_JOBS", "true")])).unwrap_err(),
             ConfigError::Missing("WORK_QUEUE_URL")
         );
+    }
+
+    #[test]
+    fn drill_table_and_public_base_url_are_read() {
+        let config = Config::from_vars(&vars(&[
+            ("DRILL_TABLE", "drills"),
+            (
+                "PUBLIC_BASE_URL",
+                "https://abc.execute-api.eu-west-1.amazonaws.com/",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(config.drill_table.as_deref(), Some("drills"));
+        assert_eq!(
+            config.public_base_url.unwrap().as_str(),
+            "https://abc.execute-api.eu-west-1.amazonaws.com/"
+        );
+        let unset = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!((unset.drill_table, unset.public_base_url), (None, None));
+    }
+
+    #[test]
+    fn a_public_base_url_that_is_no_url_is_refused() {
+        for bad in [
+            "abc.example.com",
+            "ftp://x.example.com",
+            "https://x.example.com/?a=b",
+        ] {
+            let error = Config::from_vars(&vars(&[("PUBLIC_BASE_URL", bad)])).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    ConfigError::Invalid {
+                        name: "PUBLIC_BASE_URL",
+                        ..
+                    }
+                ),
+                "{bad}: {error}"
+            );
+        }
     }
 }

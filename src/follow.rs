@@ -367,6 +367,8 @@ mod tests {
             first: None,
             notified: Some(false),
             duration_seconds: None,
+            drill: None,
+            report_url: None,
         }
     }
 

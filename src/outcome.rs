@@ -30,6 +30,8 @@ pub enum ErrorCode {
     UnresolvedTarget,
     KeyReused,
     SnapshotNotFound,
+    FollowNeedsQueue,
+    DrillsNotConfigured,
 }
 
 impl ErrorCode {
@@ -219,6 +221,49 @@ pub struct Outcome {
     /// moment the end was seen, in whole seconds (the drill's measured recovery time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<u64>,
+    /// For a drill (CONTRACT section 7): its name and targets, and on its final outcome the
+    /// figures measured and the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillFigures>,
+    /// On a drill's final outcome, with `PUBLIC_BASE_URL` set: a signed link to its report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_url: Option<String>,
+}
+
+/// A drill as its outcomes carry it (CONTRACT section 7).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillFigures {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_target_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_target_minutes: Option<u32>,
+    /// The moment whose data was restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_point_time: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_seconds: Option<u64>,
+    /// `PASSED`, `MISSED_TARGET`, or the outcome that ended the drill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// With `MISSED_TARGET`: `rto`, `rpo` or both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missed: Vec<String>,
+}
+
+impl DrillFigures {
+    /// A drill before it is measured: its name and targets.
+    pub fn of(spec: &crate::command::DrillSpec) -> DrillFigures {
+        DrillFigures {
+            name: spec.name.to_string(),
+            rto_target_minutes: spec.rto_target_minutes.map(|m| m.get()),
+            rpo_target_minutes: spec.rpo_target_minutes.map(|m| m.get()),
+            ..DrillFigures::default()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,13 +2,67 @@
 //! the command gives only its id, is learnt by the caller and passed in.
 
 use crate::command::{LegacyRestoreSpec, RestoreCommand, RestoreSpec, TargetCluster};
-use crate::outcome::{ErrorCode, Problem};
+use serde_json::Value;
+
+use crate::outcome::{ErrorCode, Problem, Trigger};
 
 /// A cluster that only an approved webhook may overwrite: by name in any project, or in one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProtectedCluster {
     pub group_id: Option<String>,
     pub name: String,
+}
+
+/// What the deployment offers a request that must be followed (CONTRACT sections 6 to 8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowCapacity {
+    /// `WORK_QUEUE_URL` is set: follow-up checks can be queued.
+    pub work_queue: bool,
+    /// `DRILL_TABLE` is set: drill evidence can be kept.
+    pub drill_table: bool,
+}
+
+/// The rules `drill` and `taskToken` set by trigger and deployment (CONTRACT sections 7 and 8).
+/// Takes the command as given, so these problems come with any validation problems at once.
+pub fn follow_requirements(
+    value: &Value,
+    trigger: Trigger,
+    capacity: FollowCapacity,
+) -> Vec<Problem> {
+    let given = |name: &str| value.get(name).is_some_and(|v| !v.is_null());
+    let mut problems = Vec::new();
+    if given("taskToken") {
+        if matches!(trigger, Trigger::Webhook | Trigger::Schedule) {
+            problems.push(Problem::new(
+                "/taskToken",
+                ErrorCode::Conflict,
+                "a taskToken is accepted only from a direct invocation or an EventBridge event (a Step Functions task): a webhook or schedule caller must not be able to end someone else's task, so nothing is sent to it",
+            ));
+        } else if !capacity.work_queue {
+            problems.push(Problem::new(
+                "/taskToken",
+                ErrorCode::FollowNeedsQueue,
+                "a command with a taskToken is followed to its end, which needs the work queue: set WORK_QUEUE_URL (the stack's WorkQueue)",
+            ));
+        }
+    }
+    if given("drill") {
+        if !capacity.work_queue {
+            problems.push(Problem::new(
+                "/drill",
+                ErrorCode::FollowNeedsQueue,
+                "a drill is followed to its end to measure it, which needs the work queue: set WORK_QUEUE_URL (the stack's WorkQueue)",
+            ));
+        }
+        if !capacity.drill_table {
+            problems.push(Problem::new(
+                "/drill",
+                ErrorCode::DrillsNotConfigured,
+                "drill evidence has nowhere to go: set DRILL_TABLE (the stack's DrillTable)",
+            ));
+        }
+    }
+    problems
 }
 
 /// The approval rules of the webhook path: who asked, who approved and why are required;
@@ -236,5 +290,59 @@ mod tests {
             "billing"
         ));
         assert!(!is_protected(&protected, GROUP, "orders-drill"));
+    }
+
+    const FULL: FollowCapacity = FollowCapacity {
+        work_queue: true,
+        drill_table: true,
+    };
+
+    #[test]
+    fn a_task_token_is_refused_from_a_webhook_or_a_schedule_whatever_the_deployment() {
+        let value = serde_json::json!({"taskToken": "t"});
+        for trigger in [Trigger::Webhook, Trigger::Schedule] {
+            assert_eq!(
+                codes(&follow_requirements(&value, trigger, FULL)),
+                vec![("/taskToken", ErrorCode::Conflict)]
+            );
+        }
+        for trigger in [Trigger::Direct, Trigger::Event] {
+            assert!(follow_requirements(&value, trigger, FULL).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_followed_request_needs_the_queue_and_a_drill_its_table() {
+        let value = serde_json::json!({"taskToken": "t", "drill": {"name": "d"}});
+        let nothing = FollowCapacity {
+            work_queue: false,
+            drill_table: false,
+        };
+        assert_eq!(
+            codes(&follow_requirements(&value, Trigger::Direct, nothing)),
+            vec![
+                ("/taskToken", ErrorCode::FollowNeedsQueue),
+                ("/drill", ErrorCode::FollowNeedsQueue),
+                ("/drill", ErrorCode::DrillsNotConfigured),
+            ]
+        );
+        let queue_only = FollowCapacity {
+            work_queue: true,
+            drill_table: false,
+        };
+        assert_eq!(
+            codes(&follow_requirements(&value, Trigger::Event, queue_only)),
+            vec![("/drill", ErrorCode::DrillsNotConfigured)]
+        );
+    }
+
+    #[test]
+    fn null_fields_ask_for_nothing() {
+        let value = serde_json::json!({"taskToken": null, "drill": null});
+        let nothing = FollowCapacity {
+            work_queue: false,
+            drill_table: false,
+        };
+        assert!(follow_requirements(&value, Trigger::Schedule, nothing).is_empty());
     }
 }

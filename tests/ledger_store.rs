@@ -136,6 +136,8 @@ fn outcome(kind: OutcomeKind, at: DateTime<Utc>) -> Outcome {
         first: None,
         notified: None,
         duration_seconds: None,
+        drill: None,
+        report_url: None,
     }
 }
 

@@ -64,6 +64,8 @@ fn base(kind: OutcomeKind, request_id: &str) -> Outcome {
         first: None,
         notified: None,
         duration_seconds: None,
+        drill: None,
+        report_url: None,
     }
 }
 
@@ -167,6 +169,8 @@ fn outcomes() -> Vec<Outcome> {
     };
     let finished = Outcome {
         duration_seconds: Some(42 * 60 + 30),
+        drill: None,
+        report_url: None,
         atlas: Some(AtlasSummary {
             jobs: vec![JobSummary {
                 status_name: Some("FINISHED".into()),
@@ -186,6 +190,8 @@ fn outcomes() -> Vec<Outcome> {
     let broken = Outcome {
         outcome: OutcomeKind::Broken,
         duration_seconds: Some(2 * 3600 + 5 * 60 + 7),
+        drill: None,
+        report_url: None,
         atlas: Some(AtlasSummary {
             jobs: broken_jobs,
             ..AtlasSummary::default()
@@ -194,6 +200,8 @@ fn outcomes() -> Vec<Outcome> {
     };
     let stalled = Outcome {
         duration_seconds: Some(48 * 3600 + 12),
+        drill: None,
+        report_url: None,
         atlas: Some(AtlasSummary {
             jobs: vec![job("6a1b2c3d4e5f6a7b8c9d0e1f", None, "orders-drill")],
             reason: Some("not every job ended within 48 hours of the submission".into()),

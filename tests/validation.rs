@@ -977,3 +977,143 @@ fn malformed_json_and_duplicate_keys_are_one_problem_at_the_root() {
     }
     assert!(RestoreCommand::parse(base().to_string().as_bytes(), now()).is_ok());
 }
+
+#[test]
+fn a_drill_is_validated_field_by_field() {
+    let drill = |value: Value| edited(base(), &[Set("/drill", value)]);
+    expect(
+        "a full drill",
+        drill(json!({"name": "orders-monthly", "rtoTargetMinutes": 120, "rpoTargetMinutes": 1440})),
+        &[],
+    );
+    expect("a name only", drill(json!({"name": "a.b_c-1"})), &[]);
+    type DrillCase = (&'static str, Value, Vec<(&'static str, ErrorCode)>);
+    let cases: Vec<DrillCase> = vec![
+        (
+            "a slash in the name",
+            json!({"name": "orders/monthly"}),
+            vec![("/drill/name", InvalidFormat)],
+        ),
+        (
+            "an empty name",
+            json!({"name": ""}),
+            vec![("/drill/name", InvalidFormat)],
+        ),
+        (
+            "a name of 65 characters",
+            json!({"name": "a".repeat(65)}),
+            vec![("/drill/name", InvalidFormat)],
+        ),
+        (
+            "no name",
+            json!({"rtoTargetMinutes": 5}),
+            vec![("/drill/name", Required)],
+        ),
+        (
+            "a target of 0",
+            json!({"name": "d", "rtoTargetMinutes": 0}),
+            vec![("/drill/rtoTargetMinutes", OutOfRange)],
+        ),
+        (
+            "a negative target",
+            json!({"name": "d", "rpoTargetMinutes": -5}),
+            vec![("/drill/rpoTargetMinutes", OutOfRange)],
+        ),
+        (
+            "a target as a string",
+            json!({"name": "d", "rtoTargetMinutes": "120"}),
+            vec![("/drill/rtoTargetMinutes", InvalidType)],
+        ),
+        (
+            "a decimal target",
+            json!({"name": "d", "rpoTargetMinutes": 1.5}),
+            vec![("/drill/rpoTargetMinutes", InvalidType)],
+        ),
+        (
+            "a target over a year",
+            json!({"name": "d", "rtoTargetMinutes": 525_601}),
+            vec![("/drill/rtoTargetMinutes", OutOfRange)],
+        ),
+        (
+            "an unknown field",
+            json!({"name": "d", "rtoTarget": 5}),
+            vec![("/drill/rtoTarget", UnknownField)],
+        ),
+        (
+            "not an object",
+            json!("orders-monthly"),
+            vec![("/drill", InvalidType)],
+        ),
+        (
+            "every problem at once",
+            json!({"name": "a b", "rtoTargetMinutes": 0, "rpoTargetMinutes": "x"}),
+            vec![
+                ("/drill/name", InvalidFormat),
+                ("/drill/rtoTargetMinutes", OutOfRange),
+                ("/drill/rpoTargetMinutes", InvalidType),
+            ],
+        ),
+    ];
+    for (case, value, expected) in cases {
+        expect(case, drill(value), &expected);
+    }
+    let parsed = RestoreCommand::from_value(
+        &drill(json!({"name": "orders-monthly", "rpoTargetMinutes": 60})),
+        now(),
+    )
+    .unwrap();
+    let spec = parsed.drill.as_ref().unwrap();
+    assert_eq!(spec.name.as_str(), "orders-monthly");
+    assert_eq!(
+        (
+            spec.rto_target_minutes,
+            spec.rpo_target_minutes.map(|m| m.get())
+        ),
+        (None, Some(60))
+    );
+    assert!(parsed.must_follow(false), "a drill is always followed");
+}
+
+#[test]
+fn a_task_token_is_checked_and_never_echoed() {
+    let token = |value: Value| edited(base(), &[Set("/taskToken", value)]);
+    expect("a token", token(json!("AQCEAAAAKgAAAA-secret")), &[]);
+    expect("a number", token(json!(7)), &[("/taskToken", InvalidType)]);
+    expect("empty", token(json!("")), &[("/taskToken", InvalidFormat)]);
+    let long = format!("secret-{}", "x".repeat(2048));
+    let problems = RestoreCommand::from_value(&token(json!(long)), now()).unwrap_err();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(
+        (problems[0].field.as_str(), problems[0].code),
+        ("/taskToken", InvalidFormat)
+    );
+    assert!(
+        !problems[0].message.contains("secret-"),
+        "{}",
+        problems[0].message
+    );
+    let parsed = RestoreCommand::from_value(&token(json!("AQCEAAAAKgAAAA-secret")), now()).unwrap();
+    assert!(
+        parsed.must_follow(false),
+        "a command with a token is always followed"
+    );
+    assert!(!format!("{parsed:?}").contains("AQCEAAAAKgAAAA-secret"));
+}
+
+#[test]
+fn neither_drill_nor_task_token_is_part_of_the_fingerprint() {
+    let plain = RestoreCommand::from_value(&base(), now()).unwrap();
+    let both = RestoreCommand::from_value(
+        &edited(
+            base(),
+            &[
+                Set("/drill", json!({"name": "d", "rtoTargetMinutes": 5})),
+                Set("/taskToken", json!("t")),
+            ],
+        ),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(plain.fingerprint(), both.fingerprint());
+    assert!(!plain.must_follow(false) && plain.must_follow(true));
+}

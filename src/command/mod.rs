@@ -3,6 +3,7 @@
 
 mod canonical;
 pub mod cloud;
+pub mod drill;
 mod fields;
 pub mod json;
 pub mod legacy;
@@ -14,6 +15,7 @@ use serde_json::Value;
 
 pub use canonical::{canonical_json, fingerprint};
 pub use cloud::{CloudPoint, CloudRestoreJob, CloudRestoreSpec, CloudTarget};
+pub use drill::{DrillName, DrillSpec};
 use fields::{FieldRules, Fields, Problems};
 pub use legacy::{
     AutomatedTarget, DownloadOptions, LegacyPoint, LegacyRestoreJob, LegacyRestoreSpec,
@@ -36,6 +38,7 @@ pub const COMMAND_FIELDS: &[&str] = &[
     "approvedBy",
     "reason",
     "dryRun",
+    "drill",
     "taskToken",
 ];
 
@@ -173,11 +176,19 @@ pub struct RestoreCommand {
     pub approved_by: Option<String>,
     pub reason: Option<String>,
     pub dry_run: bool,
+    /// A disaster-recovery drill whose evidence is kept (CONTRACT section 7).
+    pub drill: Option<DrillSpec>,
     /// The Step Functions task the request's end is reported to (CONTRACT section 8).
     pub task_token: Option<TaskToken>,
 }
 
 impl RestoreCommand {
+    /// Whether the request is followed to its end: every request when `FOLLOW_JOBS` is on,
+    /// and always a drill and a request with a task token (CONTRACT sections 6 to 8).
+    pub fn must_follow(&self, follow_all: bool) -> bool {
+        follow_all || self.drill.is_some() || self.task_token.is_some()
+    }
+
     /// Parses the bytes of a command: malformed JSON (including a duplicate key) is one
     /// `MALFORMED_JSON` problem; otherwise see [`RestoreCommand::from_value`].
     pub fn parse(bytes: &[u8], now: DateTime<Utc>) -> Result<RestoreCommand, Vec<Problem>> {
@@ -280,6 +291,7 @@ fn read_command(
     let approved_by = read_text(&fields, "approvedBy", MAX_PERSON_CHARS, problems);
     let reason = read_text(&fields, "reason", MAX_REASON_CHARS, problems);
     let dry_run = fields.boolean("dryRun", problems).unwrap_or(false);
+    let drill = drill::read(&fields, problems);
     let task_token = task_token::read(&fields, problems);
 
     fields.require("restore", ": the Atlas restore job body", problems);
@@ -306,6 +318,7 @@ fn read_command(
         approved_by: approved_by.ok()?,
         reason: reason.ok()?,
         dry_run,
+        drill: drill.ok()?,
         task_token: task_token.ok()?,
     })
 }

@@ -474,6 +474,8 @@ mod tests {
             first: None,
             notified: None,
             duration_seconds: None,
+            drill: None,
+            report_url: None,
         })
     }
 

@@ -45,6 +45,8 @@ pub(super) fn submitted() -> Outcome {
         first: None,
         notified: None,
         duration_seconds: None,
+        drill: None,
+        report_url: None,
     }
 }
 

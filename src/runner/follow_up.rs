@@ -16,15 +16,16 @@ use crate::ports::{
 use super::*;
 
 impl<P: Ports> Runner<P> {
-    /// Starts following a `SUBMITTED` request when following is on: the first check is queued,
-    /// then recorded. Queued first, so a failure leaves nothing recorded and the retry (a
+    /// Starts following a `SUBMITTED` request (the caller knows it must be followed: see
+    /// [`crate::command::RestoreCommand::must_follow`]): the first check is queued, then recorded. Queued first, so a failure leaves nothing recorded and the retry (a
     /// `DUPLICATE`) starts it again; a second message for check 1 is then dropped as stale.
     pub(super) async fn start_following(
         &self,
         key: &str,
         submitted: &Outcome,
     ) -> Result<(), DependencyError> {
-        let (Some(follow), Some(queue)) = (&self.settings.follow, &self.queue) else {
+        let follow = &self.settings.follow;
+        let Some(queue) = &self.queue else {
             return Ok(());
         };
         if submitted.atlas.as_ref().is_none_or(|a| a.jobs.is_empty()) {
@@ -53,8 +54,11 @@ impl<P: Ports> Runner<P> {
         message: &FollowUpMessage,
         deadline: DateTime<Utc>,
     ) -> Result<CheckReport, DependencyError> {
-        let (Some(follow), Some(queue)) = (&self.settings.follow, &self.queue) else {
-            return Ok(CheckReport::Skipped("following jobs is off (FOLLOW_JOBS)"));
+        let follow = &self.settings.follow;
+        let Some(queue) = &self.queue else {
+            return Ok(CheckReport::Skipped(
+                "no work queue (WORK_QUEUE_URL) to follow with",
+            ));
         };
         let key = &message.request_id;
         let now = self.clock.now();

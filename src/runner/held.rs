@@ -187,7 +187,10 @@ impl<P: Ports> Runner<P> {
         if reports && end_published {
             self.report_end(key).await?;
         }
-        if first.outcome == OutcomeKind::Submitted && record.follow_up.is_none() {
+        if first.outcome == OutcomeKind::Submitted
+            && record.follow_up.is_none()
+            && request.command.must_follow(self.settings.follow_all)
+        {
             self.start_following(key, &first).await?;
         }
         let mut duplicate = self.outcome(request, OutcomeKind::Duplicate, now);

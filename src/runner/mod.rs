@@ -36,8 +36,11 @@ pub struct RunnerSettings {
     pub reconcile_margin: Duration,
     /// Wait before sending again after a 503 without `Retry-After`.
     pub unavailable_backoff: Duration,
-    /// `FOLLOW_JOBS=true`: follow every `SUBMITTED` request to its end (CONTRACT section 6).
-    pub follow: Option<FollowSettings>,
+    /// How requests are followed to their end (CONTRACT section 6).
+    pub follow: FollowSettings,
+    /// `FOLLOW_JOBS=true`: follow every `SUBMITTED` request; otherwise only drills and requests
+    /// with a task token (CONTRACT sections 7 and 8).
+    pub follow_all: bool,
 }
 
 impl RunnerSettings {
@@ -46,10 +49,11 @@ impl RunnerSettings {
         RunnerSettings {
             idempotency_ttl: config.idempotency_ttl,
             dry_run: config.dry_run,
-            follow: config.follow_jobs.then_some(FollowSettings {
+            follow: FollowSettings {
                 interval: config.follow_interval,
                 max: config.follow_max,
-            }),
+            },
+            follow_all: config.follow_jobs,
             ..RunnerSettings::default()
         }
     }
@@ -65,6 +69,16 @@ pub struct FollowSettings {
     pub max: Duration,
 }
 
+impl Default for FollowSettings {
+    /// The contract's defaults: a check every 5 minutes, `STALLED` after 48 hours.
+    fn default() -> FollowSettings {
+        FollowSettings {
+            interval: Duration::from_secs(300),
+            max: Duration::from_secs(48 * 3600),
+        }
+    }
+}
+
 impl Default for RunnerSettings {
     fn default() -> RunnerSettings {
         RunnerSettings {
@@ -74,7 +88,8 @@ impl Default for RunnerSettings {
             reconcile_budget: Duration::from_secs(5),
             reconcile_margin: Duration::from_secs(120),
             unavailable_backoff: Duration::from_secs(1),
-            follow: None,
+            follow: FollowSettings::default(),
+            follow_all: false,
         }
     }
 }
@@ -367,7 +382,7 @@ impl<P: Ports> Runner<P> {
                     }
                 };
                 Ok(Delivered::Ran(Box::new(
-                    self.finish(key, attempt, outcome, false).await?,
+                    self.finish(key, attempt, outcome, false, false).await?,
                 )))
             }
             Acquired::Held {

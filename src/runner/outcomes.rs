@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use crate::atlas_api::AtlasError;
 use crate::atlas_api::model::{ApiError, RestoreJob};
-use crate::outcome::{AtlasSummary, ErrorCode, JobSummary, Outcome, OutcomeKind, Problem};
+use crate::outcome::{
+    AtlasSummary, DrillFigures, ErrorCode, JobSummary, Outcome, OutcomeKind, Problem,
+};
 use crate::ports::{Clock, Ports};
 
 use super::submit::{Attempt, Submission};
@@ -37,6 +39,8 @@ impl<P: Ports> Runner<P> {
             first: None,
             notified: None,
             duration_seconds: None,
+            drill: command.drill.as_ref().map(DrillFigures::of),
+            report_url: None,
         }
     }
 

@@ -102,9 +102,16 @@ impl<P: Ports> Runner<P> {
                 return Err(error);
             }
         };
+        let follow = request.command.must_follow(self.settings.follow_all);
         let reports = request.command.task_token.is_some();
-        self.finish(&request.request_id, attempt.number, outcome, reports)
-            .await
+        self.finish(
+            &request.request_id,
+            attempt.number,
+            outcome,
+            follow,
+            reports,
+        )
+        .await
     }
 
     /// Resolves the restore, looks for an earlier attempt's job when one may have been
@@ -344,16 +351,17 @@ impl<P: Ports> Runner<P> {
         Some(self.unknown(submission, http_status, reason, error))
     }
 
-    /// Stores the outcome, then publishes it, then marks it published (or frees the key).
-    /// Stores and publishes the first outcome. With `reports` (the command carries a task
-    /// token), an outcome that ends the request is then reported to the task, and only then is
-    /// a key that the outcome frees released: a retry after a failed report finds the outcome
-    /// and reports it, and never sends the restore again.
+    /// Stores the outcome, then publishes it, then marks it published (or frees the key);
+    /// starts following a `SUBMITTED` outcome when `follow`. With `reports` (the command
+    /// carries a task token), an outcome that ends the request is reported to the task before
+    /// a key that the outcome frees is released: a retry after a failed report finds the
+    /// outcome and reports it, and never sends the restore again.
     pub(super) async fn finish(
         &self,
         key: &str,
         attempt: u64,
         outcome: Outcome,
+        follow: bool,
         reports: bool,
     ) -> Result<Report, DependencyError> {
         let now = self.clock.now();
@@ -381,7 +389,7 @@ impl<P: Ports> Runner<P> {
         if reports && matches!(publication, Publication::Published) {
             self.report_and_release(key, attempt, &outcome).await?;
         }
-        if outcome.outcome == OutcomeKind::Submitted {
+        if follow && outcome.outcome == OutcomeKind::Submitted {
             self.start_following(key, &outcome).await?;
         }
         Ok(Report {

@@ -8,6 +8,7 @@ use crate::command::{RestoreCommand, TaskToken};
 use crate::guardrail::check_protected_target;
 use crate::handler::{App, HandlerError, Invocation};
 use crate::outcome::{ErrorCode, Problem, Trigger};
+use crate::policy::follow_requirements;
 use crate::ports::Ports;
 use crate::runner::{Publication, Report, RunRequest};
 use crate::telemetry::log_outcome;
@@ -33,6 +34,7 @@ impl<P: Ports> App<P> {
                 "a scheduled command must not carry an idempotencyKey: the schedule's execution id is the key, and a fixed key would make every later drill a duplicate",
             ));
         }
+        problems.extend(follow_requirements(value, trigger, self.follow_capacity()));
         let parsed = RestoreCommand::from_value(value, now);
         let command = match parsed {
             Ok(command) if problems.is_empty() => command,

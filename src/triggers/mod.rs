@@ -13,9 +13,18 @@ use serde_json::Value;
 
 use crate::handler::App;
 use crate::outcome::{Outcome, OutcomeKind, Problem, Trigger};
+use crate::policy::FollowCapacity;
 use crate::ports::Ports;
 
 impl<P: Ports> App<P> {
+    /// What this deployment offers a request that must be followed.
+    pub(crate) fn follow_capacity(&self) -> FollowCapacity {
+        FollowCapacity {
+            work_queue: self.runner.has_work_queue(),
+            drill_table: self.config.drill_table.is_some(),
+        }
+    }
+
     /// A `REJECTED` outcome for a command refused before it could run.
     ///
     /// It stays under SNS's 256 KB however large the event (CONTRACT section 3, "Size"): an
@@ -101,6 +110,8 @@ impl<P: Ports> App<P> {
             first: None,
             notified: None,
             duration_seconds: None,
+            drill: None,
+            report_url: None,
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::command::{RestoreCommand, json as strict_json};
 use crate::deadline;
 use crate::handler::{App, Invocation, calls_end};
 use crate::outcome::{ErrorCode, OutcomeKind, Problem, Trigger};
-use crate::policy::{People, check_webhook_approval};
+use crate::policy::{People, check_webhook_approval, follow_requirements};
 use crate::ports::{DependencyError, Ports, Secrets, SigningSecrets};
 use crate::runner::{Publication, Report, RunRequest};
 use crate::telemetry::log_outcome;
@@ -225,6 +225,11 @@ impl<P: Ports> App<P> {
                 "a webhook command needs an idempotencyKey (for example the approval's id)",
             ));
         }
+        problems.extend(follow_requirements(
+            value,
+            Trigger::Webhook,
+            self.follow_capacity(),
+        ));
         if value.is_object() {
             let mut approval =
                 check_webhook_approval(&People::from_value(value), &self.config.approvers);

@@ -366,10 +366,8 @@ pub fn handle(event: &Value, with_queue: bool) -> Observed {
     let queue = FakeQueue::default();
     let sent = queue.sent.clone();
     let settings = RunnerSettings {
-        follow: with_queue.then(|| FollowSettings {
-            interval: std::time::Duration::from_secs(300),
-            max: std::time::Duration::from_secs(48 * 3600),
-        }),
+        follow: FollowSettings::default(),
+        follow_all: with_queue,
         ..RunnerSettings::default()
     };
     let app = App {
