@@ -657,20 +657,35 @@ async fn the_token_appears_in_no_log_line_outcome_notification_or_lookup() {
 async fn a_failed_heartbeat_does_not_stop_following() {
     let runbook = runbook(&[]).await;
     let token = token("HEARTBEATDOWN");
-    let submitted = runbook.invoke(runbook_command("rb-heartbeat-down", &token)).await;
-    let job = submitted["atlas"]["jobs"][0]["id"].as_str().unwrap().to_owned();
+    let submitted = runbook
+        .invoke(runbook_command("rb-heartbeat-down", &token))
+        .await;
+    let job = submitted["atlas"]["jobs"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     runbook.sfn.fail_all(SfnFault::Unavailable);
     // The check completes and queues the next one; the heartbeat is only logged as failed.
     runbook.deliver_ok(&runbook.follow_up().await).await;
     assert!(runbook.sfn.calls().iter().all(|c| c.status == 500));
     assert!(!runbook.sfn.calls().is_empty());
     runbook.sfn.heal();
-    runbook.e2e.stack.atlas.set_job_status(&job, "FINISHED", None);
+    runbook
+        .e2e
+        .stack
+        .atlas
+        .set_job_status(&job, "FINISHED", None);
     runbook.deliver_ok(&runbook.follow_up().await).await;
     assert_eq!(
         action_list(&runbook.accepted()),
         ["SendTaskHeartbeat", "SendTaskSuccess"]
     );
-    assert!(runbook.e2e.function.output().contains("the heartbeat failed"));
+    assert!(
+        runbook
+            .e2e
+            .function
+            .output()
+            .contains("the heartbeat failed")
+    );
     assert_eq!(runbook.atlas_posts(), 1);
 }
