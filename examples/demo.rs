@@ -356,7 +356,8 @@ async fn run(started: &mut Started, options: &Options) -> Result<bool, String> {
     let aws = create_aws(&moto, &signing_secret).await?;
     // moto accepts SendTask* without keeping them: the tests' recording proxy in front of it
     // shows what the function sent to Step Functions (AWS_ENDPOINT_URL_SFN).
-    let sfn = StepFunctionsProxy::start(&aws.endpoint).await;
+    let sfn = StepFunctionsProxy::start().await;
+    sfn.forward_to(&aws.endpoint);
     started.moto = Some(moto);
     line(
         "moto (AWS)",

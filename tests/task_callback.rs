@@ -38,9 +38,11 @@ async fn runbook(extra_env: &[(&str, &str)]) -> Runbook {
         env.retain(|(n, _)| n != name);
         env.push((name, value));
     }
-    let mut e2e = E2e::start_with_work_queue(&env).await;
-    let sfn = StepFunctionsProxy::start(&e2e.stack.moto.endpoint()).await;
-    e2e.restart(&[("AWS_ENDPOINT_URL_SFN", &sfn.endpoint())]);
+    let sfn = StepFunctionsProxy::start().await;
+    let endpoint = sfn.endpoint();
+    env.push(("AWS_ENDPOINT_URL_SFN", &endpoint));
+    let e2e = E2e::start_with_work_queue(&env).await;
+    sfn.forward_to(&e2e.stack.moto.endpoint());
     Runbook { e2e, sfn }
 }
 

@@ -73,6 +73,8 @@ struct State {
     planned: VecDeque<(Option<String>, SfnFault)>,
     /// A fault for every call until healed.
     down: Option<SfnFault>,
+    /// Where calls are forwarded (moto); `None`: answered 502.
+    upstream: Option<String>,
 }
 
 pub struct StepFunctionsProxy {
@@ -82,23 +84,22 @@ pub struct StepFunctionsProxy {
 }
 
 impl StepFunctionsProxy {
-    /// Forwards what it does not fault to `upstream` (moto's `http://127.0.0.1:<port>`).
-    pub async fn start(upstream: &str) -> StepFunctionsProxy {
+    /// Listens on a new port of 127.0.0.1; calls are forwarded once [`Self::forward_to`] names
+    /// where (so the function can be started with the proxy's address before moto is known).
+    pub async fn start() -> StepFunctionsProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local address");
         let state = Arc::new(Mutex::new(State::default()));
         let client = reqwest::Client::new();
-        let upstream = upstream.trim_end_matches('/').to_owned();
         let task = {
             let state = state.clone();
             tokio::spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {
                     let state = state.clone();
                     let client = client.clone();
-                    let upstream = upstream.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |request| {
-                            handle(state.clone(), client.clone(), upstream.clone(), request)
+                            handle(state.clone(), client.clone(), request)
                         });
                         let _ = http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)
@@ -108,6 +109,11 @@ impl StepFunctionsProxy {
             })
         };
         StepFunctionsProxy { addr, state, task }
+    }
+
+    /// Forwards what it does not fault to `upstream` (moto's `http://127.0.0.1:<port>`).
+    pub fn forward_to(&self, upstream: &str) {
+        lock(&self.state).upstream = Some(upstream.trim_end_matches('/').to_owned());
     }
 
     /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL_SFN`.
@@ -179,7 +185,6 @@ fn fault_for(state: &mut State, action: &str) -> Option<SfnFault> {
 async fn handle(
     state: Arc<Mutex<State>>,
     client: reqwest::Client,
-    upstream: String,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let (parts, body) = request.into_parts();
@@ -194,7 +199,10 @@ async fn handle(
         .strip_prefix("AWSStepFunctions.")
         .unwrap_or(&target)
         .to_owned();
-    let fault = fault_for(&mut lock(&state), &action);
+    let (fault, upstream) = {
+        let mut state = lock(&state);
+        (fault_for(&mut state, &action), state.upstream.clone())
+    };
     let (status, answer, content_type) = match fault {
         Some(fault) => {
             let (status, body) = fault.answer();
@@ -204,7 +212,10 @@ async fn handle(
                 "application/x-amz-json-1.0".to_owned(),
             )
         }
-        None => forward(&client, &upstream, &parts, body.clone()).await,
+        None => match upstream {
+            Some(upstream) => forward(&client, &upstream, &parts, body.clone()).await,
+            None => (502, Bytes::from("no upstream yet"), "text/plain".to_owned()),
+        },
     };
     lock(&state).calls.push(SfnCall {
         action,
