@@ -36,6 +36,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use support::atlas_double::AtlasDouble;
 use support::moto::{MotoLease, MotoPool, receive_all, sqs_subscribed_queue};
+use support::sfn_proxy::StepFunctionsProxy;
 use tokio::process::{Child, ChildStdin, Command};
 
 const GROUP: &str = "5e2211c17a3e5a48f5497de3";
@@ -357,6 +358,10 @@ async fn run(started: &mut Started, options: &Options) -> Result<bool, String> {
         .map_err(|e| format!("starting moto: {e}"))?;
     let aws = create_aws(&moto, &signing_secret).await?;
     drills_demo::create_table(&aws.sdk).await?;
+    // moto accepts SendTask* without keeping them: the tests' recording proxy in front of it
+    // shows what the function sent to Step Functions (AWS_ENDPOINT_URL_SFN).
+    let sfn = StepFunctionsProxy::start().await;
+    sfn.forward_to(&aws.endpoint);
     started.moto = Some(moto);
     line(
         "moto (AWS)",
@@ -379,7 +384,8 @@ async fn run(started: &mut Started, options: &Options) -> Result<bool, String> {
         free_port()?
     };
     let env_file = logs.join("function.env");
-    let env = function_env(&aws, &atlas_url);
+    let mut env = function_env(&aws, &atlas_url);
+    env.push(("AWS_ENDPOINT_URL_SFN", sfn.endpoint()));
     let mut text = String::new();
     for (name, value) in &env {
         let _ = writeln!(text, "{name}={value}");
@@ -520,6 +526,7 @@ async fn run(started: &mut Started, options: &Options) -> Result<bool, String> {
         })
         .await?,
     );
+    surprises.extend(runbook_with_token(&client, &address, &aws, started, &sfn).await?);
     if surprises.is_empty() {
         println!("Every sample came out as expected.");
     } else {
@@ -1112,6 +1119,94 @@ async fn follow_to_the_end(
         ));
     }
     Ok(surprises)
+}
+
+/// A runbook step as Step Functions runs it (`lambda:invoke.waitForTaskToken`, CONTRACT
+/// section 8): the command carries the task's token; the function answers at once, follows the
+/// restore, sends a heartbeat on each check and reports the end to the token. What is printed
+/// is what the recording proxy in front of moto saw the function send. Returns what went wrong.
+async fn runbook_with_token(
+    client: &reqwest::Client,
+    address: &str,
+    aws: &Aws,
+    started: &Started,
+    sfn: &StepFunctionsProxy,
+) -> Result<Vec<String>, String> {
+    const TOKEN: &str = "AQCkAAAAKgAAAAMAAAAAAAAAAdemoTaskTokenOfTheRunbookStepRestoreAndWait==";
+    let fingerprint = atlas_restore_runner::command::TaskToken::parse(TOKEN)
+        .map(|t| t.fingerprint())
+        .unwrap_or_default();
+    println!();
+    println!(
+        "A Step Functions runbook step (examples/runbook.asl.json): a direct invoke whose command carries \"taskToken\" ({fingerprint}):"
+    );
+    let mut command: Value = serde_json::from_str(
+        &std::fs::read_to_string("events/direct-snapshot-restore.json")
+            .map_err(|e| format!("events/direct-snapshot-restore.json: {e}"))?,
+    )
+    .map_err(|e| e.to_string())?;
+    command["idempotencyKey"] = json!("runbook-sfn-demo");
+    command["taskToken"] = json!(TOKEN);
+    let invoked = shared::invoke(client, address, &command, Duration::from_secs(120)).await?;
+    let job = invoked.payload["atlas"]["jobs"][0]["id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    println!(
+        "  answered at once: {} (job {job}); Step Functions calls so far: {}",
+        invoked.payload["outcome"].as_str().unwrap_or("-"),
+        sfn.calls().len()
+    );
+    for round in 1..=2 {
+        if round == 2 {
+            if let Some(atlas) = started.atlas.as_ref() {
+                atlas.set_job_status(&job, "FINISHED", None);
+            }
+            println!("  the Atlas double ends the job: FINISHED");
+        }
+        let mut checks = Vec::new();
+        let wait_until = Instant::now() + Duration::from_secs(FOLLOW_INTERVAL_SECONDS + 5);
+        while checks.is_empty() && Instant::now() < wait_until {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            relay_work_queue(client, address, aws, started, Some(&mut checks)).await?;
+        }
+        for body in checks {
+            deliver_check(client, address, aws, &body).await?;
+        }
+    }
+    let _ = notifications(aws, moto_of(started)?, 2).await;
+    println!("  what the function sent to Step Functions, in order:");
+    let calls = sfn.calls();
+    for call in &calls {
+        let detail = match call.action.as_str() {
+            "SendTaskSuccess" => {
+                let output: Value =
+                    serde_json::from_str(call.body["output"].as_str().unwrap_or("null"))
+                        .unwrap_or(Value::Null);
+                format!(
+                    "output: outcome {}, requestId {}, durationSeconds {}, jobs {} ({} bytes)",
+                    output["outcome"].as_str().unwrap_or("-"),
+                    output["requestId"].as_str().unwrap_or("-"),
+                    output["durationSeconds"],
+                    output["atlas"]["jobs"],
+                    call.body["output"].as_str().map_or(0, str::len)
+                )
+            }
+            "SendTaskFailure" => format!("error {}", call.body["error"]),
+            _ => String::new(),
+        };
+        println!(
+            "    {:<18} HTTP {}  token {fingerprint}  {detail}",
+            call.action, call.status
+        );
+    }
+    let actions: Vec<&str> = calls.iter().map(|c| c.action.as_str()).collect();
+    if actions != ["SendTaskHeartbeat", "SendTaskHeartbeat", "SendTaskSuccess"] {
+        return Ok(vec![format!(
+            "the runbook's Step Functions calls: {actions:?}"
+        )]);
+    }
+    Ok(Vec::new())
 }
 
 /// Delivers one follow-up message as the SQS event source mapping would.

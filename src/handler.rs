@@ -14,6 +14,7 @@ use crate::aws::idempotency::DynamoIdempotencyStore;
 use crate::aws::queue::SqsWorkQueue;
 use crate::aws::secrets_manager::SecretsManagerSecrets;
 use crate::aws::sns::SnsNotifier;
+use crate::aws::step_functions::StepFunctionsCallbacks;
 use crate::config::Config;
 use crate::deadline;
 use crate::ports::{Adapters, DependencyError, Ports, SystemClock};
@@ -81,6 +82,7 @@ pub type Deployed = Adapters<
     SystemClock,
     SqsWorkQueue,
     DynamoDrillEvidence,
+    StepFunctionsCallbacks,
 >;
 
 /// The handler as deployed: the real adapters.

@@ -8,6 +8,7 @@
 pub mod atlas;
 pub mod atlas_api;
 pub mod aws;
+pub mod callback;
 pub mod command;
 pub mod config;
 pub mod deadline;

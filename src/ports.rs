@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::atlas_api::model::{CloudSnapshot, Cluster, RestoreJob, Snapshot};
 use crate::atlas_api::{AtlasCredentials, AtlasError, CreateAnswer};
-use crate::command::{ObjectId, SourceCluster};
+use crate::command::{ObjectId, SourceCluster, TaskToken};
 pub use crate::dependency::DependencyError;
 use crate::drill::{EvidenceRecord, RestorePoint};
 use crate::outcome::Outcome;
@@ -134,19 +134,23 @@ pub trait Ports {
     type Queue: WorkQueue;
     /// `DRILL_TABLE` (CONTRACT section 7).
     type Drills: DrillEvidence;
+    /// Step Functions (CONTRACT section 8).
+    type Callbacks: TaskCallbacks;
 }
 
 /// Any six adapters as one [`Ports`]: `Runner::new` infers it from the adapters it is given.
-/// The drill evidence store `D` is set apart (`Runner::with_drills`); without one, no drill runs.
-pub struct Adapters<A, S, N, I, C, Q, D = NoDrillTable>(
-    PhantomData<AdapterTypes<A, S, N, I, C, Q, D>>,
+/// The drill evidence store `D` and the Step Functions callbacks `K` are set apart
+/// (`Runner::with_drills`, `Runner::with_callbacks`): without a drill table no drill runs, and
+/// [`NoCallbacks`] reports to no task.
+pub struct Adapters<A, S, N, I, C, Q, D = NoDrillTable, K = NoCallbacks>(
+    PhantomData<AdapterTypes<A, S, N, I, C, Q, D, K>>,
 );
 
 /// The adapter types, as a function type so [`Adapters`] is `Send`, `Sync` and covariant
 /// whatever they are.
-type AdapterTypes<A, S, N, I, C, Q, D> = fn() -> (A, S, N, I, C, Q, D);
+type AdapterTypes<A, S, N, I, C, Q, D, K> = fn() -> (A, S, N, I, C, Q, D, K);
 
-impl<A, S, N, I, C, Q, D> Ports for Adapters<A, S, N, I, C, Q, D>
+impl<A, S, N, I, C, Q, D, K> Ports for Adapters<A, S, N, I, C, Q, D, K>
 where
     A: Atlas,
     S: Secrets,
@@ -155,6 +159,7 @@ where
     C: Clock,
     Q: WorkQueue,
     D: DrillEvidence,
+    K: TaskCallbacks,
 {
     type Atlas = A;
     type Secrets = S;
@@ -163,6 +168,7 @@ where
     type Clock = C;
     type Queue = Q;
     type Drills = D;
+    type Callbacks = K;
 }
 
 /// The webhook signing secret: one, or two during a rotation (both verify).
@@ -210,7 +216,8 @@ impl Clock for SystemClock {
 }
 
 pub use crate::ledger::{
-    FollowUpState, Fresh, IdempotencyRecord, RecordState, SendingMark, StoredFinal,
+    CallbackSettled, FollowUpState, Fresh, IdempotencyRecord, RecordState, SendingMark,
+    StoredFinal, TaskCallback,
 };
 
 /// Where idempotency records live (DynamoDB), written with conditions so two attempts never
@@ -353,6 +360,25 @@ pub trait IdempotencyStore: Send + Sync {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<(), DependencyError>> + Send;
+
+    /// Records `token` as the task the request's end is reported to (CONTRACT section 8): a
+    /// new token (a retried state) replaces the one recorded, which is then not yet settled;
+    /// the same token again changes nothing. Nothing happens when there is no record.
+    fn set_task_token(
+        &self,
+        key: &str,
+        token: &TaskToken,
+    ) -> impl Future<Output = Result<(), DependencyError>> + Send;
+
+    /// Records how the callback to `token` ended (reported, or refused for good), if `token`
+    /// is still the recorded one and nothing is recorded for it yet: `false` otherwise (a new
+    /// token replaced it, or another attempt settled it).
+    fn settle_task_callback(
+        &self,
+        key: &str,
+        token: &TaskToken,
+        settled: &CallbackSettled,
+    ) -> impl Future<Output = Result<bool, DependencyError>> + Send;
 }
 
 /// The work queue: the webhook hand-off and the follow-up checks (`WORK_QUEUE_URL`).
@@ -404,5 +430,76 @@ impl DrillEvidence for NoDrillTable {
         _limit: usize,
     ) -> Result<Vec<EvidenceRecord>, DependencyError> {
         match *self {}
+    }
+}
+
+/// Step Functions' task callbacks (CONTRACT section 8): the end of a request, and a heartbeat
+/// on each follow-up check, reported to the task token a runbook passed.
+pub trait TaskCallbacks: Send + Sync {
+    /// `SendTaskSuccess`: `output` is JSON, at most 256 KiB.
+    fn success(
+        &self,
+        token: &TaskToken,
+        output: &str,
+    ) -> impl Future<Output = Result<(), CallbackError>> + Send;
+
+    /// `SendTaskFailure`: `error` names the end (`AtlasRestore.<OUTCOME>`), `cause` says why.
+    fn failure(
+        &self,
+        token: &TaskToken,
+        error: &str,
+        cause: &str,
+    ) -> impl Future<Output = Result<(), CallbackError>> + Send;
+
+    /// `SendTaskHeartbeat`: the task is still being worked on.
+    fn heartbeat(
+        &self,
+        token: &TaskToken,
+    ) -> impl Future<Output = Result<(), CallbackError>> + Send;
+}
+
+/// Why a callback did not reach its task.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackError {
+    /// Step Functions refused the token for good (`TaskDoesNotExist`, `TaskTimedOut`,
+    /// `InvalidToken`, or `InvalidOutput` for what was sent): the task cannot be told anything
+    /// more. Recorded, never retried.
+    #[error("Step Functions refused the callback for good ({code}): {message}; it is not retried")]
+    Refused { code: String, message: String },
+    /// Throttling, a 5xx, the network, the deadline: retried as any dependency failure.
+    #[error(transparent)]
+    Dependency(#[from] DependencyError),
+}
+
+/// No Step Functions client: the runner of tests that bring no callbacks. A command with a
+/// task token fails as a dependency failure would, so nothing is reported by mistake.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoCallbacks;
+
+impl NoCallbacks {
+    fn missing() -> CallbackError {
+        CallbackError::Dependency(DependencyError::new(
+            "Step Functions",
+            "no Step Functions client is configured to report to the task token",
+        ))
+    }
+}
+
+impl TaskCallbacks for NoCallbacks {
+    async fn success(&self, _token: &TaskToken, _output: &str) -> Result<(), CallbackError> {
+        Err(NoCallbacks::missing())
+    }
+
+    async fn failure(
+        &self,
+        _token: &TaskToken,
+        _error: &str,
+        _cause: &str,
+    ) -> Result<(), CallbackError> {
+        Err(NoCallbacks::missing())
+    }
+
+    async fn heartbeat(&self, _token: &TaskToken) -> Result<(), CallbackError> {
+        Err(NoCallbacks::missing())
     }
 }

@@ -8,6 +8,7 @@ use crate::aws::idempotency::DynamoIdempotencyStore;
 use crate::aws::queue::SqsWorkQueue;
 use crate::aws::secrets_manager::SecretsManagerSecrets;
 use crate::aws::sns::SnsNotifier;
+use crate::aws::step_functions::StepFunctionsCallbacks;
 use crate::config::Config;
 use crate::handler::{App, DeployedApp};
 use crate::ports::SystemClock;
@@ -57,7 +58,8 @@ impl DeployedApp {
                 .drill_table
                 .clone()
                 .map(|table| DynamoDrillEvidence::new(sdk, table)),
-        );
+        )
+        .with_callbacks(StepFunctionsCallbacks::new(sdk));
         Ok(App { runner, config })
     }
 }

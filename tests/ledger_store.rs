@@ -12,11 +12,12 @@ mod support;
 use std::sync::Arc;
 
 use atlas_restore_runner::aws::idempotency::DynamoIdempotencyStore;
+use atlas_restore_runner::command::TaskToken;
 use atlas_restore_runner::ledger::{self, Acquired, Arrival, Ask, Decision};
 use atlas_restore_runner::outcome::{Outcome, OutcomeKind, Trigger};
 use atlas_restore_runner::ports::{
-    FollowUpState, Fresh, IdempotencyRecord, IdempotencyStore, RecordState, SendingMark,
-    StoredFinal,
+    CallbackSettled, FollowUpState, Fresh, IdempotencyRecord, IdempotencyStore, RecordState,
+    SendingMark, StoredFinal, TaskCallback,
 };
 use chrono::{DateTime, Duration, Utc};
 use support::stack::{Stack, TABLE};
@@ -77,6 +78,9 @@ over_both_stores!(
     acquire_replaces_a_released_outcome_of_another_command,
     concurrent_acquires_of_a_free_key_leave_exactly_one_holder,
     concurrent_acquires_of_a_dead_attempt_leave_exactly_one_taker,
+    a_task_token_is_kept_with_the_record_and_a_new_one_replaces_it,
+    a_callback_is_settled_once_and_only_for_the_recorded_token,
+    a_task_token_survives_a_takeover_and_the_outcomes,
 );
 
 const KEY: &str = "req-ledger-1";
@@ -231,6 +235,7 @@ async fn put_fresh_takes_a_free_key_and_refuses_a_live_record<S: IdempotencyStor
         history: Vec::new(),
         follow_up: None,
         final_outcome: None,
+        task_callback: None,
     };
     assert_eq!(record(&store, KEY).await, expected);
 
@@ -347,6 +352,7 @@ async fn put_fresh_takes_an_expired_record_compared_in_whole_seconds<
             history: Vec::new(),
             follow_up: None,
             final_outcome: None,
+            task_callback: None,
         }
     );
 }
@@ -1826,6 +1832,7 @@ async fn acquire_replaces_a_released_outcome_of_another_command<S: IdempotencySt
             history: Vec::new(),
             follow_up: None,
             final_outcome: None,
+            task_callback: None,
         },
         "a new record: nothing of the other command's stays"
     );
@@ -1917,4 +1924,191 @@ async fn concurrent_acquires_of_a_dead_attempt_leave_exactly_one_taker<
     all_others_in_flight(&results);
     let taken = record(&*store, KEY).await;
     assert_eq!((taken.attempt, lease_of(&taken)), (2, now + secs(60)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Step Functions task token (CONTRACT section 8)
+// ---------------------------------------------------------------------------------------------
+
+fn token(text: &str) -> TaskToken {
+    TaskToken::parse(text).expect("a task token")
+}
+
+async fn a_task_token_is_kept_with_the_record_and_a_new_one_replaces_it<
+    S: IdempotencyStore + 'static,
+>(
+    store: S,
+) {
+    let now = t0();
+    // No record: nothing is written.
+    store
+        .set_task_token(KEY, &token("AAAA-first"))
+        .await
+        .unwrap();
+    assert_eq!(store.read(KEY).await.unwrap(), None);
+
+    submitted(&store, now).await;
+    assert_eq!(record(&store, KEY).await.task_callback, None);
+    store
+        .set_task_token(KEY, &token("AAAA-first"))
+        .await
+        .unwrap();
+    let first = record(&store, KEY).await;
+    assert_eq!(
+        first.task_callback,
+        Some(TaskCallback {
+            token: token("AAAA-first"),
+            settled: None
+        })
+    );
+    assert_eq!(first.pending_task_token(), Some(&token("AAAA-first")));
+
+    // Reported; the same token again changes nothing, a new one replaces it, unsettled.
+    let reported = CallbackSettled::Reported { at: now + secs(9) };
+    assert!(
+        store
+            .settle_task_callback(KEY, &token("AAAA-first"), &reported)
+            .await
+            .unwrap()
+    );
+    store
+        .set_task_token(KEY, &token("AAAA-first"))
+        .await
+        .unwrap();
+    assert_eq!(
+        record(&store, KEY).await.task_callback.unwrap().settled,
+        Some(reported)
+    );
+    store
+        .set_task_token(KEY, &token("BBBB-retried"))
+        .await
+        .unwrap();
+    let replaced = record(&store, KEY).await;
+    assert_eq!(
+        replaced.task_callback,
+        Some(TaskCallback {
+            token: token("BBBB-retried"),
+            settled: None
+        })
+    );
+    // Nothing else of the record moved.
+    assert_eq!(replaced.state, first.state);
+    assert_eq!(replaced.history, first.history);
+    assert_eq!(replaced.expires_at, first.expires_at);
+}
+
+async fn a_callback_is_settled_once_and_only_for_the_recorded_token<
+    S: IdempotencyStore + 'static,
+>(
+    store: S,
+) {
+    let now = t0();
+    submitted(&store, now).await;
+    let refused = CallbackSettled::Refused {
+        code: "TaskTimedOut".into(),
+        at: now + secs(3),
+    };
+    // No token recorded: nothing to settle.
+    assert!(
+        !store
+            .settle_task_callback(KEY, &token("AAAA-first"), &refused)
+            .await
+            .unwrap()
+    );
+    store.set_task_token(KEY, &token("BBBB-new")).await.unwrap();
+    // Settling a token that was replaced fails: the new one still waits.
+    assert!(
+        !store
+            .settle_task_callback(KEY, &token("AAAA-first"), &refused)
+            .await
+            .unwrap()
+    );
+    assert!(record(&store, KEY).await.pending_task_token().is_some());
+    assert!(
+        store
+            .settle_task_callback(KEY, &token("BBBB-new"), &refused)
+            .await
+            .unwrap()
+    );
+    // Once settled, never again (a second reporter learns it lost).
+    let reported = CallbackSettled::Reported { at: now + secs(4) };
+    assert!(
+        !store
+            .settle_task_callback(KEY, &token("BBBB-new"), &reported)
+            .await
+            .unwrap()
+    );
+    let settled = record(&store, KEY).await;
+    assert_eq!(
+        settled.task_callback.as_ref().unwrap().settled,
+        Some(refused)
+    );
+    assert_eq!(settled.pending_task_token(), None);
+    // The time is kept to the millisecond.
+    let at = now + Duration::milliseconds(1_234);
+    store
+        .set_task_token(KEY, &token("CCCC-third"))
+        .await
+        .unwrap();
+    let reported = CallbackSettled::Reported { at };
+    assert!(
+        store
+            .settle_task_callback(KEY, &token("CCCC-third"), &reported)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        record(&store, KEY).await.task_callback.unwrap().settled,
+        Some(reported)
+    );
+}
+
+async fn a_task_token_survives_a_takeover_and_the_outcomes<S: IdempotencyStore + 'static>(
+    store: S,
+) {
+    let now = t0();
+    take(&store, now).await;
+    store
+        .set_task_token(KEY, &token("AAAA-first"))
+        .await
+        .unwrap();
+    // Attempt 1 dies; attempt 2 takes over, stores the outcome, follows, ends.
+    assert!(
+        store
+            .take_over(KEY, 1, now + secs(31), now + secs(60), now + hours(6))
+            .await
+            .unwrap()
+    );
+    store
+        .store_outcome(
+            KEY,
+            2,
+            &outcome(OutcomeKind::Submitted, now + secs(40)),
+            now + secs(100),
+            now + hours(6),
+            None,
+        )
+        .await
+        .unwrap();
+    store.mark_published(KEY).await.unwrap();
+    store.start_follow_up(KEY, now + hours(60)).await.unwrap();
+    let claimed = store
+        .claim_check(KEY, 1, now + secs(50), now + secs(80))
+        .await
+        .unwrap()
+        .expect("check 1 is due");
+    assert_eq!(claimed.pending_task_token(), Some(&token("AAAA-first")));
+    let finished = outcome(OutcomeKind::Finished, now + secs(70));
+    store
+        .store_final(KEY, 1, &finished, now + hours(60))
+        .await
+        .unwrap();
+    store.mark_final_published(KEY).await.unwrap();
+    let ended = record(&store, KEY).await;
+    assert_eq!(ended.pending_task_token(), Some(&token("AAAA-first")));
+    assert_eq!(ended.known_end(), Some(&finished));
+    // A fresh record (the key freed and taken again) starts without a token.
+    store.release(KEY, 2).await.unwrap();
+    take(&store, now + secs(90)).await;
+    assert_eq!(record(&store, KEY).await.task_callback, None);
 }

@@ -862,6 +862,31 @@ impl IdempotencyStore for Port {
         )
         .await
     }
+
+    async fn set_task_token(
+        &self,
+        key: &str,
+        token: &atlas_restore_runner::command::TaskToken,
+    ) -> Result<(), DependencyError> {
+        self.dynamo(
+            "set_task_token",
+            self.world.store.set_task_token(key, token),
+        )
+        .await
+    }
+
+    async fn settle_task_callback(
+        &self,
+        key: &str,
+        token: &atlas_restore_runner::command::TaskToken,
+        settled: &atlas_restore_runner::ports::CallbackSettled,
+    ) -> Result<bool, DependencyError> {
+        self.dynamo(
+            "settle_task_callback",
+            self.world.store.settle_task_callback(key, token, settled),
+        )
+        .await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,11 +11,12 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, TimeZone, Utc};
 
+use crate::command::TaskToken;
 use crate::deadline::bounded;
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::ports::{
-    DependencyError, FollowUpState, Fresh, IdempotencyRecord, IdempotencyStore, RecordState,
-    SendingMark, StoredFinal,
+    CallbackSettled, DependencyError, FollowUpState, Fresh, IdempotencyRecord, IdempotencyStore,
+    RecordState, SendingMark, StoredFinal, TaskCallback,
 };
 
 const SERVICE: &str = "DynamoDB";
@@ -422,7 +423,65 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         )
         .await
     }
+
+    async fn set_task_token(&self, key: &str, token: &TaskToken) -> Result<(), DependencyError> {
+        // A failed condition: no record, or this token is already the recorded one.
+        self.try_send(
+            self.update(key)
+                .update_expression(
+                    "SET taskToken = :token REMOVE callbackSettled, callbackSettledAt, callbackRefusal",
+                )
+                .condition_expression(
+                    "attribute_exists(id) AND (attribute_not_exists(taskToken) OR taskToken <> :token)",
+                )
+                .expression_attribute_values(
+                    ":token",
+                    AttributeValue::S(token.as_secret_str().to_owned()),
+                )
+                .send(),
+            "recording the task token",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn settle_task_callback(
+        &self,
+        key: &str,
+        token: &TaskToken,
+        settled: &CallbackSettled,
+    ) -> Result<bool, DependencyError> {
+        let (how, at, refusal) = match settled {
+            CallbackSettled::Reported { at } => (CALLBACK_REPORTED, at, None),
+            CallbackSettled::Refused { code, at } => (CALLBACK_REFUSED, at, Some(code)),
+        };
+        let mut update = self
+            .update(key)
+            .update_expression(match refusal {
+                Some(_) => {
+                    "SET callbackSettled = :how, callbackSettledAt = :at, callbackRefusal = :code"
+                }
+                None => "SET callbackSettled = :how, callbackSettledAt = :at",
+            })
+            .condition_expression("taskToken = :token AND attribute_not_exists(callbackSettled)")
+            .expression_attribute_values(
+                ":token",
+                AttributeValue::S(token.as_secret_str().to_owned()),
+            )
+            .expression_attribute_values(":how", AttributeValue::S(how.to_owned()))
+            .expression_attribute_values(":at", number(at.timestamp_millis()));
+        if let Some(code) = refusal {
+            update = update.expression_attribute_values(":code", AttributeValue::S(code.clone()));
+        }
+        self.try_send(update.send(), "recording the task callback")
+            .await
+    }
 }
+
+/// `callbackSettled`: the end was reported to the recorded task token.
+const CALLBACK_REPORTED: &str = "REPORTED";
+/// `callbackSettled`: Step Functions refused the recorded token for good (`callbackRefusal`).
+const CALLBACK_REFUSED: &str = "REFUSED";
 
 impl DynamoIdempotencyStore {
     /// Sends one conditional request within the deadline in force: `false` when its condition
@@ -578,6 +637,7 @@ fn record_from_item(key: &str, item: &Item) -> Result<IdempotencyRecord, Depende
                 lease_until: read.millis("followLease"),
             }),
         final_outcome: read.final_outcome()?,
+        task_callback: read.task_callback(),
     })
 }
 
@@ -653,6 +713,24 @@ impl ItemReader<'_> {
             .filter_map(|kind| kind.as_s().ok())
             .filter_map(|kind| serde_json::from_value::<OutcomeKind>(kind.as_str().into()).ok())
             .collect()
+    }
+
+    /// `taskToken` and how reporting to it ended (`callbackSettled`, `callbackSettledAt`,
+    /// `callbackRefusal`).
+    fn task_callback(&self) -> Option<TaskCallback> {
+        let token = TaskToken::parse(&self.text("taskToken")?)?;
+        let at = self
+            .millis("callbackSettledAt")
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let settled = match self.text("callbackSettled").as_deref() {
+            Some(CALLBACK_REPORTED) => Some(CallbackSettled::Reported { at }),
+            Some(CALLBACK_REFUSED) => Some(CallbackSettled::Refused {
+                code: self.text("callbackRefusal").unwrap_or_default(),
+                at,
+            }),
+            _ => None,
+        };
+        Some(TaskCallback { token, settled })
     }
 
     fn final_outcome(&self) -> Result<Option<StoredFinal>, DependencyError> {

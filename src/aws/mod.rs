@@ -6,6 +6,7 @@ pub mod idempotency;
 pub mod queue;
 pub mod secrets_manager;
 pub mod sns;
+pub mod step_functions;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 

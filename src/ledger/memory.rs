@@ -8,8 +8,10 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use crate::command::TaskToken;
 use crate::ledger::{
-    FollowUpState, Fresh, IdempotencyRecord, RecordState, SendingMark, StoredFinal,
+    CallbackSettled, FollowUpState, Fresh, IdempotencyRecord, RecordState, SendingMark,
+    StoredFinal, TaskCallback,
 };
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::ports::{DependencyError, IdempotencyStore};
@@ -450,5 +452,54 @@ impl IdempotencyStore for MemoryStore {
                 format!("key {key:?} has no final outcome to mark published"),
             )
         })
+    }
+
+    async fn set_task_token(&self, key: &str, token: &TaskToken) -> Result<(), DependencyError> {
+        self.update(
+            key,
+            |record| {
+                record
+                    .task_callback
+                    .as_ref()
+                    .is_none_or(|c| c.token != *token)
+            },
+            |record| {
+                record.task_callback = Some(TaskCallback {
+                    token: token.clone(),
+                    settled: None,
+                })
+            },
+        );
+        Ok(())
+    }
+
+    async fn settle_task_callback(
+        &self,
+        key: &str,
+        token: &TaskToken,
+        settled: &CallbackSettled,
+    ) -> Result<bool, DependencyError> {
+        Ok(self.update(
+            key,
+            |record| {
+                record
+                    .task_callback
+                    .as_ref()
+                    .is_some_and(|c| c.token == *token && c.settled.is_none())
+            },
+            |record| {
+                if let Some(callback) = &mut record.task_callback {
+                    callback.settled = Some(match settled {
+                        CallbackSettled::Reported { at } => {
+                            CallbackSettled::Reported { at: millis(*at) }
+                        }
+                        CallbackSettled::Refused { code, at } => CallbackSettled::Refused {
+                            code: code.clone(),
+                            at: millis(*at),
+                        },
+                    });
+                }
+            },
+        ))
     }
 }

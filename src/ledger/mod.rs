@@ -22,6 +22,7 @@ pub mod memory;
 
 use chrono::{DateTime, Utc};
 
+use crate::command::TaskToken;
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::ports::{DependencyError, IdempotencyStore};
 
@@ -76,6 +77,55 @@ pub struct IdempotencyRecord {
     pub follow_up: Option<FollowUpState>,
     /// The final outcome of a followed request, once its end was seen.
     pub final_outcome: Option<StoredFinal>,
+    /// The Step Functions task the request's end is reported to (CONTRACT section 8).
+    pub task_callback: Option<TaskCallback>,
+}
+
+/// The task token of a request and how reporting to it ended. The token is a bearer
+/// credential: its `Debug` shows a fingerprint only, and no outcome carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskCallback {
+    pub token: TaskToken,
+    /// `None` until the end was reported or Step Functions refused the token for good.
+    pub settled: Option<CallbackSettled>,
+}
+
+/// How reporting to a task token ended: either way, nothing is sent to it again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallbackSettled {
+    /// The end was reported (`SendTaskSuccess` or `SendTaskFailure` answered) at `at`.
+    Reported { at: DateTime<Utc> },
+    /// Step Functions refused the token for good at `at` (`TaskTimedOut`, ...): `code`.
+    Refused { code: String, at: DateTime<Utc> },
+}
+
+impl IdempotencyRecord {
+    /// The token still waiting for the request's end, if any.
+    pub fn pending_task_token(&self) -> Option<&TaskToken> {
+        self.task_callback
+            .as_ref()
+            .filter(|callback| callback.settled.is_none())
+            .map(|callback| &callback.token)
+    }
+
+    /// The end of the request, once known: the final outcome of a followed request, else a
+    /// first outcome that ends it (anything but `SUBMITTED` and `QUEUED`).
+    pub fn known_end(&self) -> Option<&Outcome> {
+        if let Some(stored) = &self.final_outcome {
+            return Some(stored.outcome.as_ref());
+        }
+        match &self.state {
+            RecordState::Completed { outcome, .. }
+                if !matches!(
+                    outcome.outcome,
+                    OutcomeKind::Submitted | OutcomeKind::Queued
+                ) =>
+            {
+                Some(outcome.as_ref())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Where following a submitted request stands.
@@ -320,6 +370,7 @@ impl IdempotencyRecord {
             history: Vec::new(),
             follow_up: None,
             final_outcome: None,
+            task_callback: None,
         }
     }
 }

@@ -67,6 +67,8 @@ impl<P: Ports> Runner<P> {
             .claim_check(key, message.check, now, deadline)
             .await?
         else {
+            // The end may be published but not yet reported (the report failed): report it.
+            self.report_pending_end(key).await?;
             return Ok(CheckReport::Skipped(
                 "not due: a later check is due, another delivery is running it, or the request is unknown or has ended",
             ));
@@ -91,6 +93,10 @@ impl<P: Ports> Runner<P> {
         deadline: DateTime<Utc>,
     ) -> Result<CheckReport, DependencyError> {
         let key = &message.request_id;
+        if record.final_outcome.is_none() {
+            // The task waiting on the request is told it is still followed.
+            self.heartbeat(key, &record).await;
+        }
         if let Some(stored) = record.final_outcome {
             // Stored by an earlier delivery that could not publish it.
             return Ok(CheckReport::Final(Box::new(
@@ -167,6 +173,9 @@ impl<P: Ports> Runner<P> {
             return Err(error);
         }
         self.store.mark_final_published(key).await?;
+        // After the publication is recorded: a failed report fails the check, and its
+        // redelivery (no longer a check to run) reports it without publishing again.
+        self.report_end(key).await?;
         Ok(Report {
             outcome,
             publication: Publication::Published,

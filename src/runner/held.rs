@@ -38,8 +38,13 @@ impl<P: Ports> Runner<P> {
         record: IdempotencyRecord,
         decision: &Decision,
     ) -> Result<Report, DependencyError> {
+        if *decision != Decision::KeyReused {
+            // A retried state's new token: the one the end is reported to from now on.
+            self.take_task_token(&request.request_id, request.command.task_token.as_ref())
+                .await?;
+        }
         match decision {
-            Decision::KeyReused => Ok(self.key_reused(request, &record).await),
+            Decision::KeyReused => self.key_reused(request, &record).await,
             Decision::Repeat => self.repeat(request, record).await,
             Decision::Duplicate { in_flight: false } => self.duplicate(request, record).await,
             // Another attempt works on it (or the record changed under the decision): the
@@ -49,7 +54,11 @@ impl<P: Ports> Runner<P> {
     }
 
     /// Another command holds the key: `REJECTED` / `KEY_REUSED`, published.
-    async fn key_reused(&self, request: &RunRequest, record: &IdempotencyRecord) -> Report {
+    async fn key_reused(
+        &self,
+        request: &RunRequest,
+        record: &IdempotencyRecord,
+    ) -> Result<Report, DependencyError> {
         let problem = Problem::new(
             request.key_field,
             ErrorCode::KeyReused,
@@ -62,7 +71,14 @@ impl<P: Ports> Runner<P> {
         let outcome = self
             .outcome(request, OutcomeKind::Rejected, self.clock.now())
             .with_errors(vec![problem]);
-        self.publish_only(outcome).await
+        let report = self.publish_only(outcome).await;
+        // Its own token, never the record's: that task belongs to the other command.
+        if let (Some(token), Publication::Published) =
+            (&request.command.task_token, &report.publication)
+        {
+            self.report_unrecorded(token, &report.outcome).await?;
+        }
+        Ok(report)
     }
 
     /// The same command again after an outcome that frees its key: that outcome, published
@@ -73,6 +89,7 @@ impl<P: Ports> Runner<P> {
         record: IdempotencyRecord,
     ) -> Result<Report, DependencyError> {
         let key = &request.request_id;
+        let reports = request.command.task_token.is_some() || record.pending_task_token().is_some();
         let RecordState::Completed {
             outcome: stored,
             published,
@@ -81,6 +98,9 @@ impl<P: Ports> Runner<P> {
             return Ok(self.in_flight(request));
         };
         if published {
+            if reports {
+                self.report_end(key).await?;
+            }
             self.store.release(key, record.attempt).await?;
             return Ok(self.not_published(*stored));
         }
@@ -89,15 +109,39 @@ impl<P: Ports> Runner<P> {
             .store
             .claim_publication(key, now, now + PUBLISH_CLAIM)
             .await?;
+        let publication = match claimed {
+            true => {
+                self.publish_stored(key, record.attempt, &stored, reports)
+                    .await
+            }
+            false => Publication::NotPublished,
+        };
+        if reports && matches!(publication, Publication::Published) {
+            self.report_and_release(key, record.attempt, &stored)
+                .await?;
+        }
         Ok(Report {
-            publication: match claimed {
-                true => self.publish_stored(key, record.attempt, &stored).await,
-                false => Publication::NotPublished,
-            },
+            publication,
             outcome: *stored,
             // Another attempt holds the right to publish it, and may have died.
             in_flight: !claimed,
         })
+    }
+
+    /// Reports the stored first outcome to the request's task when it ends the request, then
+    /// releases the key if the outcome frees it (held until now so a failed report is retried
+    /// from the stored outcome, never by running the command again).
+    pub(super) async fn report_and_release(
+        &self,
+        key: &str,
+        attempt: u64,
+        outcome: &Outcome,
+    ) -> Result<(), DependencyError> {
+        self.report_end(key).await?;
+        if !outcome.outcome.keeps_key() {
+            self.store.release(key, attempt).await?;
+        }
+        Ok(())
     }
 
     /// `DUPLICATE` with the first outcome. The first attempt stored it but may not have
@@ -111,6 +155,7 @@ impl<P: Ports> Runner<P> {
     ) -> Result<Report, DependencyError> {
         let key = &request.request_id;
         let now = self.clock.now();
+        let reports = request.command.task_token.is_some() || record.pending_task_token().is_some();
         let RecordState::Completed {
             outcome: first,
             published,
@@ -126,10 +171,21 @@ impl<P: Ports> Runner<P> {
                 .claim_publication(key, now, now + PUBLISH_CLAIM)
                 .await?
             {
-                publication = self.publish_stored(key, record.attempt, &first).await;
+                publication = self
+                    .publish_stored(key, record.attempt, &first, false)
+                    .await;
             } else {
                 in_flight = true;
             }
+        }
+        // The end, once published, is reported to a waiting token (a retried state's new one
+        // at once); an end not yet published is reported by whoever publishes it.
+        let end_published = match &record.final_outcome {
+            Some(stored) => stored.published,
+            None => published || matches!(publication, Publication::Published),
+        };
+        if reports && end_published {
+            self.report_end(key).await?;
         }
         if first.outcome == OutcomeKind::Submitted
             && record.follow_up.is_none()
@@ -149,11 +205,14 @@ impl<P: Ports> Runner<P> {
 
     /// Publishes a stored outcome whose publication this attempt holds, then marks it published
     /// (or frees the key), or gives the right to publish back when publishing failed.
+    /// With `hold_key`, an outcome that frees its key is only marked published: the caller
+    /// reports it to the request's task first, then releases the key.
     pub(super) async fn publish_stored(
         &self,
         key: &str,
         attempt: u64,
         outcome: &Outcome,
+        hold_key: bool,
     ) -> Publication {
         // A drill's evidence before its outcome: never an outcome without its evidence.
         if let Err(error) = self.keep_evidence(outcome).await {
@@ -165,7 +224,7 @@ impl<P: Ports> Runner<P> {
         }
         let publication = self.publish(outcome).await;
         let settled = match &publication {
-            Publication::Published if outcome.outcome.keeps_key() => {
+            Publication::Published if outcome.outcome.keeps_key() || hold_key => {
                 self.store.mark_published(key).await
             }
             Publication::Published => self.store.release(key, attempt).await,

@@ -2,6 +2,7 @@
 //! key -> resolve -> submit -> reconcile -> store -> publish, written against `crate::ports`.
 
 mod drill;
+mod callback;
 mod follow_up;
 mod held;
 mod outcomes;
@@ -14,7 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::command::RestoreCommand;
 use crate::ledger::{self, Acquired, Arrival, Ask, Decision};
 use crate::outcome::{AtlasSummary, JobSummary, Outcome, OutcomeKind, Problem, Trigger};
-use crate::ports::{Adapters, DrillEvidence, Secrets};
+use crate::ports::{Adapters, DrillEvidence, NoCallbacks, Secrets, TaskCallbacks};
 use crate::ports::{
     Atlas, Clock, DependencyError, IdempotencyRecord, IdempotencyStore, Notifier, Ports, WorkQueue,
 };
@@ -159,6 +160,8 @@ pub struct Runner<P: Ports> {
     /// `DRILL_TABLE`: where drills leave their evidence (CONTRACT section 7).
     drills: Option<P::Drills>,
     settings: RunnerSettings,
+    /// Step Functions' task callbacks (CONTRACT section 8).
+    callbacks: P::Callbacks,
 }
 
 /// What a delivery from the work queue came to.
@@ -201,14 +204,45 @@ where
             queue,
             drills: None,
             settings,
+            callbacks: NoCallbacks,
+        }
+    }
+}
+
+impl<A, S, N, I, C, Q, D, K> Runner<Adapters<A, S, N, I, C, Q, D, K>>
+where
+    A: Atlas,
+    S: Secrets,
+    N: Notifier,
+    I: IdempotencyStore,
+    C: Clock,
+    Q: WorkQueue,
+    D: DrillEvidence,
+    K: TaskCallbacks,
+{
+    /// The same runner, reporting to Step Functions tasks through `callbacks`.
+    pub fn with_callbacks<K2: TaskCallbacks>(
+        self,
+        callbacks: K2,
+    ) -> Runner<Adapters<A, S, N, I, C, Q, D, K2>> {
+        Runner {
+            atlas: self.atlas,
+            secrets: self.secrets,
+            notifier: self.notifier,
+            store: self.store,
+            clock: self.clock,
+            queue: self.queue,
+            drills: self.drills,
+            settings: self.settings,
+            callbacks,
         }
     }
 
     /// The same runner with the drill evidence store (`DRILL_TABLE`), when there is one.
-    pub fn with_drills<D: DrillEvidence>(
+    pub fn with_drills<D2: DrillEvidence>(
         self,
-        drills: Option<D>,
-    ) -> Runner<Adapters<A, S, N, I, C, Q, D>> {
+        drills: Option<D2>,
+    ) -> Runner<Adapters<A, S, N, I, C, Q, D2, K>> {
         Runner {
             atlas: self.atlas,
             secrets: self.secrets,
@@ -218,9 +252,11 @@ where
             queue: self.queue,
             drills,
             settings: self.settings,
+            callbacks: self.callbacks,
         }
     }
 }
+
 impl<P: Ports> Runner<P> {
     pub fn atlas(&self) -> &P::Atlas {
         &self.atlas
@@ -386,7 +422,7 @@ impl<P: Ports> Runner<P> {
                     }
                 };
                 Ok(Delivered::Ran(Box::new(
-                    self.finish(key, attempt, outcome, false).await?,
+                    self.finish(key, attempt, outcome, false, false).await?,
                 )))
             }
             Acquired::Held {

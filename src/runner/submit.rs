@@ -114,8 +114,15 @@ impl<P: Ports> Runner<P> {
             }
         };
         let follow = request.command.must_follow(self.settings.follow_all);
-        self.finish(&request.request_id, attempt.number, outcome, follow)
-            .await
+        let reports = request.command.task_token.is_some();
+        self.finish(
+            &request.request_id,
+            attempt.number,
+            outcome,
+            follow,
+            reports,
+        )
+        .await
     }
 
     /// Resolves the restore, looks for an earlier attempt's job when one may have been
@@ -131,6 +138,9 @@ impl<P: Ports> Runner<P> {
             self.outcome(request, OutcomeKind::Rejected, attempt.started_at)
                 .with_errors(problems)
         };
+        // Recorded before anything is sent, so the end is reported to it whoever reports it.
+        self.take_task_token(&request.request_id, request.command.task_token.as_ref())
+            .await?;
         if !problems.is_empty() && attempt.earlier_sending.is_none() {
             return Ok(rejected(problems));
         }
@@ -361,13 +371,17 @@ impl<P: Ports> Runner<P> {
     }
 
     /// Stores the outcome, then publishes it, then marks it published (or frees the key);
-    /// starts following a `SUBMITTED` outcome when `follow`.
+    /// starts following a `SUBMITTED` outcome when `follow`. With `reports` (the command
+    /// carries a task token), an outcome that ends the request is reported to the task before
+    /// a key that the outcome frees is released: a retry after a failed report finds the
+    /// outcome and reports it, and never sends the restore again.
     pub(super) async fn finish(
         &self,
         key: &str,
         attempt: u64,
         outcome: Outcome,
         follow: bool,
+        reports: bool,
     ) -> Result<Report, DependencyError> {
         let now = self.clock.now();
         if let Err(error) = self
@@ -390,7 +404,10 @@ impl<P: Ports> Runner<P> {
             }
             return Err(error);
         }
-        let publication = self.publish_stored(key, attempt, &outcome).await;
+        let publication = self.publish_stored(key, attempt, &outcome, reports).await;
+        if reports && matches!(publication, Publication::Published) {
+            self.report_and_release(key, attempt, &outcome).await?;
+        }
         if follow && outcome.outcome == OutcomeKind::Submitted {
             self.start_following(key, &outcome).await?;
         }

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::command::RestoreCommand;
+use crate::command::{RestoreCommand, TaskToken};
 use crate::guardrail::check_protected_target;
 use crate::handler::{App, HandlerError, Invocation};
 use crate::outcome::{ErrorCode, Problem, Trigger};
@@ -100,6 +100,20 @@ impl<P: Ports> App<P> {
         });
         let outcome = self.rejected(trigger, value, request_id, problems);
         let report = self.runner.publish_only(outcome).await;
+        // A runbook's task is told at once (CONTRACT section 8); a schedule's token is never
+        // used: only a direct invoke or an event can carry one.
+        let token = match trigger {
+            Trigger::Direct | Trigger::Event => value
+                .get("taskToken")
+                .and_then(Value::as_str)
+                .and_then(TaskToken::parse),
+            _ => None,
+        };
+        if let (Some(token), Publication::Published) = (&token, &report.publication) {
+            self.runner
+                .report_unrecorded(token, &report.outcome)
+                .await?;
+        }
         self.answer_non_http(report)
     }
 

@@ -280,6 +280,7 @@ pub fn store_knowing_one_request() -> MemoryStore {
             lease_until: None,
         }),
         final_outcome: None,
+        task_callback: None,
     });
     store
 }

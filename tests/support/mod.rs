@@ -12,4 +12,5 @@ pub mod moto;
 pub mod python_server;
 pub mod sample;
 pub mod schema;
+pub mod sfn_proxy;
 pub mod stack;
