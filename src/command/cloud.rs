@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::fields::{FieldRules, Fields, Problems};
 use super::values::{ClusterName, ObjectId, PositiveInt32};
-use super::{RestorePointChoice, RunTimePoint};
+use super::{CommandPoint, RestorePointChoice, RunTimePoint};
 use crate::outcome::ErrorCode;
 
 /// Atlas refuses Cloud Backup times before 2008-01-01 (`minimum: 1199145600`).
@@ -281,32 +281,18 @@ enum DeliveryType {
 /// Validates a Cloud Backup `restore` object (at `/restore`) with the command's `restorePoint`.
 pub(crate) fn validate(
     restore: &Value,
-    run_time_point: Option<RunTimePoint>,
-    run_time_point_given: bool,
+    point: CommandPoint,
     now: DateTime<Utc>,
     problems: &mut Problems,
 ) -> Option<CloudRestoreSpec> {
-    let fields = Fields::of(restore, "/restore", "\"restore\"", problems)?;
-    fields.refuse_unlisted(&RESTORE_RULES, problems);
+    let fields = Fields::of(restore, "/restore", "\"restore\"", &RESTORE_RULES, problems)?;
     let delivery = read_delivery_type(&fields, problems);
     let restore = CloudFields::read(fields, now, problems);
-    let point = CommandPoint {
-        run_time_point,
-        given: run_time_point_given,
-    };
     match delivery? {
         DeliveryType::Automated => restore.automated(point, problems),
         DeliveryType::Download => restore.download(point, problems),
         DeliveryType::PointInTime => restore.point_in_time(point, problems),
     }
-}
-
-/// The command's `restorePoint`, beside `restore`.
-#[derive(Clone, Copy)]
-struct CommandPoint {
-    run_time_point: Option<RunTimePoint>,
-    /// Given, whether or not it was valid.
-    given: bool,
 }
 
 /// A Cloud Backup `restore`'s fields, each read (its problems reported) once, in this order,

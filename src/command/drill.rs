@@ -60,8 +60,7 @@ pub(super) fn read(fields: &Fields<'_>, problems: &mut Problems) -> Result<Optio
         return Ok(None);
     };
     let at = fields.pointer("drill");
-    let drill = Fields::of(value, &at, "\"drill\"", problems).ok_or(())?;
-    drill.refuse_unlisted(&DRILL_RULES, problems);
+    let drill = Fields::of(value, &at, "\"drill\"", &DRILL_RULES, problems).ok_or(())?;
     drill.require(
         "name",
         ": the drill's name, under which its evidence is kept",

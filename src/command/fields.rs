@@ -49,18 +49,24 @@ pub(crate) struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// `value` as an object, or an `INVALID_TYPE` problem at `at`.
+    /// `value` as an object whose fields `rules` lists (any other is reported), or an
+    /// `INVALID_TYPE` problem at `at`.
     pub fn of(
         value: &'a Value,
         at: &str,
         what: &str,
+        rules: &FieldRules,
         problems: &mut Problems,
     ) -> Option<Fields<'a>> {
         match value {
-            Value::Object(map) => Some(Fields {
-                map,
-                at: at.to_owned(),
-            }),
+            Value::Object(map) => {
+                let fields = Fields {
+                    map,
+                    at: at.to_owned(),
+                };
+                fields.refuse_unlisted(rules, problems);
+                Some(fields)
+            }
             other => {
                 problems.add(
                     at,
@@ -86,7 +92,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Refuses every field `rules` does not list as writable, with the most helpful code and hint.
-    pub fn refuse_unlisted(&self, rules: &FieldRules, problems: &mut Problems) {
+    fn refuse_unlisted(&self, rules: &FieldRules, problems: &mut Problems) {
         for name in self.map.keys() {
             if rules.writable.contains(&name.as_str()) {
                 continue;

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::fields::{FieldRules, Fields, Problems};
 use super::values::{ClusterName, ObjectId, PositiveInt32};
-use super::{RestorePointChoice, RunTimePoint};
+use super::{CommandPoint, RestorePointChoice, RunTimePoint};
 use crate::outcome::ErrorCode;
 
 /// Atlas refuses `pointInTimeUTCMillis` below this (2008-01-01T00:00:00Z).
@@ -451,26 +451,17 @@ enum Method {
 /// `restorePoint`, reporting every problem.
 pub(crate) fn validate(
     restore: &Value,
-    run_time_point: Option<RunTimePoint>,
-    run_time_point_given: bool,
+    point: CommandPoint,
     now: DateTime<Utc>,
     problems: &mut Problems,
 ) -> Option<LegacyRestoreSpec> {
-    let fields = Fields::of(restore, "/restore", "\"restore\"", problems)?;
-    fields.refuse_unlisted(&RESTORE_RULES, problems);
+    let fields = Fields::of(restore, "/restore", "\"restore\"", &RESTORE_RULES, problems)?;
 
     let delivery = read_delivery(&fields, problems);
     let method = delivery
         .as_ref()
         .and_then(|delivery| read_method(delivery, problems));
-    let point = read_point(
-        &fields,
-        method,
-        run_time_point,
-        run_time_point_given,
-        now,
-        problems,
-    );
+    let point = read_point(&fields, method, point, now, problems);
 
     match method? {
         Method::Automated => {
@@ -507,9 +498,9 @@ fn read_delivery<'a>(fields: &Fields<'a>, problems: &mut Problems) -> Option<Fie
         fields.get("delivery")?,
         "/restore/delivery",
         "\"delivery\"",
+        &DELIVERY_RULES,
         problems,
     )?;
-    delivery.refuse_unlisted(&DELIVERY_RULES, problems);
     Some(delivery)
 }
 
@@ -557,11 +548,14 @@ fn read_method(delivery: &Fields<'_>, problems: &mut Problems) -> Option<Method>
 fn read_point(
     fields: &Fields<'_>,
     method: Option<Method>,
-    run_time_point: Option<RunTimePoint>,
-    run_time_point_given: bool,
+    point: CommandPoint,
     now: DateTime<Utc>,
     problems: &mut Problems,
 ) -> Option<RestorePointChoice<LegacyPoint>> {
+    let CommandPoint {
+        run_time_point,
+        given: run_time_point_given,
+    } = point;
     let mut kinds: Vec<&str> = Vec::new();
     if fields.has("snapshotId") {
         kinds.push("snapshotId");

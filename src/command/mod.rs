@@ -166,6 +166,15 @@ pub struct SourceCluster {
     pub cluster_name: ClusterName,
 }
 
+/// The command's `restorePoint`, beside `restore`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CommandPoint {
+    pub run_time_point: Option<RunTimePoint>,
+    /// Given, whether or not it was valid (so conflicts with restore-point fields in
+    /// `restore` are still reported).
+    pub given: bool,
+}
+
 /// A valid restore command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RestoreCommand {
@@ -272,15 +281,14 @@ fn read_command(
     now: DateTime<Utc>,
     problems: &mut Problems,
 ) -> Option<RestoreCommand> {
-    let fields = Fields::of(value, "", "the command", problems)?;
-    fields.refuse_unlisted(&COMMAND_RULES, problems);
+    let fields = Fields::of(value, "", "the command", &COMMAND_RULES, problems)?;
 
     fields.require("groupId", ": the project of the source cluster", problems);
     let group_id = fields.object_id("groupId", problems);
     fields.require("clusterName", ": the source cluster", problems);
     let cluster_name = fields.cluster_name("clusterName", problems);
     let backup_type = read_backup_type(&fields, problems);
-    let (run_time_point, run_time_point_given) = read_run_time_point(&fields, problems);
+    let point = read_run_time_point(&fields, problems);
     let idempotency_key = fields.parsed(
         "idempotencyKey",
         IdempotencyKey::parse,
@@ -297,12 +305,10 @@ fn read_command(
     fields.require("restore", ": the Atlas restore job body", problems);
     let restore = match (backup_type?, fields.get("restore")) {
         (BackupType::Legacy, Some(restore)) => {
-            legacy::validate(restore, run_time_point, run_time_point_given, now, problems)
-                .map(RestoreSpec::Legacy)
+            legacy::validate(restore, point, now, problems).map(RestoreSpec::Legacy)
         }
         (BackupType::Cloud, Some(restore)) => {
-            cloud::validate(restore, run_time_point, run_time_point_given, now, problems)
-                .map(RestoreSpec::Cloud)
+            cloud::validate(restore, point, now, problems).map(RestoreSpec::Cloud)
         }
         (_, None) => None,
     };
@@ -345,14 +351,13 @@ fn read_backup_type(fields: &Fields<'_>, problems: &mut Problems) -> Option<Back
     }
 }
 
-/// Reads `restorePoint`; the flag says whether one was given at all, even if invalid, so that
-/// conflicts with restore-point fields in `restore` are still reported.
-fn read_run_time_point(
-    fields: &Fields<'_>,
-    problems: &mut Problems,
-) -> (Option<RunTimePoint>, bool) {
+/// Reads `restorePoint`.
+fn read_run_time_point(fields: &Fields<'_>, problems: &mut Problems) -> CommandPoint {
     let Some(value) = fields.get("restorePoint") else {
-        return (None, false);
+        return CommandPoint {
+            run_time_point: None,
+            given: false,
+        };
     };
     let at = fields.pointer("restorePoint");
     let point = match value {
@@ -365,8 +370,7 @@ fn read_run_time_point(
             );
             None
         }
-        Value::Object(_) => Fields::of(value, &at, "\"restorePoint\"", problems).and_then(|point| {
-            point.refuse_unlisted(&FieldRules { writable: &["minutesAgo"], read_only: &[], elsewhere: &[] }, problems);
+        Value::Object(_) => Fields::of(value, &at, "\"restorePoint\"", &FieldRules { writable: &["minutesAgo"], read_only: &[], elsewhere: &[] }, problems).and_then(|point| {
             point.require("minutesAgo", ": how many minutes before the run to restore to", problems);
             let minutes = point.integer("minutesAgo", problems)?;
             let valid = u64::try_from(minutes).ok().and_then(MinutesAgo::new);
@@ -388,7 +392,10 @@ fn read_run_time_point(
             None
         }
     };
-    (point, true)
+    CommandPoint {
+        run_time_point: point,
+        given: true,
+    }
 }
 
 /// An optional free-text field of at most `max` characters; `Err` when it was given but invalid.

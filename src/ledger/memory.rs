@@ -133,26 +133,14 @@ impl IdempotencyStore for MemoryStore {
                 (None, Some(_)) => false,
             };
             if free {
-                records.insert(
-                    fresh.key.to_owned(),
-                    IdempotencyRecord {
-                        key: fresh.key.to_owned(),
-                        fingerprint: fresh.fingerprint.to_owned(),
-                        dry_run: fresh.dry_run,
-                        state: RecordState::InProgress {
-                            lease_until: millis(fresh.lease_until),
-                        },
-                        attempt: fresh.attempt,
-                        first_started_at: millis(fresh.now),
-                        expires_at: seconds(fresh.expires_at),
-                        sending: None,
-                        publish_claim_until: None,
-                        hand_off_digest: None,
-                        history: Vec::new(),
-                        follow_up: None,
-                        final_outcome: None,
-                    },
-                );
+                // Stored at DynamoDB's precision: leases in milliseconds, the TTL in seconds.
+                let mut record = IdempotencyRecord::fresh(fresh);
+                record.state = RecordState::InProgress {
+                    lease_until: millis(fresh.lease_until),
+                };
+                record.first_started_at = millis(fresh.now);
+                record.expires_at = seconds(fresh.expires_at);
+                records.insert(fresh.key.to_owned(), record);
             }
             free
         }))

@@ -300,6 +300,30 @@ pub struct Fresh<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
+impl IdempotencyRecord {
+    /// The record a fresh write (`put_fresh`) creates: the attempt holds the key until its
+    /// lease ends, nothing sent, nothing stored.
+    pub fn fresh(fresh: &Fresh<'_>) -> IdempotencyRecord {
+        IdempotencyRecord {
+            key: fresh.key.to_owned(),
+            fingerprint: fresh.fingerprint.to_owned(),
+            dry_run: fresh.dry_run,
+            state: RecordState::InProgress {
+                lease_until: fresh.lease_until,
+            },
+            attempt: fresh.attempt,
+            first_started_at: fresh.now,
+            expires_at: fresh.expires_at,
+            sending: None,
+            publish_claim_until: None,
+            hand_off_digest: None,
+            history: Vec::new(),
+            follow_up: None,
+            final_outcome: None,
+        }
+    }
+}
+
 /// What an attempt holds once it took `record` over from attempt `seen`. An attempt that
 /// died holding the key without a mark cannot have sent (the mark precedes every POST), unless
 /// a version before the mark wrote the record: one list of the jobs since its first start
@@ -430,21 +454,17 @@ mod tests {
     }
 
     fn record(state: RecordState) -> IdempotencyRecord {
-        IdempotencyRecord {
-            key: "k".into(),
-            fingerprint: "fp".into(),
+        let mut record = IdempotencyRecord::fresh(&Fresh {
+            key: "k",
+            fingerprint: "fp",
             dry_run: false,
-            state,
             attempt: 3,
-            first_started_at: now() - chrono::Duration::hours(1),
+            now: now() - chrono::Duration::hours(1),
+            lease_until: now(),
             expires_at: now() + chrono::Duration::hours(6),
-            sending: None,
-            publish_claim_until: None,
-            hand_off_digest: None,
-            history: Vec::new(),
-            follow_up: None,
-            final_outcome: None,
-        }
+        });
+        record.state = state;
+        record
     }
 
     fn ask(arrival: Arrival) -> Ask<'static> {
