@@ -380,11 +380,13 @@ fn target_of(body: &Value) -> Value {
     }
 }
 
-/// A duration for people: `42 min`, `6 h 10 min`, `2 d 3 h`, `45 s`.
+/// A duration for people: `45 s`, `1 min 6 s` (the seconds count under 10 minutes, so a
+/// figure just over a target never reads as the target), `42 min`, `6 h 10 min`, `2 d 3 h`.
 pub fn human_duration(seconds: u64) -> String {
     let minutes = seconds / 60;
     match seconds {
         s if s < 60 => format!("{s} s"),
+        s if s < 600 && s % 60 != 0 => format!("{} min {} s", s / 60, s % 60),
         s if s < 3600 => format!("{} min", s / 60),
         s if s < 86_400 => match minutes % 60 {
             0 => format!("{} h", s / 3600),

@@ -365,6 +365,8 @@ fn sort_keys_order_as_times_do() {
 fn durations_read_as_people_say_them() {
     assert_eq!(human_duration(45), "45 s");
     assert_eq!(human_duration(42 * 60 + 10), "42 min");
+    assert_eq!(human_duration(66), "1 min 6 s");
+    assert_eq!(human_duration(120), "2 min");
     assert_eq!(human_duration(6 * 3600 + 10 * 60), "6 h 10 min");
     assert_eq!(human_duration(2 * 3600), "2 h");
     assert_eq!(human_duration(86_400 * 2 + 3 * 3600), "2 d 3 h");

@@ -397,7 +397,11 @@ impl<P: Ports> Runner<P> {
             .await
         {
             // Not recorded: publish it anyway so no outcome is lost, then fail so the event is
-            // retried; a retry reconciles with Atlas and never sends twice.
+            // retried; a retry reconciles with Atlas and never sends twice. A drill's evidence
+            // first, as far as it can be kept.
+            if let Err(evidence_error) = self.keep_evidence(&outcome).await {
+                tracing::warn!(request_id = %key, error = %evidence_error, "the drill's evidence could not be kept either");
+            }
             let _ = self.publish(&outcome).await;
             if !outcome.outcome.keeps_key() {
                 let _ = self.store.release(key, attempt).await;
