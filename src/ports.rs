@@ -142,6 +142,8 @@ pub trait Ports {
 /// The drill evidence store `D` and the Step Functions callbacks `K` are set apart
 /// (`Runner::with_drills`, `Runner::with_callbacks`): without a drill table no drill runs, and
 /// [`NoCallbacks`] reports to no task.
+// Eight adapter types are what this plumbing is for: every signature outside it reads `P: Ports`.
+#[allow(clippy::type_complexity)]
 pub struct Adapters<A, S, N, I, C, Q, D = NoDrillTable, K = NoCallbacks>(
     PhantomData<AdapterTypes<A, S, N, I, C, Q, D, K>>,
 );

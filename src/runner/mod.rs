@@ -1,8 +1,8 @@
 //! The one place that orders the work of a command (CONTRACT sections 3 and 4):
 //! key -> resolve -> submit -> reconcile -> store -> publish, written against `crate::ports`.
 
-mod drill;
 mod callback;
+mod drill;
 mod follow_up;
 mod held;
 mod outcomes;
@@ -221,6 +221,7 @@ where
     K: TaskCallbacks,
 {
     /// The same runner, reporting to Step Functions tasks through `callbacks`.
+    #[allow(clippy::type_complexity)] // the eight adapter types, swapping one
     pub fn with_callbacks<K2: TaskCallbacks>(
         self,
         callbacks: K2,
@@ -239,6 +240,7 @@ where
     }
 
     /// The same runner with the drill evidence store (`DRILL_TABLE`), when there is one.
+    #[allow(clippy::type_complexity)] // the eight adapter types, swapping one
     pub fn with_drills<D2: DrillEvidence>(
         self,
         drills: Option<D2>,
