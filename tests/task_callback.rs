@@ -691,3 +691,22 @@ async fn a_failed_heartbeat_does_not_stop_following() {
     );
     assert_eq!(runbook.atlas_posts(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_work_queue_a_token_is_rejected_and_its_task_told_so() {
+    let sfn = StepFunctionsProxy::start().await;
+    let e2e = E2e::start(&[("AWS_ENDPOINT_URL_SFN", &sfn.endpoint())]).await;
+    sfn.forward_to(&e2e.stack.moto.endpoint());
+    let token = token("NOQUEUE");
+    let answer = e2e.answer(runbook_command("rb-no-queue", &token)).await;
+    assert_eq!(answer["outcome"], "REJECTED");
+    assert_eq!(answer["errors"][0]["field"], "/taskToken");
+    assert_eq!(answer["errors"][0]["code"], "FOLLOW_NEEDS_QUEUE");
+    let calls = sfn.accepted();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].token(), token);
+    let (error, cause) = failure_of(&calls[0]);
+    assert_eq!(error, "AtlasRestore.REJECTED");
+    assert_eq!(cause["errors"][0]["code"], "FOLLOW_NEEDS_QUEUE");
+    assert_eq!(e2e.jobs(), 0);
+}
