@@ -677,3 +677,24 @@ async fn without_a_work_queue_a_token_is_rejected_and_its_task_told_so() {
     assert_eq!(cause["errors"][0]["code"], "FOLLOW_NEEDS_QUEUE");
     assert_eq!(e2e.jobs(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_under_a_followed_request_s_key_never_takes_its_token() {
+    let runbook = runbook(&[]).await;
+    let (real, dry) = (token("REALRUN"), token("DRYUNDER"));
+    let (_, job) = runbook.submit("rb-dry-under", &real).await;
+    let mut dry_run = runbook_command("rb-dry-under", &dry);
+    dry_run["dryRun"] = json!(true);
+    assert_eq!(runbook.invoke(dry_run).await["outcome"], "DUPLICATE");
+    runbook.end_job(&job, "FINISHED");
+    runbook.deliver_ok(&runbook.follow_up().await).await;
+    let calls = runbook.accepted();
+    assert_eq!(
+        calls,
+        [
+            ("SendTaskHeartbeat".to_owned(), real.clone()),
+            ("SendTaskSuccess".to_owned(), real.clone()),
+        ]
+    );
+    assert_eq!(runbook.atlas_posts(), 1);
+}
