@@ -1173,6 +1173,10 @@ async fn runbook_with_token(
         for body in checks {
             deliver_check(client, address, aws, &body).await?;
         }
+        println!(
+            "  follow-up check {round} delivered; Step Functions calls so far: {}",
+            sfn.calls().len()
+        );
     }
     let _ = notifications(aws, moto_of(started)?, 2).await;
     println!("  what the function sent to Step Functions, in order:");
@@ -1184,19 +1188,22 @@ async fn runbook_with_token(
                     serde_json::from_str(call.body["output"].as_str().unwrap_or("null"))
                         .unwrap_or(Value::Null);
                 format!(
-                    "output: outcome {}, requestId {}, durationSeconds {}, jobs {} ({} bytes)",
+                    "  output: the final outcome ({} bytes): {} {}, durationSeconds {}, job {} {}",
+                    call.body["output"].as_str().map_or(0, str::len),
                     output["outcome"].as_str().unwrap_or("-"),
                     output["requestId"].as_str().unwrap_or("-"),
                     output["durationSeconds"],
-                    output["atlas"]["jobs"],
-                    call.body["output"].as_str().map_or(0, str::len)
+                    output["atlas"]["jobs"][0]["id"].as_str().unwrap_or("-"),
+                    output["atlas"]["jobs"][0]["statusName"]
+                        .as_str()
+                        .unwrap_or("-"),
                 )
             }
-            "SendTaskFailure" => format!("error {}", call.body["error"]),
+            "SendTaskFailure" => format!("  error {}", call.body["error"]),
             _ => String::new(),
         };
         println!(
-            "    {:<18} HTTP {}  token {fingerprint}  {detail}",
+            "    {:<18} HTTP {}  token {fingerprint}{detail}",
             call.action, call.status
         );
     }

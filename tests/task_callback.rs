@@ -59,6 +59,22 @@ impl Runbook {
         self.e2e.answer(command).await
     }
 
+    /// Submits `key` with `token`: the SUBMITTED outcome and its job's id.
+    async fn submit(&self, key: &str, token: &str) -> (Value, String) {
+        let submitted = self.invoke(runbook_command(key, token)).await;
+        assert_eq!(submitted["outcome"], "SUBMITTED", "{submitted}");
+        let job = submitted["atlas"]["jobs"][0]["id"]
+            .as_str()
+            .expect("a job id")
+            .to_owned();
+        (submitted, job)
+    }
+
+    /// The Atlas double ends `job` with `status` (`FINISHED`, `BROKEN`).
+    fn end_job(&self, job: &str, status: &str) {
+        self.e2e.stack.atlas.set_job_status(job, status, None);
+    }
+
     /// The one follow-up message queued now (waits up to about 5 s for it).
     async fn follow_up(&self) -> String {
         let messages = receive_all(&self.e2e.stack.sdk, &self.e2e.stack.work_queue, 1).await;
@@ -153,8 +169,7 @@ fn output_of(call: &SfnCall) -> Value {
 
 /// Submits `key` with `token`, then runs check 1 with the job still running: one heartbeat.
 async fn submitted_and_checked_once(runbook: &Runbook, key: &str, token: &str) -> (Value, String) {
-    let submitted = runbook.invoke(runbook_command(key, token)).await;
-    assert_eq!(submitted["outcome"], "SUBMITTED", "{submitted}");
+    let (submitted, job) = runbook.submit(key, token).await;
     assert!(
         runbook.sfn.calls().is_empty(),
         "nothing is reported at the submission"
@@ -165,10 +180,6 @@ async fn submitted_and_checked_once(runbook: &Runbook, key: &str, token: &str) -
         runbook.accepted(),
         [("SendTaskHeartbeat".to_owned(), token.to_owned())]
     );
-    let job = submitted["atlas"]["jobs"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     (submitted, job)
 }
 
@@ -177,11 +188,7 @@ async fn a_finished_restore_reports_heartbeats_then_one_success_with_the_final_o
     let runbook = runbook(&[]).await;
     let token = token("FINISHED");
     let (_, job) = submitted_and_checked_once(&runbook, "rb-finished", &token).await;
-    runbook
-        .e2e
-        .stack
-        .atlas
-        .set_job_status(&job, "FINISHED", None);
+    runbook.end_job(&job, "FINISHED");
     let check_2 = runbook.follow_up().await;
     runbook.deliver_ok(&check_2).await;
 
@@ -216,7 +223,7 @@ async fn a_broken_restore_fails_the_task_with_atlas_restore_broken() {
     let runbook = runbook(&[]).await;
     let token = token("BROKEN");
     let (_, job) = submitted_and_checked_once(&runbook, "rb-broken", &token).await;
-    runbook.e2e.stack.atlas.set_job_status(&job, "BROKEN", None);
+    runbook.end_job(&job, "BROKEN");
     runbook.deliver_ok(&runbook.follow_up().await).await;
     assert_eq!(
         action_list(&runbook.accepted()),
@@ -338,11 +345,7 @@ async fn a_request_without_a_token_makes_no_step_functions_call() {
         .unwrap()
         .to_owned();
     runbook.deliver_ok(&runbook.follow_up().await).await;
-    runbook
-        .e2e
-        .stack
-        .atlas
-        .set_job_status(&job, "FINISHED", None);
+    runbook.end_job(&job, "FINISHED");
     runbook.deliver_ok(&runbook.follow_up().await).await;
     let published = runbook.e2e.published(2).await;
     assert_eq!(published[1]["outcome"], "FINISHED");
@@ -365,11 +368,7 @@ async fn a_retried_state_is_reported_to_its_new_token_only() {
         .await;
     assert_eq!(duplicate["outcome"], "DUPLICATE");
     assert_eq!(duplicate["first"]["outcome"], "SUBMITTED");
-    runbook
-        .e2e
-        .stack
-        .atlas
-        .set_job_status(&job, "FINISHED", None);
+    runbook.end_job(&job, "FINISHED");
     runbook.deliver_ok(&runbook.follow_up().await).await;
     let calls = runbook.accepted();
     assert_eq!(
@@ -398,23 +397,13 @@ async fn a_retried_state_is_reported_to_its_new_token_only() {
 async fn a_timed_out_task_is_recorded_and_never_called_again() {
     let runbook = runbook(&[]).await;
     let token = token("TIMEDOUT");
-    let submitted = runbook
-        .invoke(runbook_command("rb-timed-out", &token))
-        .await;
-    let job = submitted["atlas"]["jobs"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, job) = runbook.submit("rb-timed-out", &token).await;
     runbook
         .sfn
         .fail_next(Some("SendTaskHeartbeat"), SfnFault::TaskTimedOut);
     // The refusal does not fail the check: it is not retried.
     runbook.deliver_ok(&runbook.follow_up().await).await;
-    runbook
-        .e2e
-        .stack
-        .atlas
-        .set_job_status(&job, "FINISHED", None);
+    runbook.end_job(&job, "FINISHED");
     runbook.deliver_ok(&runbook.follow_up().await).await;
     let calls = runbook.sfn.calls();
     assert_eq!(
@@ -439,11 +428,7 @@ async fn an_end_refused_as_timed_out_is_not_retried() {
     let runbook = runbook(&[]).await;
     let token = token("ENDREFUSED");
     let (_, job) = submitted_and_checked_once(&runbook, "rb-end-refused", &token).await;
-    runbook
-        .e2e
-        .stack
-        .atlas
-        .set_job_status(&job, "FINISHED", None);
+    runbook.end_job(&job, "FINISHED");
     runbook
         .sfn
         .fail_next(Some("SendTaskSuccess"), SfnFault::TaskTimedOut);
@@ -471,11 +456,7 @@ async fn step_functions_unavailable_is_retried_and_the_end_reported_once() {
     let runbook = runbook(&[]).await;
     let token = token("UNAVAILABLE");
     let (_, job) = submitted_and_checked_once(&runbook, "rb-unavailable", &token).await;
-    runbook
-        .e2e
-        .stack
-        .atlas
-        .set_job_status(&job, "FINISHED", None);
+    runbook.end_job(&job, "FINISHED");
     runbook.sfn.fail_all(SfnFault::Unavailable);
     let check_2 = runbook.follow_up().await;
     let answer = runbook.deliver(&check_2).await;
@@ -599,11 +580,7 @@ async fn the_token_appears_in_no_log_line_outcome_notification_or_lookup() {
     let (submitted, job) = submitted_and_checked_once(&runbook, "rb-leak", &token).await;
     let retried = token.replace(marker, "LEAKRETRY");
     let duplicate = runbook.invoke(runbook_command("rb-leak", &retried)).await;
-    runbook
-        .e2e
-        .stack
-        .atlas
-        .set_job_status(&job, "FINISHED", None);
+    runbook.end_job(&job, "FINISHED");
     runbook
         .sfn
         .fail_next(Some("SendTaskHeartbeat"), SfnFault::Throttled);
@@ -659,24 +636,14 @@ async fn the_token_appears_in_no_log_line_outcome_notification_or_lookup() {
 async fn a_failed_heartbeat_does_not_stop_following() {
     let runbook = runbook(&[]).await;
     let token = token("HEARTBEATDOWN");
-    let submitted = runbook
-        .invoke(runbook_command("rb-heartbeat-down", &token))
-        .await;
-    let job = submitted["atlas"]["jobs"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, job) = runbook.submit("rb-heartbeat-down", &token).await;
     runbook.sfn.fail_all(SfnFault::Unavailable);
     // The check completes and queues the next one; the heartbeat is only logged as failed.
     runbook.deliver_ok(&runbook.follow_up().await).await;
     assert!(runbook.sfn.calls().iter().all(|c| c.status == 500));
     assert!(!runbook.sfn.calls().is_empty());
     runbook.sfn.heal();
-    runbook
-        .e2e
-        .stack
-        .atlas
-        .set_job_status(&job, "FINISHED", None);
+    runbook.end_job(&job, "FINISHED");
     runbook.deliver_ok(&runbook.follow_up().await).await;
     assert_eq!(
         action_list(&runbook.accepted()),
@@ -688,6 +655,46 @@ async fn a_failed_heartbeat_does_not_stop_following() {
             .function
             .output()
             .contains("the heartbeat failed")
+    );
+    assert_eq!(runbook.atlas_posts(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_work_queue_a_token_is_rejected_and_its_task_told_so() {
+    let sfn = StepFunctionsProxy::start().await;
+    let e2e = E2e::start(&[("AWS_ENDPOINT_URL_SFN", &sfn.endpoint())]).await;
+    sfn.forward_to(&e2e.stack.moto.endpoint());
+    let token = token("NOQUEUE");
+    let answer = e2e.answer(runbook_command("rb-no-queue", &token)).await;
+    assert_eq!(answer["outcome"], "REJECTED");
+    assert_eq!(answer["errors"][0]["field"], "/taskToken");
+    assert_eq!(answer["errors"][0]["code"], "FOLLOW_NEEDS_QUEUE");
+    let calls = sfn.accepted();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].token(), token);
+    let (error, cause) = failure_of(&calls[0]);
+    assert_eq!(error, "AtlasRestore.REJECTED");
+    assert_eq!(cause["errors"][0]["code"], "FOLLOW_NEEDS_QUEUE");
+    assert_eq!(e2e.jobs(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_under_a_followed_request_s_key_never_takes_its_token() {
+    let runbook = runbook(&[]).await;
+    let (real, dry) = (token("REALRUN"), token("DRYUNDER"));
+    let (_, job) = runbook.submit("rb-dry-under", &real).await;
+    let mut dry_run = runbook_command("rb-dry-under", &dry);
+    dry_run["dryRun"] = json!(true);
+    assert_eq!(runbook.invoke(dry_run).await["outcome"], "DUPLICATE");
+    runbook.end_job(&job, "FINISHED");
+    runbook.deliver_ok(&runbook.follow_up().await).await;
+    let calls = runbook.accepted();
+    assert_eq!(
+        calls,
+        [
+            ("SendTaskHeartbeat".to_owned(), real.clone()),
+            ("SendTaskSuccess".to_owned(), real.clone()),
+        ]
     );
     assert_eq!(runbook.atlas_posts(), 1);
 }

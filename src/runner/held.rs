@@ -38,8 +38,9 @@ impl<P: Ports> Runner<P> {
         record: IdempotencyRecord,
         decision: &Decision,
     ) -> Result<Report, DependencyError> {
-        if *decision != Decision::KeyReused {
-            // A retried state's new token: the one the end is reported to from now on.
+        // A retried state's new token: the one the end is reported to from now on. Never the
+        // token of another command, or of a dry run of a real one (or the reverse).
+        if *decision != Decision::KeyReused && record.dry_run == self.is_dry_run(&request.command) {
             self.take_task_token(&request.request_id, request.command.task_token.as_ref())
                 .await?;
         }
