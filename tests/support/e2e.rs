@@ -55,6 +55,7 @@ impl E2e {
     /// `changed_env` over the environment it had (an empty value removes a variable).
     pub fn restart(&mut self, changed_env: &[(&str, &str)]) {
         self.function.kill();
+        self.api.retire_pollers();
         for (name, value) in changed_env {
             self.env.retain(|(n, _)| n != name);
             if !value.is_empty() {

@@ -153,6 +153,9 @@ struct State {
     first_next_at: Option<Instant>,
     /// `/next` requests waiting for an event right now.
     waiting_polls: usize,
+    /// Bumped by [`RuntimeApi::retire_pollers`]: a `/next` that arrived under an older
+    /// generation never takes an event.
+    poller_generation: u64,
     deliveries: Vec<Delivery>,
     requests: Vec<RecordedRequest>,
 }
@@ -300,6 +303,13 @@ impl RuntimeApi {
     }
 
     /// Events queued and not yet handed out (an invocation that timed out no longer counts).
+    /// Every `/next` waiting now came from a process that was killed: none of them takes an
+    /// event from now on, so the next event goes to the process started after.
+    pub fn retire_pollers(&self) {
+        lock(&self.shared).poller_generation += 1;
+        self.shared.queued.notify_waiters();
+    }
+
     pub fn queued(&self) -> usize {
         lock(&self.shared)
             .queue
@@ -506,20 +516,30 @@ impl Drop for WaitingPoll<'_> {
 /// `GET /invocation/next`: waits for a live queued event and hands it out.
 async fn next(shared: &Shared) -> Response<Full<Bytes>> {
     let _waiting = WaitingPoll::new(shared);
+    let generation = lock(shared).poller_generation;
     loop {
         // Registered before looking at the queue, so a notification in between is not lost. If
         // the client goes away meanwhile, hyper drops this future before an event is taken.
         let notified = shared.queued.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        {
+        let retired = {
             let mut state = lock(shared);
-            while let Some(queued) = state.queue.pop_front() {
-                if queued.reply.is_closed() {
-                    continue;
+            let retired = state.poller_generation != generation;
+            if !retired {
+                while let Some(queued) = state.queue.pop_front() {
+                    if queued.reply.is_closed() {
+                        continue;
+                    }
+                    return deliver(&mut state, queued);
                 }
-                return deliver(&mut state, queued);
             }
+            retired
+        };
+        if retired {
+            // Its process was killed: hyper may not notice the closed connection before it
+            // writes, and an event written to it would be lost.
+            return std::future::pending().await;
         }
         notified.await;
     }
