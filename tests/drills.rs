@@ -196,6 +196,35 @@ async fn a_drill_over_its_rpo_target_missed_it() {
     assert_eq!(records[0]["missed"], json!(["rpo"]));
 }
 
+/// RTO runs from the submission to the check that saw the end, in real time: this test waits
+/// out a 1-minute target (about 61 s) so that a slow restore is seen to miss it end to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_over_its_rto_target_missed_it() {
+    let e2e = drills_e2e(&[]).await;
+    let submitted = submit(
+        &e2e,
+        drill_command("drill-slow", "orders-monthly", Some(1), None),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(61)).await;
+    e2e.stack
+        .atlas
+        .set_job_status(&job_id(&submitted), "FINISHED", None);
+    let end = follow_to_end(&e2e, |_| {}).await;
+    assert_eq!(end["outcome"], "FINISHED", "{end}");
+    assert_eq!(end["drill"]["verdict"], "MISSED_TARGET", "{end}");
+    assert_eq!(end["drill"]["missed"], json!(["rto"]), "{end}");
+    let rto = end["drill"]["rtoSeconds"].as_u64().unwrap();
+    assert!(
+        rto > 60,
+        "a restore that took {rto} s cannot miss a 60 s target"
+    );
+    let records = evidence(&e2e).await;
+    assert_eq!(records[0]["verdict"], "MISSED_TARGET");
+    assert_eq!(records[0]["missed"], json!(["rto"]));
+    assert_eq!(records[0]["rtoSeconds"], json!(rto));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_drill_is_broken_and_kept() {
     let e2e = drills_e2e(&[]).await;
