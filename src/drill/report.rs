@@ -36,6 +36,8 @@ svg text{font-family:inherit;fill:var(--muted)}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{text-align:left;padding:6px 10px;border-bottom:1px solid var(--line);vertical-align:top;white-space:nowrap}
 td.wrap{white-space:normal;min-width:20em;overflow-wrap:anywhere}
+td.route{white-space:normal;min-width:14em;max-width:22em;overflow-wrap:anywhere}
+.hint{color:var(--muted);font-size:.85rem;margin:0 0 6px}
 th{background:#f4f6f8;position:sticky;top:0}
 tr:last-child td{border-bottom:0}
 .v{font-weight:600}
@@ -47,10 +49,11 @@ svg .value{fill:var(--ink);font-weight:600}
 @media (max-width:640px){
 main{padding:12px}
 .scroll{overflow:visible;border:0}
+.hint{display:none}
 table,tbody,tr,td{display:block;width:100%}
 thead{display:none}
 tr.drill{border:1px solid var(--line);border-radius:8px;margin:0 0 10px;padding:6px 0}
-td,td.wrap{white-space:normal;border:0;padding:3px 12px;min-width:0;display:grid;grid-template-columns:8.5em 1fr;gap:8px;overflow-wrap:anywhere}
+td,td.wrap,td.route{white-space:normal;border:0;padding:3px 12px;min-width:0;max-width:none;display:grid;grid-template-columns:8.5em 1fr;gap:8px;overflow-wrap:anywhere}
 td::before{content:attr(data-label);color:var(--muted);font-weight:400}
 }
 "#;
@@ -362,7 +365,7 @@ fn mark(
 
 fn table(records: &[EvidenceRecord]) -> String {
     let mut out = String::from(
-        "<h2>Drills</h2><div class=\"scroll\"><table><thead><tr>\
+        "<h2>Drills</h2><p class=\"hint\">The table scrolls sideways when it is wider than the window: the request, the people, the Atlas jobs and the reason follow the restore point.</p><div class=\"scroll\"><table><thead><tr>\
          <th>Started (UTC)</th><th>Verdict</th><th>RTO / target</th><th>RPO / target</th>\
          <th>Restore point (UTC)</th><th>Source → target</th><th>Request</th>\
          <th>Requested by</th><th>Approved by</th><th>Atlas jobs</th><th>Reason</th>\
@@ -375,7 +378,7 @@ fn table(records: &[EvidenceRecord]) -> String {
             "<tr class=\"drill\" data-started-at=\"{started}\"><td data-label=\"Started (UTC)\">{started_h}</td>\
              <td data-label=\"Verdict\" class=\"v v-{verdict}\">{verdict_h}</td><td data-label=\"RTO / target\">{rto}</td>\
              <td data-label=\"RPO / target\">{rpo}</td><td data-label=\"Restore point\">{point}</td>\
-             <td data-label=\"Source → target\">{route}</td><td data-label=\"Request\">{request}</td>\
+             <td data-label=\"Source → target\" class=\"route\">{route}</td><td data-label=\"Request\">{request}</td>\
              <td data-label=\"Requested by\">{by}</td><td data-label=\"Approved by\">{approved}</td>\
              <td data-label=\"Atlas jobs\">{jobs}</td><td data-label=\"Reason\" class=\"wrap\">{reason}</td></tr>",
             started = escape(&r.started_at),
