@@ -519,9 +519,8 @@ impl AtlasClient {
         job_id: &str,
         deadline: Instant,
     ) -> Result<RestoreJob, AtlasError> {
-        let mut path = restore_jobs_path(source);
-        path.push(job_id.to_owned());
-        self.get_json(&self.api_url(&path, &[]), V1, deadline).await
+        self.get_cluster_item(Api::V1, source, &["restoreJobs", job_id], deadline)
+            .await
     }
 
     /// The source cluster's completed legacy snapshots (`completed=true`), every page.
@@ -530,7 +529,7 @@ impl AtlasClient {
         source: &SourceCluster,
         deadline: Instant,
     ) -> Result<Vec<Snapshot>, AtlasError> {
-        let path = cluster_path("v1.0", source, &["snapshots"]);
+        let path = cluster_path(Api::V1, source, &["snapshots"]);
         let snapshots: Vec<Snapshot> = self
             .get_all_pages(&path, &[("completed", "true")], V1, deadline)
             .await?;
@@ -575,9 +574,9 @@ impl AtlasClient {
         job_id: &str,
         deadline: Instant,
     ) -> Result<RestoreJob, AtlasError> {
-        let mut path = cloud_restore_jobs_path(source);
-        path.push(job_id.to_owned());
-        self.get_json(&self.api_url(&path, &[]), V2, deadline).await
+        let leaves = ["backup", "restoreJobs", job_id];
+        self.get_cluster_item(Api::V2, source, &leaves, deadline)
+            .await
     }
 
     /// The source cluster's Cloud Backup snapshots (`GET .../backup/snapshots`), every page.
@@ -586,7 +585,7 @@ impl AtlasClient {
         source: &SourceCluster,
         deadline: Instant,
     ) -> Result<Vec<CloudSnapshot>, AtlasError> {
-        let path = cluster_path("v2", source, &["backup", "snapshots"]);
+        let path = cluster_path(Api::V2, source, &["backup", "snapshots"]);
         self.get_all_pages(&path, &[], V2, deadline).await
     }
 
@@ -598,23 +597,15 @@ impl AtlasClient {
         point: &RestorePoint,
         deadline: Instant,
     ) -> Result<Value, AtlasError> {
-        let (path, accept) = match point {
-            RestorePoint::LegacySnapshot(id) => (
-                cluster_path("v1.0", source, &["snapshots", id.as_str()]),
-                V1,
-            ),
-            RestorePoint::Checkpoint(id) => (
-                cluster_path("v1.0", source, &["checkpoints", id.as_str()]),
-                V1,
-            ),
-            RestorePoint::CloudSnapshot(id) => (
-                cluster_path("v2", source, &["backup", "snapshots", id.as_str()]),
-                V2,
-            ),
+        let (api, leaves) = match point {
+            RestorePoint::LegacySnapshot(id) => (Api::V1, ["snapshots", id.as_str()].to_vec()),
+            RestorePoint::Checkpoint(id) => (Api::V1, ["checkpoints", id.as_str()].to_vec()),
+            RestorePoint::CloudSnapshot(id) => {
+                (Api::V2, ["backup", "snapshots", id.as_str()].to_vec())
+            }
             RestorePoint::At(_) | RestorePoint::Unreadable => return Ok(Value::Null),
         };
-        self.get_json(&self.api_url(&path, &[]), accept, deadline)
-            .await
+        self.get_cluster_item(api, source, &leaves, deadline).await
     }
 
     /// An authenticated GET of any path under the base URL, for endpoints this client has no
@@ -622,6 +613,19 @@ impl AtlasClient {
     pub async fn get_value(&self, path: &[&str], deadline: Instant) -> Result<Value, AtlasError> {
         let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
         self.get_json(&self.api_url(&path, &[]), V1, deadline).await
+    }
+
+    /// One resource under the source cluster: `GET .../clusters/{clusterName}/{leaves...}`.
+    async fn get_cluster_item<T: DeserializeOwned>(
+        &self,
+        api: Api,
+        source: &SourceCluster,
+        leaves: &[&str],
+        deadline: Instant,
+    ) -> Result<T, AtlasError> {
+        let path = cluster_path(api, source, leaves);
+        self.get_json(&self.api_url(&path, &[]), api.accept(), deadline)
+            .await
     }
 
     async fn get_all_pages<T: DeserializeOwned>(
@@ -1098,20 +1102,44 @@ impl Auth {
     }
 }
 
+/// The two versions of the Admin API this client speaks: the legacy backup endpoints are
+/// only in v1.0, Cloud Backup's are in the versioned API.
+#[derive(Clone, Copy)]
+enum Api {
+    V1,
+    V2,
+}
+
+impl Api {
+    fn path_version(self) -> &'static str {
+        match self {
+            Api::V1 => "v1.0",
+            Api::V2 => "v2",
+        }
+    }
+
+    fn accept(self) -> &'static str {
+        match self {
+            Api::V1 => V1,
+            Api::V2 => V2,
+        }
+    }
+}
+
 fn restore_jobs_path(source: &SourceCluster) -> Vec<String> {
-    cluster_path("v1.0", source, &["restoreJobs"])
+    cluster_path(Api::V1, source, &["restoreJobs"])
 }
 
 fn cloud_restore_jobs_path(source: &SourceCluster) -> Vec<String> {
-    cluster_path("v2", source, &["backup", "restoreJobs"])
+    cluster_path(Api::V2, source, &["backup", "restoreJobs"])
 }
 
 /// `/api/atlas/{version}/groups/{groupId}/clusters/{clusterName}/{leaves...}`.
-fn cluster_path(version: &str, source: &SourceCluster, leaves: &[&str]) -> Vec<String> {
+fn cluster_path(api: Api, source: &SourceCluster, leaves: &[&str]) -> Vec<String> {
     let mut path: Vec<String> = [
         "api",
         "atlas",
-        version,
+        api.path_version(),
         "groups",
         source.group_id.as_str(),
         "clusters",
