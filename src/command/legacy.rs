@@ -552,10 +552,6 @@ fn read_point(
     now: DateTime<Utc>,
     problems: &mut Problems,
 ) -> Option<RestorePointChoice<LegacyPoint>> {
-    let CommandPoint {
-        run_time_point,
-        given: run_time_point_given,
-    } = point;
     let mut kinds: Vec<&str> = Vec::new();
     if fields.has("snapshotId") {
         kinds.push("snapshotId");
@@ -569,7 +565,7 @@ fn read_point(
     if fields.has("pointInTimeUTCMillis") {
         kinds.push("pointInTimeUTCMillis");
     }
-    if run_time_point_given {
+    if point.given {
         kinds.push("restorePoint");
     }
 
@@ -593,7 +589,7 @@ fn read_point(
                 );
             }
         }
-        if let Some(RunTimePoint::MinutesAgo(_)) = run_time_point {
+        if let Some(RunTimePoint::MinutesAgo(_)) = point.run_time_point {
             problems.add(
                 "/restorePoint",
                 ErrorCode::NotAllowedWithMethod,
@@ -612,8 +608,8 @@ fn read_point(
             None
         }
         1 => {
-            if run_time_point_given {
-                return run_time_point.map(RestorePointChoice::AtRunTime);
+            if point.given {
+                return point.run_time_point.map(RestorePointChoice::AtRunTime);
             }
             let point = snapshot
                 .map(LegacyPoint::Snapshot)
@@ -623,7 +619,7 @@ fn read_point(
             Some(RestorePointChoice::Given(point))
         }
         _ => {
-            problems.restore_point_conflict(&kinds, run_time_point_given);
+            problems.restore_point_conflict(&kinds, point.given);
             None
         }
     }
