@@ -59,6 +59,16 @@ impl SecretsManagerSecrets {
         {
             return Ok(value.clone());
         }
+        // Boxed, and only on a miss: the SDK request's future is large, and held inline it would
+        // make every caller's future as large, so that the `Box::pin` of each credential read
+        // (`ports::CredentialSource`) copied it on every invocation, cache hits included.
+        let value = Box::pin(self.get_secret_value(secret_id)).await?;
+        cache.insert(secret_id.to_owned(), (value.clone(), Instant::now()));
+        Ok(value)
+    }
+
+    /// One `GetSecretValue` of `secret_id`: its text, or an error naming the secret.
+    async fn get_secret_value(&self, secret_id: &str) -> Result<Secret, DependencyError> {
         let answer = self
             .client
             .get_secret_value()
@@ -86,9 +96,7 @@ impl SecretsManagerSecrets {
                     ),
                 )
             })?;
-        let value = secret_text(secret_id, answer.secret_string(), answer.secret_binary())?;
-        cache.insert(secret_id.to_owned(), (value.clone(), Instant::now()));
-        Ok(value)
+        secret_text(secret_id, answer.secret_string(), answer.secret_binary())
     }
 }
 
