@@ -373,9 +373,10 @@ fn durations_read_as_people_say_them() {
     assert_eq!(human_duration(86_400), "1 d");
 }
 
-#[test]
-fn the_summary_counts_passes_and_takes_the_figures() {
-    let records = vec![
+/// The two newest drills of the history the summary and report tests share: a broken one and
+/// one that missed its RPO target.
+fn broken_then_missed() -> Vec<EvidenceRecord> {
+    vec![
         record(
             Verdict::Broken,
             "2026-12-03T10:00:00Z",
@@ -388,14 +389,24 @@ fn the_summary_counts_passes_and_takes_the_figures() {
             Some(9000),
             Some(300),
         ),
-        record(
-            Verdict::Passed,
-            "2026-12-01T10:00:00Z",
-            Some(2520),
-            Some(200),
-        ),
-        record(Verdict::Failed, "2026-11-30T10:00:00Z", None, Some(50)),
-    ];
+    ]
+}
+
+#[test]
+fn the_summary_counts_passes_and_takes_the_figures() {
+    let mut records = broken_then_missed();
+    records.push(record(
+        Verdict::Passed,
+        "2026-12-01T10:00:00Z",
+        Some(2520),
+        Some(200),
+    ));
+    records.push(record(
+        Verdict::Failed,
+        "2026-11-30T10:00:00Z",
+        None,
+        Some(50),
+    ));
     let summary = Summary::of(&records);
     assert_eq!(summary.count, 4);
     assert_eq!(summary.passed, 1);
@@ -430,21 +441,8 @@ fn the_summary_counts_passes_and_takes_the_figures() {
 
 #[test]
 fn the_report_has_one_mark_per_drill_in_each_panel_and_one_row_each() {
-    let records = vec![
-        record(
-            Verdict::Broken,
-            "2026-12-03T10:00:00Z",
-            Some(600),
-            Some(100),
-        ),
-        record(
-            Verdict::MissedTarget,
-            "2026-12-02T10:00:00Z",
-            Some(9000),
-            Some(300),
-        ),
-        record(Verdict::Failed, "2026-11-30T10:00:00Z", None, None),
-    ];
+    let mut records = broken_then_missed();
+    records.push(record(Verdict::Failed, "2026-11-30T10:00:00Z", None, None));
     let page = report::render(
         "orders-monthly",
         &records,
