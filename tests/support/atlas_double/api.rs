@@ -58,164 +58,45 @@ pub(super) fn resolve(method: &str, path: &str) -> Target {
         job_id: percent_decode(job),
     };
     let get = method == "GET";
-    match segments.as_slice() {
-        ["api", "atlas", "v1.0", "groups", group, "clusters"] if get => {
-            Target::Api(Route::ListClusters, params(group, "", ""))
+    let (version, group, rest) = match segments.as_slice() {
+        ["api", "atlas", version, "groups", group, rest @ ..] => (*version, *group, rest),
+        _ => return Target::NotFound,
+    };
+    if let ("v1.0", ["clusters"]) = (version, rest) {
+        return match get {
+            true => Target::Api(Route::ListClusters, params(group, "", "")),
+            false => Target::MethodNotAllowed("GET"),
+        };
+    }
+    let (cluster, leaves) = match rest {
+        ["clusters", cluster, leaves @ ..] => (*cluster, leaves),
+        _ => return Target::NotFound,
+    };
+    let api = |route: Route, item: &str| Target::Api(route, params(group, cluster, item));
+    // Atlas also cancels a job (DELETE) and takes an on-demand snapshot (POST) on some of these
+    // paths; the double does neither.
+    match (version, leaves) {
+        ("v1.0", ["restoreJobs"]) => match method {
+            "GET" => api(Route::ListRestoreJobs, ""),
+            "POST" => api(Route::CreateRestoreJob, ""),
+            _ => Target::MethodNotAllowed("GET, POST"),
+        },
+        ("v1.0", ["restoreJobs", job]) if get => api(Route::GetRestoreJob, job),
+        ("v1.0", ["snapshots"]) if get => api(Route::ListSnapshots, ""),
+        ("v1.0", ["snapshots", snapshot]) if get => api(Route::GetSnapshot, snapshot),
+        ("v1.0", ["checkpoints", checkpoint]) if get => api(Route::GetCheckpoint, checkpoint),
+        ("v1.0", ["restoreJobs", _] | ["snapshots"]) => Target::MethodNotAllowed("GET"),
+        ("v2", ["backup", "restoreJobs"]) => match method {
+            "GET" => api(Route::ListCloudRestoreJobs, ""),
+            "POST" => api(Route::CreateCloudRestoreJob, ""),
+            _ => Target::MethodNotAllowed("GET, POST"),
+        },
+        ("v2", ["backup", "restoreJobs", job]) if get => api(Route::GetCloudRestoreJob, job),
+        ("v2", ["backup", "snapshots"]) if get => api(Route::ListCloudSnapshots, ""),
+        ("v2", ["backup", "snapshots", snapshot]) if get => api(Route::GetCloudSnapshot, snapshot),
+        ("v2", ["backup", "restoreJobs", _] | ["backup", "snapshots"]) => {
+            Target::MethodNotAllowed("GET")
         }
-        ["api", "atlas", "v1.0", "groups", _, "clusters"] => Target::MethodNotAllowed("GET"),
-        [
-            "api",
-            "atlas",
-            "v1.0",
-            "groups",
-            group,
-            "clusters",
-            cluster,
-            "restoreJobs",
-        ] => match method {
-            "GET" => Target::Api(Route::ListRestoreJobs, params(group, cluster, "")),
-            "POST" => Target::Api(Route::CreateRestoreJob, params(group, cluster, "")),
-            _ => Target::MethodNotAllowed("GET, POST"),
-        },
-        [
-            "api",
-            "atlas",
-            "v1.0",
-            "groups",
-            group,
-            "clusters",
-            cluster,
-            "restoreJobs",
-            job,
-        ] if get => Target::Api(Route::GetRestoreJob, params(group, cluster, job)),
-        [
-            "api",
-            "atlas",
-            "v1.0",
-            "groups",
-            group,
-            "clusters",
-            cluster,
-            "snapshots",
-        ] if get => Target::Api(Route::ListSnapshots, params(group, cluster, "")),
-        [
-            "api",
-            "atlas",
-            "v1.0",
-            "groups",
-            group,
-            "clusters",
-            cluster,
-            "snapshots",
-            snapshot,
-        ] if get => Target::Api(Route::GetSnapshot, params(group, cluster, snapshot)),
-        [
-            "api",
-            "atlas",
-            "v1.0",
-            "groups",
-            group,
-            "clusters",
-            cluster,
-            "checkpoints",
-            checkpoint,
-        ] if get => Target::Api(Route::GetCheckpoint, params(group, cluster, checkpoint)),
-        [
-            "api",
-            "atlas",
-            "v1.0",
-            "groups",
-            _,
-            "clusters",
-            _,
-            "restoreJobs",
-            _,
-        ]
-        | [
-            "api",
-            "atlas",
-            "v1.0",
-            "groups",
-            _,
-            "clusters",
-            _,
-            "snapshots",
-        ] => Target::MethodNotAllowed("GET"),
-        [
-            "api",
-            "atlas",
-            "v2",
-            "groups",
-            group,
-            "clusters",
-            cluster,
-            "backup",
-            "restoreJobs",
-        ] => match method {
-            "GET" => Target::Api(Route::ListCloudRestoreJobs, params(group, cluster, "")),
-            "POST" => Target::Api(Route::CreateCloudRestoreJob, params(group, cluster, "")),
-            _ => Target::MethodNotAllowed("GET, POST"),
-        },
-        [
-            "api",
-            "atlas",
-            "v2",
-            "groups",
-            group,
-            "clusters",
-            cluster,
-            "backup",
-            "restoreJobs",
-            job,
-        ] if get => Target::Api(Route::GetCloudRestoreJob, params(group, cluster, job)),
-        [
-            "api",
-            "atlas",
-            "v2",
-            "groups",
-            group,
-            "clusters",
-            cluster,
-            "backup",
-            "snapshots",
-        ] if get => Target::Api(Route::ListCloudSnapshots, params(group, cluster, "")),
-        [
-            "api",
-            "atlas",
-            "v2",
-            "groups",
-            group,
-            "clusters",
-            cluster,
-            "backup",
-            "snapshots",
-            snapshot,
-        ] if get => Target::Api(Route::GetCloudSnapshot, params(group, cluster, snapshot)),
-        // Atlas also cancels a job (DELETE) and takes an on-demand snapshot (POST) here; the double
-        // does neither.
-        [
-            "api",
-            "atlas",
-            "v2",
-            "groups",
-            _,
-            "clusters",
-            _,
-            "backup",
-            "restoreJobs",
-            _,
-        ]
-        | [
-            "api",
-            "atlas",
-            "v2",
-            "groups",
-            _,
-            "clusters",
-            _,
-            "backup",
-            "snapshots",
-        ] => Target::MethodNotAllowed("GET"),
         _ => Target::NotFound,
     }
 }
