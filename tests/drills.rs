@@ -20,18 +20,6 @@ fn time(value: &Value) -> DateTime<Utc> {
         .unwrap()
 }
 
-/// Submits a drill directly; its SUBMITTED outcome.
-async fn submit(e2e: &E2e, command: Value) -> Value {
-    let outcome = e2e.answer(command).await;
-    assert_eq!(
-        outcome["outcome"],
-        "SUBMITTED",
-        "{outcome}\n{}",
-        e2e.function.output()
-    );
-    outcome
-}
-
 fn job_id(outcome: &Value) -> String {
     outcome["atlas"]["jobs"][0]["id"]
         .as_str()
@@ -47,7 +35,9 @@ async fn drill_ending(
     targets: (Option<u32>, Option<u32>),
     status: &str,
 ) -> (Value, Value) {
-    let submitted = submit(e2e, drill_command(key, name, targets.0, targets.1)).await;
+    let submitted = e2e
+        .submit(drill_command(key, name, targets.0, targets.1))
+        .await;
     e2e.stack
         .atlas
         .set_job_status(&job_id(&submitted), status, None);
@@ -150,7 +140,9 @@ async fn a_drill_within_its_targets_passes_keeps_its_evidence_and_links_its_repo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_final_outcome_carries_the_drill_verdict_attribute() {
     let e2e = drills_e2e(&[]).await;
-    let submitted = submit(&e2e, drill_command("drill-attr", "attr", None, Some(60))).await;
+    let submitted = e2e
+        .submit(drill_command("drill-attr", "attr", None, Some(60)))
+        .await;
     e2e.stack
         .atlas
         .set_job_status(&job_id(&submitted), "FINISHED", None);
@@ -201,11 +193,9 @@ async fn a_drill_over_its_rpo_target_missed_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drill_over_its_rto_target_missed_it() {
     let e2e = drills_e2e(&[]).await;
-    let submitted = submit(
-        &e2e,
-        drill_command("drill-slow", "orders-monthly", Some(1), None),
-    )
-    .await;
+    let submitted = e2e
+        .submit(drill_command("drill-slow", "orders-monthly", Some(1), None))
+        .await;
     tokio::time::sleep(std::time::Duration::from_secs(61)).await;
     e2e.stack
         .atlas
@@ -245,11 +235,8 @@ async fn a_broken_drill_is_broken_and_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_drill_is_stalled_and_kept() {
     let e2e = drills_e2e(&[("FOLLOW_MAX_HOURS", "0.0005")]).await;
-    submit(
-        &e2e,
-        drill_command("drill-stalled", "orders-monthly", None, None),
-    )
-    .await;
+    e2e.submit(drill_command("drill-stalled", "orders-monthly", None, None))
+        .await;
     let end = follow_to_end(&e2e, |_| {}).await;
     assert_eq!(end["outcome"], "STALLED");
     assert_eq!(end["drill"]["verdict"], "STALLED");
@@ -612,7 +599,7 @@ async fn restore_point_of(
             command[k] = v;
         }
     }
-    let submitted = submit(e2e, command).await;
+    let submitted = e2e.submit(command).await;
     let reads = [
         Route::GetSnapshot,
         Route::GetCloudSnapshot,
@@ -699,7 +686,7 @@ async fn an_oplog_point_is_its_own_time() {
     let mut command = drill_command("point-cloud-oplog", "points", None, None);
     command["restore"] = cloud;
     command["backupType"] = json!("cloud");
-    let submitted = submit(&e2e, command).await;
+    let submitted = e2e.submit(command).await;
     assert_eq!(
         time(&submitted["drill"]["restorePointTime"]),
         at - Duration::seconds(60)
@@ -774,11 +761,14 @@ async fn minutes_ago_is_that_point_in_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_end_whose_evidence_cannot_be_kept_is_published_only_once_it_is() {
     let e2e = drills_e2e(&[]).await;
-    let submitted = submit(
-        &e2e,
-        drill_command("drill-retry", "orders-monthly", Some(120), None),
-    )
-    .await;
+    let submitted = e2e
+        .submit(drill_command(
+            "drill-retry",
+            "orders-monthly",
+            Some(120),
+            None,
+        ))
+        .await;
     assert_eq!(e2e.published(1).await.len(), 1, "the SUBMITTED");
     e2e.stack
         .atlas

@@ -81,18 +81,6 @@ async fn deliver(e2e: &E2e, body: &str) {
     );
 }
 
-/// Submits `command` directly and returns the SUBMITTED outcome.
-async fn submit(e2e: &E2e, command: Value) -> Value {
-    let outcome = e2e.answer(command).await;
-    assert_eq!(
-        outcome["outcome"],
-        "SUBMITTED",
-        "{outcome}\n{}",
-        e2e.function.output()
-    );
-    outcome
-}
-
 fn job_ids(outcome: &Value) -> Vec<String> {
     outcome["atlas"]["jobs"]
         .as_array()
@@ -119,7 +107,7 @@ fn statuses(outcome: &Value) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drill_is_followed_to_finished_with_its_measured_duration() {
     let e2e = followed(&[]).await;
-    let submitted = submit(&e2e, drill("drill-finished", "orders")).await;
+    let submitted = e2e.submit(drill("drill-finished", "orders")).await;
     let job = job_ids(&submitted).remove(0);
 
     // The check waits out its delay: nothing is visible at once.
@@ -193,7 +181,7 @@ async fn a_drill_is_followed_to_finished_with_its_measured_duration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_job_ends_the_request_broken() {
     let e2e = followed(&[]).await;
-    let submitted = submit(&e2e, drill("drill-broken", "orders")).await;
+    let submitted = e2e.submit(drill("drill-broken", "orders")).await;
     let job = job_ids(&submitted).remove(0);
     e2e.stack.atlas.set_job_status(&job, "BROKEN", None);
     let (_, check_1) = one_follow_up(&e2e).await;
@@ -208,7 +196,7 @@ async fn a_broken_job_ends_the_request_broken() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_automated_restore_whose_file_transfer_is_ready_is_followed_until_it_finishes() {
     let e2e = followed(&[]).await;
-    let submitted = submit(&e2e, drill("drill-ready", "orders")).await;
+    let submitted = e2e.submit(drill("drill-ready", "orders")).await;
     let job = job_ids(&submitted).remove(0);
     // Atlas answers the job of an automated restore with method HTTP, its targets kept; its
     // delivery (the file transfer to the target) may be READY while the restore still runs.
@@ -253,7 +241,7 @@ async fn a_download_ends_when_its_file_is_ready() {
         "/restore/delivery",
         json!({"methodName": "HTTP"}),
     );
-    let submitted = submit(&e2e, download).await;
+    let submitted = e2e.submit(download).await;
     let job = job_ids(&submitted).remove(0);
     e2e.stack
         .atlas
@@ -280,7 +268,7 @@ async fn a_download_ends_when_its_file_is_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_batch_with_one_broken_shard_is_broken_once_every_job_ended() {
     let e2e = followed(&[]).await;
-    let submitted = submit(&e2e, drill("drill-sharded", "sharded")).await;
+    let submitted = e2e.submit(drill("drill-sharded", "sharded")).await;
     let jobs = job_ids(&submitted);
     assert_eq!(jobs.len(), 3, "two shards and the config server");
 
@@ -323,7 +311,7 @@ async fn a_sharded_batch_with_one_broken_shard_is_broken_once_every_job_ended() 
 async fn a_restore_not_ended_in_time_is_stalled() {
     // 0.0005 h = 1.8 s: the first check (after 1 s) finds it running, the second stalls it.
     let e2e = followed(&[("FOLLOW_MAX_HOURS", "0.0005")]).await;
-    let submitted = submit(&e2e, drill("drill-stalled", "orders")).await;
+    let submitted = e2e.submit(drill("drill-stalled", "orders")).await;
     let job = job_ids(&submitted).remove(0);
     let mut checks = 0;
     let stalled = loop {
@@ -362,7 +350,7 @@ async fn a_cloud_restore_is_followed_through_the_v2_api() {
         "restore": {"deliveryType": "automated", "snapshotId": SNAPSHOT, "targetGroupId": GROUP, "targetClusterName": "orders-drill"},
         "reason": "quarterly DR drill"
     });
-    let submitted = submit(&e2e, command).await;
+    let submitted = e2e.submit(command).await;
     let job = job_ids(&submitted).remove(0);
     let (_, check_1) = one_follow_up(&e2e).await;
     deliver(&e2e, &check_1).await;
@@ -393,7 +381,7 @@ async fn a_cloud_restore_is_followed_through_the_v2_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follow_up_survives_atlas_and_sns_failures_and_publishes_once() {
     let e2e = followed(&[]).await;
-    let submitted = submit(&e2e, drill("drill-faults", "orders")).await;
+    let submitted = e2e.submit(drill("drill-faults", "orders")).await;
     let job = job_ids(&submitted).remove(0);
     assert_eq!(e2e.published(1).await.len(), 1);
 
@@ -469,7 +457,7 @@ async fn a_follow_up_survives_atlas_and_sns_failures_and_publishes_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_malformed_follow_ups_do_nothing() {
     let e2e = followed(&[]).await;
-    let submitted = submit(&e2e, drill("drill-forged", "orders")).await;
+    let submitted = e2e.submit(drill("drill-forged", "orders")).await;
     let (_, check_1) = one_follow_up(&e2e).await;
     for forged in [
         // An unknown request, a check that is not due, and nonsense.

@@ -71,6 +71,18 @@ impl E2e {
             .await
     }
 
+    /// Runs `command` directly and returns its outcome, which must be `SUBMITTED`.
+    pub async fn submit(&self, command: Value) -> Value {
+        let outcome = self.answer(command).await;
+        assert_eq!(
+            outcome["outcome"],
+            "SUBMITTED",
+            "{outcome}\n{}",
+            self.function.output()
+        );
+        outcome
+    }
+
     /// The function's answer; panics (with the function's output) on anything else.
     pub async fn answer(&self, event: Value) -> Value {
         match self.invoke(event).await {
